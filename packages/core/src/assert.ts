@@ -1,0 +1,107 @@
+/**
+ * Assertions at the public edge. The happy path is checked first; a message is built only when
+ * throwing, and it names the argument and the type it received, never its value.
+ * @module
+ */
+import { ErrorCode, SecureMemoryRangeError, SecureMemoryTypeError } from './errors.js';
+
+/** The largest secret any backend accepts: 1 GiB. A backend may set a lower maximum. */
+export const MAX_SECRET_SIZE = 2 ** 30;
+
+/** Describes the type of a value without revealing it. */
+export function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'function') return 'function';
+  if (typeof value !== 'object') return `type ${typeof value}`;
+  const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
+  return typeof name === 'string' && name !== '' ? `an instance of ${name}` : 'an object';
+}
+
+function isUint8Array(value: unknown): value is Uint8Array {
+  return value instanceof Uint8Array || (ArrayBuffer.isView(value) && Object.prototype.toString.call(value) === '[object Uint8Array]');
+}
+
+function isDetached(view: Uint8Array): boolean {
+  if (view.byteLength !== 0 || view.buffer.byteLength !== 0) return false;
+  try {
+    new Uint8Array(view.buffer);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Asserts that `value` is a `Uint8Array` (a `Buffer` is one) whose buffer is not detached.
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` for any other type; `ERR_INVALID_ARG_VALUE` when detached.
+ */
+export function assertBytes(value: unknown, label: string): asserts value is Uint8Array {
+  if (isUint8Array(value) && !isDetached(value)) return;
+  if (isUint8Array(value)) {
+    throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_VALUE, `The "${label}" argument's buffer is detached`);
+  }
+  throw new SecureMemoryTypeError(
+    ErrorCode.INVALID_ARG_TYPE,
+    `The "${label}" argument must be a Uint8Array. Received ${describeType(value)}`,
+  );
+}
+
+/**
+ * Asserts that `value` is a whole number of bytes from 1 to `max`.
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when it is not a number.
+ * @throws {RangeError} `ERR_INVALID_SIZE` when it is NaN, infinite, fractional, below 1 or above `max`.
+ */
+export function assertSize(value: unknown, label: string, max: number = MAX_SECRET_SIZE): asserts value is number {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= max) return;
+  if (typeof value !== 'number') {
+    throw new SecureMemoryTypeError(
+      ErrorCode.INVALID_ARG_TYPE,
+      `The "${label}" argument must be a number. Received ${describeType(value)}`,
+    );
+  }
+  throw new SecureMemoryRangeError(
+    ErrorCode.INVALID_SIZE,
+    `The "${label}" argument must be a whole number of bytes from 1 to ${max}. Received ${String(value)}`,
+  );
+}
+
+/**
+ * Asserts that `value` is a function.
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE`.
+ */
+export function assertFunction(value: unknown, label: string): asserts value is (...args: never[]) => unknown {
+  if (typeof value === 'function') return;
+  throw new SecureMemoryTypeError(
+    ErrorCode.INVALID_ARG_TYPE,
+    `The "${label}" argument must be a function. Received ${describeType(value)}`,
+  );
+}
+
+/**
+ * Asserts that `value` is one of `choices`.
+ * @throws {TypeError} `ERR_INVALID_ARG_VALUE`, naming the allowed choices.
+ */
+export function assertOneOf<T extends string>(value: unknown, label: string, choices: readonly T[]): asserts value is T {
+  if (typeof value === 'string' && (choices as readonly string[]).includes(value)) return;
+  throw new SecureMemoryTypeError(
+    ErrorCode.INVALID_ARG_VALUE,
+    `The "${label}" option must be one of ${choices.map((c) => `'${c}'`).join(', ')}. Received ${describeType(value)}`,
+  );
+}
+
+/**
+ * Asserts that `value` is undefined or a plain options object.
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE`.
+ */
+export function assertOptions(value: unknown, label: string): asserts value is Record<string, unknown> | undefined {
+  if (value === undefined || (typeof value === 'object' && value !== null && !Array.isArray(value))) return;
+  throw new SecureMemoryTypeError(
+    ErrorCode.INVALID_ARG_TYPE,
+    `The "${label}" argument must be an object. Received ${describeType(value)}`,
+  );
+}
+
+/** The error for a method called on something that is not one of ours. */
+export function invalidThis(className: string): TypeError {
+  return new SecureMemoryTypeError(ErrorCode.INVALID_THIS, `Value of "this" must be a ${className}`);
+}
