@@ -10,3 +10,4 @@ export * from './types.js';
 export { ManagedSecret, constantTimeEqual, type SecretRegion } from './secret.js';
 export { SecretFactoryBase, type RegionFill } from './factory.js';
 export * from './select.js';
+export * from './limits.js';
