@@ -1,0 +1,73 @@
+/**
+ * The control backend: plain, unprotected memory that claims nothing. It is the testkit's proof
+ * that its scanners see plaintext where it is; with the `claim` option it becomes a liar that the
+ * testkit must catch. Never use it for real secrets.
+ * @module
+ */
+import {
+  type BackendStats,
+  type GuaranteeFlag,
+  type Guarantees,
+  type RegionFill,
+  SecretFactoryBase,
+  type SecretRegion,
+  assertOptions,
+  defineGuarantees,
+  isGuaranteeFlag,
+  ErrorCode,
+  SecureMemoryTypeError,
+} from '@secure-memory/core';
+
+/** Options of the control backend. */
+export interface ControlOptions {
+  /** Flags to claim without keeping them (a liar, for the testkit's self-tests). */
+  claim?: GuaranteeFlag[];
+  /** Zero-fill on close (default false: the plaintext stays behind, as in an ordinary Buffer). */
+  wipe?: boolean;
+}
+
+/** A factory over ordinary off-heap Buffers: no locking, no protection, no exclusion from dumps. */
+export class ControlSecretFactory extends SecretFactoryBase {
+  readonly name: string;
+  readonly guarantees: Readonly<Guarantees>;
+  readonly #wipe: boolean;
+
+  constructor(options: ControlOptions = {}) {
+    super();
+    assertOptions(options, 'options');
+    const claim = options.claim ?? [];
+    if (!Array.isArray(claim) || !claim.every(isGuaranteeFlag)) {
+      throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_VALUE, 'The "claim" option must be an array of guarantee flags');
+    }
+    if (options.wipe !== undefined && typeof options.wipe !== 'boolean') {
+      throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, 'The "wipe" option must be a boolean');
+    }
+    this.#wipe = options.wipe ?? false;
+    this.name = claim.length > 0 ? 'liar' : 'control';
+    this.guarantees = defineGuarantees(Object.fromEntries(claim.map((f) => [f, true])));
+  }
+
+  protected allocate(size: number, fill: RegionFill): SecretRegion {
+    // An ArrayBuffer's backing store is off the V8 heap, never moved by the garbage collector.
+    const bytes = new Uint8Array(new ArrayBuffer(size));
+    fill(bytes);
+    const wipe = this.#wipe;
+    return {
+      protectRead: () => bytes,
+      protectIdle: () => {},
+      wipe: () => {
+        if (wipe) bytes.fill(0);
+      },
+      free: () => {},
+    };
+  }
+
+  protected backendStats(): BackendStats {
+    return { lockedBytes: 0 };
+  }
+}
+
+/** Makes the control backend's factory. */
+export function createFactory(options?: ControlOptions): ControlSecretFactory {
+  return new ControlSecretFactory(options);
+}

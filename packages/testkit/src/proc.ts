@@ -1,0 +1,149 @@
+/**
+ * Reading another process's memory from outside: /proc/<pid>/smaps for the mappings and their
+ * VmFlags, /proc/<pid>/mem for the bytes. Linux only; needs ptrace rights over the process (root,
+ * or the same user with a permissive yama ptrace_scope).
+ * @module
+ */
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+
+/** One mapping of a process. */
+export interface Mapping {
+  start: bigint;
+  end: bigint;
+  /** Such as `rw-p`, `---p`, `r--s`. */
+  perms: string;
+  /** The file or pseudo-name (`[heap]`, `/secretmem (deleted)`), or '' for anonymous memory. */
+  path: string;
+  /** Resident bytes. */
+  rss: number;
+  /** Swapped-out bytes. */
+  swap: number;
+  /** The two-letter VmFlags: `lo` locked, `dd` not dumped, `wf` wiped on fork, `dc` not copied on fork... */
+  vmFlags: string[];
+}
+
+/** Reads and parses /proc/<pid>/smaps. */
+export function readMappings(pid: number | 'self'): Mapping[] {
+  const text = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  const mappings: Mapping[] = [];
+  let current: Mapping | undefined;
+  for (const line of text.split('\n')) {
+    const header = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (header !== null) {
+      current = {
+        start: BigInt(`0x${header[1]}`),
+        end: BigInt(`0x${header[2]}`),
+        perms: header[3] as string,
+        path: (header[4] ?? '').trim(),
+        rss: 0,
+        swap: 0,
+        vmFlags: [],
+      };
+      mappings.push(current);
+    } else if (current !== undefined) {
+      if (line.startsWith('Rss:')) current.rss = Number(line.slice(4).trim().split(/\s+/)[0]) * 1024;
+      else if (line.startsWith('Swap:')) current.swap = Number(line.slice(5).trim().split(/\s+/)[0]) * 1024;
+      else if (line.startsWith('VmFlags:')) current.vmFlags = line.slice(8).trim().split(/\s+/);
+    }
+  }
+  return mappings;
+}
+
+/** The mapping that contains `address`, if any. */
+export function findMapping(mappings: readonly Mapping[], address: bigint): Mapping | undefined {
+  return mappings.find((m) => address >= m.start && address < m.end);
+}
+
+/** True for memfd_secret memory, which the kernel keeps out of its direct map. */
+export function isSecretMemory(mapping: Mapping): boolean {
+  return mapping.path.startsWith('/secretmem');
+}
+
+/** A compact, JSON-friendly description of a mapping. */
+export function describeMapping(m: Mapping): string {
+  const flags = m.vmFlags.filter((f) => ['lo', 'dd', 'wf', 'dc', 'io'].includes(f)).join(' ');
+  return `${m.start.toString(16)}-${m.end.toString(16)} ${m.perms} ${m.path || '[anon]'}${flags ? ` {${flags}}` : ''}`;
+}
+
+/** Pseudo-mappings that cannot or need not be read. */
+const SKIPPED = new Set(['[vvar]', '[vvar_vclock]', '[vsyscall]']);
+
+/** One place where a needle was found. */
+export interface Hit {
+  /** Which needle (index into the list searched for). */
+  needle: number;
+  address: bigint;
+  mapping: Mapping;
+}
+
+/** What a memory scan saw. */
+export interface MemoryScan {
+  hits: Hit[];
+  /** Bytes read. */
+  scannedBytes: number;
+  /** Mappings that could not be read, with the error code. */
+  unreadable: { mapping: Mapping; code: string }[];
+}
+
+/** Reads `length` bytes at `address` of process `pid` through an open /proc/<pid>/mem descriptor. */
+function readAt(fd: number, address: bigint, target: Buffer, length: number): number {
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, target, done, length - done, address + BigInt(done));
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+/**
+ * Searches every resident mapping of process `pid` for each needle, in chunks that overlap by the
+ * longest needle so that nothing straddling a chunk boundary is missed.
+ */
+export function scanMemory(pid: number, needles: readonly Uint8Array[], chunkSize = 8 << 20): MemoryScan {
+  const mappings = readMappings(pid);
+  const overlap = Math.max(0, ...needles.map((n) => n.byteLength)) - 1;
+  const buffer = Buffer.allocUnsafe(chunkSize + overlap);
+  const result: MemoryScan = { hits: [], scannedBytes: 0, unreadable: [] };
+  const fd = openSync(`/proc/${pid}/mem`, 'r');
+  try {
+    for (const mapping of mappings) {
+      if (SKIPPED.has(mapping.path) || (mapping.rss === 0 && mapping.swap === 0)) continue;
+      try {
+        for (let at = mapping.start; at < mapping.end; at += BigInt(chunkSize)) {
+          const length = Number(
+            (at + BigInt(chunkSize + overlap) > mapping.end ? mapping.end - at : BigInt(chunkSize + overlap)),
+          );
+          const got = readAt(fd, at, buffer, length);
+          result.scannedBytes += Math.min(got, chunkSize);
+          const view = buffer.subarray(0, got);
+          needles.forEach((needle, index) => {
+            for (let i = view.indexOf(needle); i !== -1; i = view.indexOf(needle, i + 1)) {
+              // A hit inside the overlap is found again by the next chunk, unless this is the last one.
+              if (i >= chunkSize) break;
+              result.hits.push({ needle: index, address: at + BigInt(i), mapping });
+            }
+          });
+        }
+      } catch (error) {
+        result.unreadable.push({ mapping, code: (error as NodeJS.ErrnoException).code ?? String(error) });
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return result;
+}
+
+/** Tries to read `size` bytes at `address` of process `pid`; returns the error code, or `undefined` when the read succeeded. */
+export function tryReadRegion(pid: number, address: bigint, size: number): string | undefined {
+  const fd = openSync(`/proc/${pid}/mem`, 'r');
+  try {
+    const got = readAt(fd, address, Buffer.alloc(size), size);
+    return got === size ? undefined : 'SHORT_READ';
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code ?? String(error);
+  } finally {
+    closeSync(fd);
+  }
+}
