@@ -53,7 +53,12 @@ async function importBackend(specifier: string): Promise<unknown> {
   } catch (error) {
     // A bare name that core cannot see (a strict installer): resolve it from the application instead.
     if ((error as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND' || specifier.startsWith('file:')) throw error;
-    const fromApp = createRequire(pathToFileURL(resolve('package.json')).href).resolve(specifier);
+    let fromApp: string;
+    try {
+      fromApp = createRequire(pathToFileURL(resolve('package.json')).href).resolve(specifier);
+    } catch {
+      throw error;
+    }
     return await import(pathToFileURL(fromApp).href);
   }
 }

@@ -1,0 +1,98 @@
+/**
+ * `secure-memory doctor`: what this machine offers secure memory, read without side effects.
+ * @module
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { release } from 'node:os';
+import { readMapCount, readMaxMapCount, readMemlockLimit, readResourceLimit, readStatusBytes } from '@secure-memory/core';
+
+/** One line of the doctor's findings. */
+export interface DoctorItem {
+  key: string;
+  label: string;
+  value: string | number | boolean | null;
+  /** A short note for humans, such as what to do about it. */
+  note?: string;
+}
+
+function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function bytes(n: number | undefined): string | null {
+  if (n === undefined) return null;
+  if (!Number.isFinite(n)) return 'unlimited';
+  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(n % (1 << 20) === 0 ? 0 : 1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(0)} KiB` : `${n} B`;
+}
+
+function pageSize(): number | undefined {
+  const out = spawnSync('getconf', ['PAGESIZE'], { encoding: 'utf8' });
+  const n = Number(out.stdout?.trim());
+  return out.status === 0 && Number.isFinite(n) ? n : undefined;
+}
+
+/** Probes memfd_secret through the protected-memory backend, when it is installed. */
+async function secretMemory(): Promise<boolean | null> {
+  try {
+    const mod = (await import('@secure-memory/protected-memory' as string)) as { secretMemoryAvailable?: () => boolean };
+    return typeof mod.secretMemoryAvailable === 'function' ? mod.secretMemoryAvailable() : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Collects the doctor's findings. */
+export async function runDoctor(): Promise<DoctorItem[]> {
+  const memlock = readMemlockLimit();
+  const locked = readStatusBytes('VmLck');
+  const maps = readMapCount();
+  const maxMaps = readMaxMapCount();
+  const core = readResourceLimit('Max core file size');
+  const swapTotal = readText('/proc/meminfo')?.match(/^SwapTotal:\s+(\d+) kB/m)?.[1];
+  const gcore = spawnSync('sh', ['-c', 'command -v gcore && command -v gdb'], { encoding: 'utf8' }).status === 0;
+  const ptrace = readText('/proc/sys/kernel/yama/ptrace_scope');
+  const memfd = await secretMemory();
+  const items: DoctorItem[] = [
+    { key: 'platform', label: 'platform', value: `${process.platform}-${process.arch}` },
+    { key: 'kernel', label: 'kernel', value: release() },
+    { key: 'node', label: 'node', value: process.version },
+    { key: 'pageSize', label: 'page size', value: pageSize() ?? null },
+    { key: 'memlockSoft', label: 'RLIMIT_MEMLOCK soft', value: bytes(memlock.soft) },
+    { key: 'memlockHard', label: 'RLIMIT_MEMLOCK hard', value: bytes(memlock.hard) },
+    { key: 'lockedNow', label: 'locked now (VmLck)', value: bytes(locked) },
+    {
+      key: 'memlockLeft',
+      label: 'locked memory left',
+      value: memlock.soft === undefined || locked === undefined ? null : bytes(Math.max(0, memlock.soft - locked)),
+      ...(process.getuid?.() === 0 ? { note: 'root has CAP_IPC_LOCK: the limit binds only unprivileged users' } : {}),
+    },
+    { key: 'mappings', label: 'mappings used', value: maps ?? null },
+    { key: 'maxMapCount', label: 'vm.max_map_count', value: maxMaps ?? null },
+    { key: 'mappingsLeft', label: 'mappings left', value: maps === undefined || maxMaps === undefined ? null : maxMaps - maps },
+    { key: 'corePattern', label: 'core_pattern', value: readText('/proc/sys/kernel/core_pattern') ?? null },
+    { key: 'coreLimit', label: 'RLIMIT_CORE soft', value: bytes(core.soft) },
+    { key: 'swap', label: 'swap', value: swapTotal === undefined ? null : bytes(Number(swapTotal) * 1024) },
+    { key: 'ptraceScope', label: 'yama ptrace_scope', value: ptrace ?? null },
+    {
+      key: 'memfdSecret',
+      label: 'memfd_secret',
+      value: memfd,
+      ...(memfd === null ? { note: 'install @secure-memory/protected-memory to probe it' } : {}),
+    },
+    { key: 'gcore', label: 'gcore (core-dump probes)', value: gcore, ...(gcore ? {} : { note: 'apt-get install gdb' }) },
+  ];
+  return items;
+}
+
+/** Formats the findings as an aligned two-column table. */
+export function formatDoctor(items: DoctorItem[]): string {
+  const width = Math.max(...items.map((i) => i.label.length));
+  return items
+    .map((i) => `${i.label.padEnd(width)}  ${i.value === null ? 'unknown' : String(i.value)}${i.note ? `  (${i.note})` : ''}`)
+    .join('\n');
+}

@@ -1,0 +1,83 @@
+/**
+ * The conformance matrix: every installed backend (and the control) through `runConformance`,
+ * shown as rows of guarantees and columns of backends.
+ * @module
+ */
+import { GUARANTEE_FLAGS, loadBackend } from '@secure-memory/core';
+import { type ConformanceReport, type ConformanceTarget, runConformance } from '@secure-memory/testkit';
+
+/** A column of the matrix. */
+export interface MatrixTarget extends ConformanceTarget {
+  name: string;
+}
+
+/** The backends the matrix tries, in order; those that do not load here are listed as missing. */
+export const DEFAULT_TARGETS: readonly MatrixTarget[] = [
+  { name: 'control', module: '@secure-memory/testkit/control' },
+  { name: 'protected-memory', module: '@secure-memory/protected-memory', options: { secretMemory: 'off' } },
+  { name: 'protected-memory (secret)', module: '@secure-memory/protected-memory', options: { secretMemory: 'require' } },
+  { name: 'memguard', module: '@secure-memory/memguard' },
+  { name: 'sodium', module: '@secure-memory/sodium' },
+];
+
+/** A column that could not run, with the reason. */
+export interface MissingTarget {
+  name: string;
+  reason: string;
+}
+
+/** Splits targets into those that load here and those that do not. */
+export async function availableTargets(targets: readonly MatrixTarget[]): Promise<{ ready: MatrixTarget[]; missing: MissingTarget[] }> {
+  const ready: MatrixTarget[] = [];
+  const missing: MissingTarget[] = [];
+  for (const target of targets) {
+    try {
+      await loadBackend(target.module, target.options);
+      ready.push(target);
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      const reason = cause?.code === 'ERR_MODULE_NOT_FOUND' || cause?.code === 'MODULE_NOT_FOUND' ? 'not installed' : `${(error as { code?: string }).code ?? 'error'}: ${cause?.message ?? (error as Error).message}`;
+      missing.push({ name: target.name, reason });
+    }
+  }
+  return { ready, missing };
+}
+
+/** Runs every target in turn, reporting progress on `log`. */
+export async function runMatrix(targets: readonly MatrixTarget[], log: (line: string) => void): Promise<ConformanceReport[]> {
+  const reports: ConformanceReport[] = [];
+  for (const [index, target] of targets.entries()) {
+    const prefix = `[${index + 1}/${targets.length} ${target.name}]`;
+    log(`${prefix} starting`);
+    const report = await runConformance(target, (step) => log(`${prefix} ${step}`));
+    log(`${prefix} ${report.ok ? 'ok' : 'NOT OK'} in ${(report.durationMs / 1000).toFixed(1)} s`);
+    reports.push(report);
+  }
+  return reports;
+}
+
+/** Formats reports as a table: guarantees down, backends across. */
+export function formatMatrix(reports: ConformanceReport[], missing: MissingTarget[] = []): string {
+  const header = ['', ...reports.map((r) => r.name)];
+  const rows: string[][] = [
+    ...GUARANTEE_FLAGS.map((flag) => [flag, ...reports.map((r) => r.guarantees[flag].status)]),
+    ['contract checks', ...reports.map((r) => `${r.contract.passed}/${r.contract.passed + r.contract.failed}`)],
+    ['bad inputs', ...reports.map((r) => `${r.badInputs.passed}/${r.badInputs.passed + r.badInputs.failed}`)],
+    ['conformance', ...reports.map((r) => (r.ok ? 'ok' : 'NOT OK'))],
+  ];
+  const widths = header.map((_, c) => Math.max(...[header, ...rows].map((row) => (row[c] ?? '').length)));
+  const line = (row: string[]): string => row.map((cell, c) => cell.padEnd(widths[c] as number)).join('  ').trimEnd();
+  const out = [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
+  out.push('', 'verified = claimed and observed; violated = claimed, not observed; holds = not claimed, observed;');
+  out.push('absent = not claimed, not observed; skipped = not claimed, cannot be probed here.');
+  for (const report of reports) {
+    const failures = [
+      ...report.contract.checks.filter((c) => !c.ok).map((c) => `contract: ${c.name}: ${c.error}`),
+      ...report.badInputs.cases.filter((c) => !c.ok).map((c) => `bad input: ${c.name}: ${c.error}`),
+      ...GUARANTEE_FLAGS.filter((f) => report.guarantees[f].status === 'violated').map((f) => `${f}: ${report.guarantees[f].detail}`),
+    ];
+    if (failures.length > 0) out.push('', `${report.name} fails:`, ...failures.map((f) => `  - ${f}`));
+  }
+  for (const m of missing) out.push(`${m.name}: not run (${m.reason})`);
+  return out.join('\n');
+}
