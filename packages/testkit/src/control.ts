@@ -4,6 +4,7 @@
  * testkit must catch. Never use it for real secrets.
  * @module
  */
+import { createRequire } from 'node:module';
 import {
   type BackendStats,
   type GuaranteeFlag,
@@ -24,6 +25,8 @@ export interface ControlOptions {
   claim?: GuaranteeFlag[];
   /** Zero-fill on close (default false: the plaintext stays behind, as in an ordinary Buffer). */
   wipe?: boolean;
+  /** Say where each secret's bytes are (through koffi), so that native probes can aim at them. */
+  region?: boolean;
 }
 
 /** A factory over ordinary off-heap Buffers: no locking, no protection, no exclusion from dumps. */
@@ -31,6 +34,7 @@ export class ControlSecretFactory extends SecretFactoryBase {
   readonly name: string;
   readonly guarantees: Readonly<Guarantees>;
   readonly #wipe: boolean;
+  readonly #address: ((bytes: Uint8Array) => bigint) | undefined;
 
   constructor(options: ControlOptions = {}) {
     super();
@@ -39,10 +43,13 @@ export class ControlSecretFactory extends SecretFactoryBase {
     if (!Array.isArray(claim) || !claim.every(isGuaranteeFlag)) {
       throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_VALUE, 'The "claim" option must be an array of guarantee flags');
     }
-    if (options.wipe !== undefined && typeof options.wipe !== 'boolean') {
-      throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, 'The "wipe" option must be a boolean');
+    for (const key of ['wipe', 'region'] as const) {
+      if (options[key] !== undefined && typeof options[key] !== 'boolean') {
+        throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "${key}" option must be a boolean`);
+      }
     }
     this.#wipe = options.wipe ?? false;
+    this.#address = options.region === true ? (createRequire(import.meta.url)('koffi') as { address(b: Uint8Array): bigint }).address : undefined;
     this.name = claim.length > 0 ? 'liar' : 'control';
     this.guarantees = defineGuarantees(Object.fromEntries(claim.map((f) => [f, true])));
   }
@@ -52,7 +59,9 @@ export class ControlSecretFactory extends SecretFactoryBase {
     const bytes = new Uint8Array(new ArrayBuffer(size));
     fill(bytes);
     const wipe = this.#wipe;
+    const address = this.#address;
     return {
+      ...(address === undefined ? {} : { location: () => ({ address: address(bytes), size }) }),
       protectRead: () => bytes,
       protectIdle: () => {},
       wipe: () => {

@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import { ManagedSecret, type SecretRegion } from '@secure-memory/core';
+
+/** A region that records what core asks of it. */
+function recordingRegion(size = 4, options: { integrityFailure?: boolean } = {}) {
+  const calls: string[] = [];
+  const bytes = new Uint8Array(size).fill(9);
+  const region: SecretRegion = {
+    protectRead: () => {
+      calls.push('read');
+      return bytes;
+    },
+    protectIdle: (view) => {
+      calls.push(view === bytes ? 'idle' : 'idle(wrong view)');
+    },
+    wipe: () => {
+      calls.push('wipe');
+      bytes.fill(0);
+    },
+    free: () => {
+      calls.push('free');
+      if (options.integrityFailure) throw Object.assign(new Error('canary'), { code: 'ERR_INTEGRITY' });
+    },
+    location: () => ({ address: 0x1000n, size }),
+  };
+  let freed = 0;
+  const secret = new ManagedSecret('test', region, size, () => {
+    freed += 1;
+  });
+  return { secret, calls, bytes, freed: () => freed };
+}
+
+describe('ManagedSecret access counting', () => {
+  it('opens on the first access and protects after the last, nested', () => {
+    const { secret, calls } = recordingRegion();
+    secret.withBytes(() => secret.withBytes(() => secret.withBytes(() => undefined)));
+    expect(calls).toEqual(['read', 'idle']);
+  });
+
+  it('protects again when the action throws', () => {
+    const { secret, calls } = recordingRegion();
+    expect(() =>
+      secret.withBytes(() => {
+        throw new Error('x');
+      }),
+    ).toThrow('x');
+    expect(calls).toEqual(['read', 'idle']);
+  });
+
+  it('keeps one opening across overlapping async accesses', async () => {
+    const { secret, calls } = recordingRegion();
+    let releaseA!: () => void;
+    const a = secret.withBytesAsync(() => new Promise<void>((r) => (releaseA = r)));
+    const b = secret.withBytesAsync(async () => 'b');
+    expect(await b).toBe('b');
+    expect(calls).toEqual(['read']);
+    releaseA();
+    await a;
+    expect(calls).toEqual(['read', 'idle']);
+  });
+
+  it('wipes then frees once, and only after the last access, when closed during it', async () => {
+    const { secret, calls, freed } = recordingRegion();
+    let release!: () => void;
+    const pending = secret.withBytesAsync(() => new Promise<void>((r) => (release = r)));
+    secret.close();
+    secret.close();
+    expect(secret.closed).toBe(true);
+    expect(calls).toEqual(['read']);
+    release();
+    await pending;
+    expect(calls).toEqual(['read', 'idle', 'wipe', 'free']);
+    expect(freed()).toBe(1);
+  });
+
+  it('never calls the region after close and counts the free even when free throws', () => {
+    const { secret, calls, freed } = recordingRegion(4, { integrityFailure: true });
+    expect(() => secret.close()).toThrow(expect.objectContaining({ code: 'ERR_INTEGRITY' }));
+    expect(freed()).toBe(1);
+    expect(() => secret.close()).not.toThrow();
+    expect(() => secret.withBytes(() => 0)).toThrow(expect.objectContaining({ code: 'ERR_SECRET_CLOSED' }));
+    expect(calls).toEqual(['wipe', 'free']);
+  });
+
+  it('refuses an async action before opening the region', () => {
+    const { secret, calls } = recordingRegion();
+    expect(() => secret.withBytes(async () => 1)).toThrow(expect.objectContaining({ code: 'ERR_ASYNC_ACTION' }));
+    expect(calls).toEqual([]);
+  });
+
+  it('exposes the region location through the probe symbol', () => {
+    const { secret } = recordingRegion(8);
+    const probe = (secret as unknown as Record<symbol, () => unknown>)[Symbol.for('secure-memory.region')];
+    expect(probe?.call(secret)).toEqual({ address: 0x1000n, size: 8 });
+  });
+
+  it('shows only a redacted form', () => {
+    const { secret } = recordingRegion(8);
+    expect(String(secret)).toBe('Secret(test, 8 bytes)');
+    expect(JSON.stringify({ secret })).toBe('{"secret":"Secret(test, 8 bytes)"}');
+    secret.close();
+    expect(`${secret}`).toBe('Secret(test, closed)');
+  });
+});
