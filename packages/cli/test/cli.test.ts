@@ -1,0 +1,53 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
+const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
+
+describe('secure-memory doctor', () => {
+  it('prints the machine facts as stable JSON', () => {
+    const result = run('doctor', '--json');
+    expect(result.status).toBe(0);
+    const facts = JSON.parse(result.stdout) as Record<string, unknown>;
+    for (const key of ['kernel', 'pageSize', 'memlockSoft', 'memlockHard', 'lockedNow', 'mappings', 'maxMapCount', 'corePattern', 'coreLimit', 'swap', 'memfdSecret']) {
+      expect(facts, key).toHaveProperty(key);
+    }
+    expect(facts.pageSize).toBeGreaterThan(0);
+    expect(facts.maxMapCount).toBeGreaterThan(facts.mappings as number);
+  });
+
+  it('prints a readable table', () => {
+    const result = run('doctor');
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/^RLIMIT_MEMLOCK soft +\S+/m);
+    expect(result.stdout).toMatch(/^vm\.max_map_count +\d+/m);
+  });
+});
+
+describe('secure-memory conformance', () => {
+  it('exits 0 with an ok JSON report for the control', () => {
+    const result = run('conformance', '--backend', '@secure-memory/testkit/control', '--json');
+    expect(result.status, result.stderr).toBe(0);
+    const { reports } = JSON.parse(result.stdout) as { reports: { ok: boolean; guarantees: Record<string, { status: string }> }[] };
+    expect(reports).toHaveLength(1);
+    expect(reports[0]?.ok).toBe(true);
+    expect(reports[0]?.guarantees.wipesOnClose?.status).toBe('absent');
+    expect(result.stderr).toMatch(/scanning memory while idle/);
+  });
+
+  it('exits 1 and names the violated claim for a liar', () => {
+    const result = run('conformance', '--backend', '@secure-memory/testkit/control', '--options', '{"claim":["lockedInRam"]}');
+    expect(result.status).toBe(1);
+    expect(result.stdout).toMatch(/^lockedInRam +violated/m);
+    expect(result.stdout).toMatch(/NOT OK/);
+  });
+
+  it('exits 1 for a backend that is not installed, and 2 for bad usage', () => {
+    expect(run('conformance', '--backend', '@secure-memory/no-such-backend').status).toBe(1);
+    expect(run('conformance', '--backend', 'x', '--options', '[1]').status).toBe(2);
+    expect(run('conformance', '--options', '{}').status).toBe(2);
+    expect(run('frobnicate').status).toBe(2);
+    expect(run('doctor', '--bogus').status).toBe(2);
+  });
+});
