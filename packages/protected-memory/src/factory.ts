@@ -1,0 +1,219 @@
+/**
+ * The protected-memory factory: one page-rounded mapping per secret, locked, excluded from core
+ * dumps and from forked children, inaccessible when idle; in memfd_secret mode, also removed from
+ * the kernel's direct map.
+ * @module
+ */
+import {
+  ErrorCode,
+  type Guarantees,
+  type RegionFill,
+  SecretFactoryBase,
+  type SecretRegion,
+  SecureMemoryError,
+  SecureMemoryTypeError,
+  assertOneOf,
+  assertOptions,
+  defineGuarantees,
+} from '@secure-memory/core';
+import { BACKEND, lockError, systemError } from './errors.js';
+import {
+  type Libc,
+  MADV_DONTDUMP,
+  MADV_DONTFORK,
+  MADV_WIPEONFORK,
+  MAP_ANONYMOUS,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  O_CLOEXEC,
+  PROT_NONE,
+  PROT_READ,
+  PROT_WRITE,
+  libc,
+} from './libc.js';
+import { assertMapHeadroom } from './map-budget.js';
+import { type Mapping, MappingTable, type MappingStats, ProtectedRegion } from './region.js';
+import { secretMemoryAvailable } from './secret-memory.js';
+
+/** `secretMemory` option: use memfd_secret where the kernel has it (`'auto'`), insist on it, or never. */
+export type SecretMemoryOption = 'auto' | 'require' | 'off';
+/** `lock` option: fail when memory cannot be locked (`'require'`), or go on unlocked (`'best-effort'`). */
+export type LockOption = 'require' | 'best-effort';
+/** The kind of memory a factory maps: memfd_secret pages, or private anonymous pages. */
+export type ProtectedMemoryMode = 'secret-memory' | 'anonymous';
+
+/** Options of {@link createFactory}. Keys it does not know are ignored (core's "auto" passes one options object to every backend). */
+export interface ProtectedMemoryOptions {
+  /**
+   * `'auto'` (default): secret memory when the kernel has it and `lock` is `'require'`, else anonymous
+   * memory. `'require'`: secret memory or `ERR_UNSUPPORTED_PLATFORM`. `'off'`: anonymous memory.
+   */
+  secretMemory?: SecretMemoryOption;
+  /**
+   * `'require'` (default): a refused lock throws `ERR_MEMLOCK_LIMIT`. `'best-effort'`: the secret is
+   * kept unlocked instead, and the manifest does not claim `lockedInRam` (for tight limits such as
+   * AWS Lambda's 64 KiB). Secret memory is always locked, so it cannot be combined with `'best-effort'`.
+   */
+  lock?: LockOption;
+}
+
+const SECRET_MEMORY_CHOICES: readonly SecretMemoryOption[] = ['auto', 'require', 'off'];
+const LOCK_CHOICES: readonly LockOption[] = ['require', 'best-effort'];
+
+/**
+ * Asherah's protected memory for Node.js, through koffi (no compiler at install). Build it with
+ * {@link createFactory}; `mode` says which memory is in force and `guarantees` what it keeps.
+ * @example
+ * ```ts
+ * const factory = new ProtectedMemorySecretFactory({ secretMemory: 'off' });
+ * using key = factory.createRandom(32);
+ * key.withBytes((bytes) => hmac(bytes, message));
+ * ```
+ */
+export class ProtectedMemorySecretFactory extends SecretFactoryBase {
+  readonly name = BACKEND;
+  readonly guarantees: Readonly<Guarantees>;
+  /** The memory this factory maps. */
+  readonly mode: ProtectedMemoryMode;
+  /** The lock policy in force. */
+  readonly lock: LockOption;
+  readonly #lib: Libc;
+  readonly #table = new MappingTable();
+
+  /**
+   * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `options` is not an object; `ERR_INVALID_ARG_VALUE`
+   * for an unknown `secretMemory` or `lock` value, or for `secretMemory: 'require'` with `lock: 'best-effort'`.
+   * @throws {SecureMemoryError} `ERR_UNSUPPORTED_PLATFORM` off Linux, or with `secretMemory: 'require'`
+   * where memfd_secret is missing; `ERR_BACKEND_UNAVAILABLE` when koffi or libc cannot be loaded.
+   */
+  constructor(options?: ProtectedMemoryOptions) {
+    super();
+    const given: unknown = options;
+    assertOptions(given, 'options');
+    const secretMemory = given?.['secretMemory'] === undefined ? 'auto' : given['secretMemory'];
+    const lock = given?.['lock'] === undefined ? 'require' : given['lock'];
+    assertOneOf(secretMemory, 'secretMemory', SECRET_MEMORY_CHOICES);
+    assertOneOf(lock, 'lock', LOCK_CHOICES);
+    if (secretMemory === 'require' && lock === 'best-effort') {
+      throw new SecureMemoryTypeError(
+        ErrorCode.INVALID_ARG_VALUE,
+        `The "secretMemory" option 'require' cannot be combined with the "lock" option 'best-effort': secret memory is always locked`,
+      );
+    }
+    this.#lib = libc();
+    if (secretMemory === 'require' && !secretMemoryAvailable()) {
+      throw new SecureMemoryError(ErrorCode.UNSUPPORTED_PLATFORM, 'memfd_secret is not available in this kernel or process', {
+        backend: BACKEND,
+        syscall: 'memfd_secret',
+      });
+    }
+    this.mode = secretMemory !== 'off' && lock === 'require' && secretMemoryAvailable() ? 'secret-memory' : 'anonymous';
+    this.lock = lock;
+    this.guarantees = defineGuarantees({
+      wipesOnClose: true,
+      lockedInRam: lock === 'require',
+      excludedFromCoreDumps: true,
+      noAccessWhenIdle: true,
+      notInheritedByFork: true,
+      hiddenFromKernel: this.mode === 'secret-memory',
+      constantTimeEquals: true,
+    });
+  }
+
+  #mapAnonymous(length: number): Mapping {
+    const lib = this.#lib;
+    const address = lib.mmap(length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+    if (address === lib.mapFailed || address === 0n) throw systemError(ErrorCode.ALLOCATION_FAILED, 'mmap', lib.errno(), length);
+    const mapping: Mapping = { address, length, locked: false, kernelLocked: false };
+    this.#table.add(mapping);
+    return mapping;
+  }
+
+  #mapSecret(length: number): Mapping {
+    const lib = this.#lib;
+    const fd = lib.memfdSecret(O_CLOEXEC);
+    if (fd < 0) throw systemError(ErrorCode.ALLOCATION_FAILED, 'memfd_secret', lib.errno(), length);
+    let address: bigint;
+    try {
+      if (lib.ftruncate(fd, length) !== 0) throw systemError(ErrorCode.ALLOCATION_FAILED, 'ftruncate', lib.errno(), length);
+      // The kernel marks secret memory locked and not dumpable here, and refuses it with EAGAIN
+      // beyond RLIMIT_MEMLOCK. (mlock on it fails: its pages cannot be pinned by get_user_pages.)
+      address = lib.mmap(length, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
+      if (address === lib.mapFailed || address === 0n) throw lockError('mmap', lib.errno(), length);
+    } finally {
+      // One descriptor per live secret would exhaust RLIMIT_NOFILE; the mapping keeps the memory.
+      // Linux releases the descriptor even when close reports an error, so there is nothing to undo.
+      lib.close(fd);
+    }
+    const mapping: Mapping = { address, length, locked: true, kernelLocked: true };
+    this.#table.add(mapping);
+    return mapping;
+  }
+
+  #advise(mapping: Mapping, advice: number): void {
+    if (this.#lib.madvise(mapping.address, mapping.length, advice) !== 0) {
+      throw systemError(ErrorCode.PROTECTION_FAILED, 'madvise', this.#lib.errno(), mapping.length);
+    }
+  }
+
+  /**
+   * Maps, locks, advises, fills and protects one secret. On any failure it zero-fills what `fill`
+   * may have written, unmaps, and rethrows; the other secrets are untouched.
+   */
+  protected allocate(size: number, fill: RegionFill): SecretRegion {
+    const lib = this.#lib;
+    this.#table.retryDeferred(lib);
+    assertMapHeadroom();
+    const length = Math.ceil(size / lib.pageSize) * lib.pageSize;
+    const secret = this.mode === 'secret-memory';
+    const mapping = secret ? this.#mapSecret(length) : this.#mapAnonymous(length);
+    let view: Uint8Array;
+    try {
+      if (!secret) {
+        if (lib.mlock(mapping.address, length) === 0) mapping.locked = true;
+        else if (this.lock === 'require') throw lockError('mlock', lib.errno(), length);
+      }
+      this.#advise(mapping, MADV_DONTDUMP);
+      // MADV_WIPEONFORK applies to private anonymous memory only (EINVAL on shared secret memory),
+      // so secret memory is kept out of children with MADV_DONTFORK instead.
+      this.#advise(mapping, secret ? MADV_DONTFORK : MADV_WIPEONFORK);
+      view = lib.view(mapping.address, size);
+      try {
+        fill(view);
+        if (lib.mprotect(mapping.address, length, PROT_NONE) !== 0) {
+          throw systemError(ErrorCode.PROTECTION_FAILED, 'mprotect', lib.errno(), length);
+        }
+      } catch (error) {
+        view.fill(0);
+        throw error;
+      }
+    } catch (error) {
+      this.#table.release(lib, mapping);
+      throw error;
+    }
+    return new ProtectedRegion(lib, this.#table, mapping, size, view);
+  }
+
+  /** Locked bytes, live mappings, mapped bytes, mappings left unlocked (best-effort) and unmaps waiting for a retry. */
+  protected backendStats(): MappingStats {
+    return this.#table.stats();
+  }
+}
+
+/**
+ * Builds a protected-memory factory. It changes nothing process-wide (see `hardenProcess` for that).
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `options` is not an object; `ERR_INVALID_ARG_VALUE`
+ * for an unknown `secretMemory` or `lock` value, or for `secretMemory: 'require'` with `lock: 'best-effort'`.
+ * @throws {SecureMemoryError} `ERR_UNSUPPORTED_PLATFORM` off Linux, or with `secretMemory: 'require'`
+ * where memfd_secret is missing; `ERR_BACKEND_UNAVAILABLE` when koffi or libc cannot be loaded.
+ * @example
+ * ```ts
+ * import { createFactory } from '@secure-memory/protected-memory';
+ * const factory = createFactory({ secretMemory: 'auto', lock: 'require' });
+ * factory.mode; // 'secret-memory' where the kernel has memfd_secret
+ * using key = factory.new(keyBytes); // keyBytes is zeroed
+ * ```
+ */
+export function createFactory(options?: ProtectedMemoryOptions): ProtectedMemorySecretFactory {
+  return new ProtectedMemorySecretFactory(options);
+}

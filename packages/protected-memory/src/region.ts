@@ -1,0 +1,136 @@
+/**
+ * One secret's mapping and the table that accounts for a factory's mappings.
+ * @module
+ */
+import { ErrorCode, type RegionLocation, type SecretRegion, secretClosed } from '@secure-memory/core';
+import { BACKEND, systemError } from './errors.js';
+import { type Libc, PROT_NONE, PROT_READ, PROT_WRITE } from './libc.js';
+import { mappingAdded, mappingRemoved } from './map-budget.js';
+
+/** A page-rounded mapping holding one secret at its first byte. */
+export interface Mapping {
+  readonly address: bigint;
+  /** Mapped bytes (the secret's size rounded up to whole pages). */
+  readonly length: number;
+  /** True while the pages are locked in RAM (by mlock, or by the kernel for secret memory). */
+  locked: boolean;
+  /** True for secret memory: the kernel locked it at mmap and keeps it locked until munmap. */
+  readonly kernelLocked: boolean;
+}
+
+/** The counters `stats()` reports, beyond what the base class adds. */
+export interface MappingStats {
+  [counter: string]: number;
+  lockedBytes: number;
+  mappings: number;
+  mappedBytes: number;
+  unlockedMappings: number;
+  deferredUnmaps: number;
+}
+
+/**
+ * Every mapping a factory holds, including those whose munmap the kernel refused (only possible at
+ * `vm.max_map_count`, when unmapping the middle of a merged mapping would split it): those are
+ * already wiped, are made inaccessible, and are unmapped again before the next allocation or free.
+ */
+export class MappingTable {
+  readonly #live = new Set<Mapping>();
+  readonly #deferred = new Set<Mapping>();
+
+  add(mapping: Mapping): void {
+    this.#live.add(mapping);
+    mappingAdded();
+  }
+
+  /** Unlocks and unmaps `mapping`; when munmap fails, keeps it (inaccessible) for a later retry. */
+  release(lib: Libc, mapping: Mapping): void {
+    // munmap unlocks as well; munlock first, as Asherah does, so that a mapping whose munmap is
+    // deferred does not hold locked memory. A failed munlock changes nothing that munmap won't.
+    if (mapping.locked && !mapping.kernelLocked && lib.munlock(mapping.address, mapping.length) === 0) {
+      mapping.locked = false;
+    }
+    if (lib.munmap(mapping.address, mapping.length) === 0) {
+      this.#live.delete(mapping);
+      this.#deferred.delete(mapping);
+      mappingRemoved();
+      return;
+    }
+    if (!this.#deferred.has(mapping)) {
+      this.#deferred.add(mapping);
+      lib.mprotect(mapping.address, mapping.length, PROT_NONE); // best effort: the bytes are already zero
+    }
+  }
+
+  /** Retries the munmap of mappings the kernel refused to unmap before. */
+  retryDeferred(lib: Libc): void {
+    for (const mapping of this.#deferred) this.release(lib, mapping);
+  }
+
+  stats(): MappingStats {
+    let lockedBytes = 0;
+    let mappedBytes = 0;
+    let unlockedMappings = 0;
+    for (const mapping of this.#live) {
+      mappedBytes += mapping.length;
+      if (mapping.locked) lockedBytes += mapping.length;
+      else if (!this.#deferred.has(mapping)) unlockedMappings += 1;
+    }
+    return { lockedBytes, mappings: this.#live.size, mappedBytes, unlockedMappings, deferredUnmaps: this.#deferred.size };
+  }
+}
+
+/**
+ * The {@link SecretRegion} of one secret: `PROT_NONE` when idle, `PROT_READ` during an access,
+ * writable only to be wiped. Core calls it; nothing else does.
+ */
+export class ProtectedRegion implements SecretRegion {
+  readonly #lib: Libc;
+  readonly #table: MappingTable;
+  readonly #mapping: Mapping;
+  readonly #size: number;
+  #view: Uint8Array | undefined;
+
+  constructor(lib: Libc, table: MappingTable, mapping: Mapping, size: number, view: Uint8Array) {
+    this.#lib = lib;
+    this.#table = table;
+    this.#mapping = mapping;
+    this.#size = size;
+    this.#view = view;
+  }
+
+  #protect(prot: number): Uint8Array {
+    const view = this.#view;
+    if (view === undefined) throw secretClosed(BACKEND); // unreachable: core never touches a freed region
+    if (this.#lib.mprotect(this.#mapping.address, this.#mapping.length, prot) !== 0) {
+      throw systemError(ErrorCode.PROTECTION_FAILED, 'mprotect', this.#lib.errno());
+    }
+    return view;
+  }
+
+  /** Makes the bytes readable (not writable: a write through the view faults). */
+  protectRead(): Uint8Array {
+    return this.#protect(PROT_READ);
+  }
+
+  /** Makes the bytes inaccessible again; a view kept past its access now faults when touched. */
+  protectIdle(): void {
+    this.#protect(PROT_NONE);
+  }
+
+  /** Makes the bytes writable and zero-fills them (core calls it only when idle, right before free). */
+  wipe(): void {
+    this.#protect(PROT_READ | PROT_WRITE).fill(0);
+  }
+
+  /** Unlocks and unmaps; the region is gone afterwards. */
+  free(): void {
+    this.#view = undefined;
+    this.#table.retryDeferred(this.#lib);
+    this.#table.release(this.#lib, this.#mapping);
+  }
+
+  /** The address of the first data byte (the start of the mapping) and the secret's size. */
+  location(): RegionLocation {
+    return { address: this.#mapping.address, size: this.#size };
+  }
+}

@@ -1,0 +1,277 @@
+// Failure paths, with system calls made to fail on purpose: every refused allocation releases what it
+// took, and leaves the other secrets intact.
+import { closeSync, openSync, readSync } from 'node:fs';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { PAGE } from './helpers.js';
+
+interface Fault {
+  name: string;
+  errno: number;
+  /** Calls of `name` to let through before failing once. */
+  after: number;
+}
+
+const faults = vi.hoisted(() => ({
+  pending: [] as Fault[],
+  calls: [] as Array<{ name: string; args: unknown[]; failed: boolean; result?: unknown }>,
+}));
+
+vi.mock('../src/libc.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../src/libc.js')>();
+  let wrapped: import('../src/libc.js').Libc | undefined;
+  return {
+    ...real,
+    libc() {
+      if (wrapped !== undefined) return wrapped;
+      const lib = real.libc();
+      let forced: number | undefined;
+      const intercept =
+        (name: keyof typeof lib) =>
+        (...args: unknown[]): unknown => {
+          const index = faults.pending.findIndex((f) => f.name === name);
+          const fault = faults.pending[index];
+          if (fault !== undefined && fault.after === 0) {
+            faults.pending.splice(index, 1);
+            faults.calls.push({ name, args, failed: true });
+            forced = fault.errno;
+            return name === 'mmap' ? lib.mapFailed : -1;
+          }
+          if (fault !== undefined) fault.after -= 1;
+          forced = undefined;
+          const result = (lib[name] as (...a: unknown[]) => unknown)(...args);
+          faults.calls.push({ name, args, failed: false, result });
+          return result;
+        };
+      const names = ['mmap', 'munmap', 'mprotect', 'mlock', 'munlock', 'madvise', 'ftruncate', 'close', 'memfdSecret'] as const;
+      wrapped = {
+        ...lib,
+        ...Object.fromEntries(names.map((name) => [name, intercept(name)])),
+        errno: () => forced ?? lib.errno(),
+      } as typeof lib;
+      return wrapped;
+    },
+  };
+});
+
+const { createFactory } = await import('../src/index.js');
+const { MADV_DONTDUMP, MADV_DONTFORK, MADV_WIPEONFORK, PROT_NONE } = await import('../src/libc.js');
+
+const EINVAL = 22;
+const ENOMEM = 12;
+const EAGAIN = 11;
+const EMFILE = 24;
+
+function failNext(name: string, errno: number, after = 0): void {
+  faults.pending.push({ name, errno, after });
+}
+const calls = (name: string) => faults.calls.filter((c) => c.name === name);
+function catchError(action: () => unknown): Record<string, unknown> {
+  try {
+    action();
+  } catch (error) {
+    return error as Record<string, unknown>;
+  }
+  throw new Error('expected a throw');
+}
+
+beforeEach(() => {
+  faults.pending.length = 0;
+  faults.calls.length = 0;
+});
+
+describe.each(['off', 'require'] as const)("secretMemory '%s'", (secretMemory) => {
+  const secret = secretMemory === 'require';
+
+  function setup() {
+    const factory = createFactory({ secretMemory });
+    const keep = factory.new(Uint8Array.of(1, 2, 3, 4));
+    faults.calls.length = 0;
+    return { factory, keep };
+  }
+
+  /** The mapping the last allocation made was unmapped with the same address and length. */
+  function expectUnmappedWhatItMapped(): void {
+    const mmaps = calls('mmap').filter((c) => !c.failed);
+    expect(mmaps).toHaveLength(1);
+    const munmaps = calls('munmap');
+    expect(munmaps).toHaveLength(1);
+    expect(munmaps[0]?.args).toEqual([mmaps[0]?.result, mmaps[0]?.args[0]]); // (address, length)
+  }
+
+  function expectIntact(factory: ReturnType<typeof createFactory>, keep: { equals(b: Uint8Array): boolean }): void {
+    expect(factory.stats()).toMatchObject({ inUse: 1, mappings: 1, mappedBytes: PAGE, lockedBytes: PAGE, deferredUnmaps: 0 });
+    expect(keep.equals(Uint8Array.of(1, 2, 3, 4))).toBe(true);
+  }
+
+  it('advises MADV_DONTDUMP, then the fork advice that applies to this memory', () => {
+    const { factory } = setup();
+    factory.createRandom(8).close();
+    expect(calls('madvise').map((c) => c.args[2])).toEqual([MADV_DONTDUMP, secret ? MADV_DONTFORK : MADV_WIPEONFORK]);
+    expect(calls('mlock')).toHaveLength(secret ? 0 : 1); // secret memory is locked by the kernel at mmap
+    expect(calls('munlock')).toHaveLength(secret ? 0 : 1);
+  });
+
+  it('a failing mmap throws ERR_ALLOCATION_FAILED with errno and syscall', () => {
+    const { factory, keep } = setup();
+    failNext('mmap', EINVAL);
+    expect(catchError(() => factory.createRandom(32))).toMatchObject({ code: 'ERR_ALLOCATION_FAILED', errno: EINVAL, syscall: 'mmap' });
+    expect(calls('munmap')).toHaveLength(0);
+    if (secret) expect(calls('close')).toHaveLength(1); // the descriptor is closed all the same
+    expectIntact(factory, keep);
+  });
+
+  it.each([
+    [MADV_DONTDUMP, 0],
+    [secretMemory === 'require' ? MADV_DONTFORK : MADV_WIPEONFORK, 1],
+  ])('a failing madvise(%i) throws ERR_PROTECTION_FAILED and unmaps', (_advice, after) => {
+    const { factory, keep } = setup();
+    failNext('madvise', EINVAL, after);
+    const source = Uint8Array.of(5, 6, 7);
+    expect(catchError(() => factory.new(source))).toMatchObject({ code: 'ERR_PROTECTION_FAILED', errno: EINVAL, syscall: 'madvise' });
+    expect(Array.from(source)).toEqual([5, 6, 7]); // the source is left as it was
+    expectUnmappedWhatItMapped();
+    expectIntact(factory, keep);
+  });
+
+  it('a failing mprotect after the fill throws ERR_PROTECTION_FAILED and unmaps', () => {
+    const { factory, keep } = setup();
+    failNext('mprotect', EINVAL);
+    expect(catchError(() => factory.createRandom(32))).toMatchObject({ code: 'ERR_PROTECTION_FAILED', syscall: 'mprotect' });
+    expectUnmappedWhatItMapped();
+    expectIntact(factory, keep);
+  });
+
+  it('a fill that throws unmaps', () => {
+    const { factory, keep } = setup();
+    const source = new Uint8Array(8);
+    // Core fills with writable.set(source): make that one copy throw.
+    const spy = vi.spyOn(Uint8Array.prototype, 'set').mockImplementationOnce(() => {
+      throw new Error('fill failed');
+    });
+    expect(() => factory.new(source)).toThrow('fill failed');
+    spy.mockRestore();
+    expectUnmappedWhatItMapped();
+    expectIntact(factory, keep);
+  });
+
+  it('a failing mprotect at access throws ERR_PROTECTION_FAILED; the secret stays usable', () => {
+    const { factory, keep } = setup();
+    failNext('mprotect', EINVAL);
+    expect(catchError(() => keep.withBytes((b) => b[0]))).toMatchObject({ code: 'ERR_PROTECTION_FAILED', errno: EINVAL });
+    expectIntact(factory, keep);
+  });
+
+  it('a munmap the kernel refuses is retried later; until then stats count it', () => {
+    const { factory, keep } = setup();
+    const doomed = factory.createRandom(32);
+    failNext('munmap', ENOMEM);
+    doomed.close(); // no throw: the bytes are wiped; only the release of the mapping waits
+    expect(factory.stats()).toMatchObject({ inUse: 1, mappings: 2, deferredUnmaps: 1, lockedBytes: secret ? 2 * PAGE : PAGE });
+    const deferredProtect = calls('mprotect').at(-1);
+    expect(deferredProtect?.args[2]).toBe(PROT_NONE);
+    const next = factory.createRandom(32);
+    expect(factory.stats()).toMatchObject({ inUse: 2, mappings: 2, deferredUnmaps: 0 });
+    next.close();
+    expectIntact(factory, keep);
+  });
+
+  it('close wipes before unmapping', () => {
+    const { factory, keep } = setup();
+    keep.close();
+    const order = faults.calls.map((c) => `${c.name}:${String(c.args[2] ?? '')}`);
+    // writable (PROT_READ|PROT_WRITE = 3) for the wipe, then unlock and unmap
+    const writable = order.indexOf('mprotect:3');
+    const unmap = order.findIndex((c) => c.startsWith('munmap'));
+    expect(writable).toBeGreaterThanOrEqual(0);
+    expect(unmap).toBeGreaterThan(writable);
+    expect(factory.stats()).toMatchObject({ inUse: 0, mappings: 0, lockedBytes: 0 });
+  });
+});
+
+describe('wiping, seen through a deferred unmap (anonymous memory, which /proc/self/mem reads even when PROT_NONE)', () => {
+  function readBack(address: bigint, size: number): Buffer {
+    const bytes = Buffer.alloc(size, 1);
+    const fd = openSync('/proc/self/mem', 'r');
+    try {
+      readSync(fd, bytes, 0, size, address);
+    } finally {
+      closeSync(fd);
+    }
+    return bytes;
+  }
+
+  it('close zero-fills the bytes before it unmaps', () => {
+    const factory = createFactory({ secretMemory: 'off' });
+    const secret = factory.new(new Uint8Array(64).fill(0xaa));
+    const address = calls('mmap')[0]?.result as bigint;
+    expect(readBack(address, 64).every((b) => b === 0xaa)).toBe(true); // the control: the bytes are there
+    failNext('munmap', ENOMEM);
+    secret.close();
+    expect(factory.stats()).toMatchObject({ mappings: 1, deferredUnmaps: 1, lockedBytes: 0 });
+    expect(readBack(address, 64).every((b) => b === 0)).toBe(true);
+    factory.createRandom(1).close(); // retries the unmap
+    expect(factory.stats()).toMatchObject({ mappings: 0, deferredUnmaps: 0 });
+  });
+
+  it('a refused allocation zero-fills what it wrote before it unmaps', () => {
+    const factory = createFactory({ secretMemory: 'off' });
+    failNext('mprotect', EINVAL);
+    failNext('munmap', ENOMEM);
+    expect(catchError(() => factory.new(new Uint8Array(64).fill(0xaa)))).toMatchObject({ code: 'ERR_PROTECTION_FAILED' });
+    expect(factory.stats()).toMatchObject({ mappings: 1, deferredUnmaps: 1 });
+    const address = calls('mmap')[0]?.result as bigint;
+    expect(readBack(address, 64).every((b) => b === 0)).toBe(true);
+    factory.createRandom(1).close(); // retries the unmap
+    expect(factory.stats()).toMatchObject({ mappings: 0, deferredUnmaps: 0 });
+  });
+});
+
+describe('lock failures', () => {
+  it("anonymous, lock 'require': a refused mlock throws ERR_MEMLOCK_LIMIT with requested and limit, and unmaps", () => {
+    const factory = createFactory({ secretMemory: 'off' });
+    const keep = factory.new(Uint8Array.of(1));
+    faults.calls.length = 0;
+    failNext('mlock', ENOMEM);
+    const error = catchError(() => factory.createRandom(PAGE + 1));
+    expect(error).toMatchObject({ code: 'ERR_MEMLOCK_LIMIT', requested: 2 * PAGE, errno: ENOMEM, syscall: 'mlock' });
+    expect(typeof error['limit']).toBe('number');
+    expect(calls('munmap')).toHaveLength(1);
+    expect(factory.stats()).toMatchObject({ mappings: 1, lockedBytes: PAGE });
+    expect(keep.equals(Uint8Array.of(1))).toBe(true);
+  });
+
+  it("anonymous, lock 'best-effort': a refused mlock keeps the secret unlocked, and close skips munlock", () => {
+    const factory = createFactory({ secretMemory: 'off', lock: 'best-effort' });
+    faults.calls.length = 0;
+    failNext('mlock', ENOMEM);
+    const secret = factory.createRandom(32);
+    expect(factory.stats()).toMatchObject({ mappings: 1, lockedBytes: 0, unlockedMappings: 1 });
+    expect(secret.withBytes((b) => b.byteLength)).toBe(32);
+    secret.close();
+    expect(calls('munlock')).toHaveLength(0);
+    expect(calls('munmap')).toHaveLength(1);
+    expect(factory.stats()).toMatchObject({ mappings: 0, unlockedMappings: 0 });
+  });
+
+  it('secret memory: EAGAIN from mmap is ERR_MEMLOCK_LIMIT; the descriptor is closed', () => {
+    const factory = createFactory({ secretMemory: 'require' });
+    faults.calls.length = 0;
+    failNext('mmap', EAGAIN);
+    expect(catchError(() => factory.createRandom(32))).toMatchObject({ code: 'ERR_MEMLOCK_LIMIT', requested: PAGE, syscall: 'mmap' });
+    expect(calls('close')).toHaveLength(1);
+    expect(factory.stats()).toMatchObject({ mappings: 0 });
+  });
+
+  it('secret memory: a failing memfd_secret or ftruncate throws ERR_ALLOCATION_FAILED and leaks no descriptor', () => {
+    const factory = createFactory({ secretMemory: 'require' });
+    faults.calls.length = 0;
+    failNext('memfdSecret', EMFILE);
+    expect(catchError(() => factory.createRandom(32))).toMatchObject({ code: 'ERR_ALLOCATION_FAILED', errno: EMFILE, syscall: 'memfd_secret' });
+    expect(calls('close')).toHaveLength(0);
+    failNext('ftruncate', ENOMEM);
+    expect(catchError(() => factory.createRandom(32))).toMatchObject({ code: 'ERR_ALLOCATION_FAILED', syscall: 'ftruncate' });
+    expect(calls('close')).toHaveLength(1);
+    expect(calls('mmap')).toHaveLength(0);
+    expect(factory.stats()).toMatchObject({ mappings: 0 });
+  });
+});

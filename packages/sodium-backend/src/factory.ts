@@ -1,0 +1,206 @@
+/**
+ * The sodium factory: one libsodium `sodium_malloc` per secret, through sodium-native, with the
+ * failures that would kill the process turned into errors: a mapping budget before the kernel's
+ * limit, an mmap probe before libsodium's mmap, a checked mlock, and a canary check at close.
+ * @module
+ */
+import {
+  ErrorCode,
+  type Guarantees,
+  type RegionFill,
+  SecretFactoryBase,
+  type SecretRegion,
+  SecureMemoryError,
+  assertOneOf,
+  assertOptions,
+  defineGuarantees,
+  memlockLimitError,
+} from '@secure-memory/core';
+import { kernelMapLimit, takeMappings } from './budget.js';
+import { type Libsodium, libsodium, lockedLength, mappedLength, unprotectedStart } from './layout.js';
+import { BACKEND, EAGAIN, ENOMEM, EPERM, MAPPINGS_PER_SECRET, type SodiumBuffer } from './native.js';
+import { type RegionRelease, SodiumRegion } from './region.js';
+
+/** `lock` option: fail when memory cannot be locked (`'require'`), or go on unlocked (`'best-effort'`). */
+export type LockOption = 'require' | 'best-effort';
+
+/** Options of {@link createFactory}. Keys it does not know are ignored (core's "auto" passes one options object to every backend). */
+export interface SodiumOptions {
+  /**
+   * `'require'` (default): a secret whose pages cannot be locked (RLIMIT_MEMLOCK) is freed and
+   * `ERR_MEMLOCK_LIMIT` is thrown. `'best-effort'`: the secret is kept unlocked instead, and the
+   * manifest does not claim `lockedInRam`.
+   */
+  lock?: LockOption;
+}
+
+/** The counters of {@link SodiumSecretFactory.stats}, besides `allocated` and `inUse`. */
+export interface SodiumStats {
+  /** Bytes this factory holds locked now: whole pages, one or more per secret. */
+  lockedBytes: number;
+  /** Mappings its live secrets take (four each). */
+  mappings: number;
+  /** Live secrets whose pages could not be locked (best-effort mode only). */
+  unlocked: number;
+  /** Closes that found the canary before the data damaged. */
+  integrityFailures: number;
+  [counter: string]: number;
+}
+
+const LOCK_CHOICES: readonly LockOption[] = ['require', 'best-effort'];
+
+function allocationFailed(syscall: string, errno: number | undefined, requested: number, cause?: unknown): SecureMemoryError {
+  return new SecureMemoryError(ErrorCode.ALLOCATION_FAILED, `${syscall} failed${errno === undefined ? '' : ` with errno ${errno}`}`, {
+    backend: BACKEND,
+    syscall,
+    requested,
+    ...(errno === undefined ? {} : { errno }),
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/**
+ * libsodium's guarded heap for Node.js: each secret in its own `sodium_malloc` allocation, between
+ * guard pages, after a canary, locked, excluded from core dumps and PROT_NONE when idle. Build it
+ * with {@link createFactory}.
+ * @example
+ * ```ts
+ * const factory = new SodiumSecretFactory({ lock: 'require' });
+ * using key = factory.createRandom(32);
+ * const tag = key.withBytes((bytes) => createHmac('sha256', bytes).update(message).digest());
+ * ```
+ */
+export class SodiumSecretFactory extends SecretFactoryBase {
+  readonly name = BACKEND;
+  readonly guarantees: Readonly<Guarantees>;
+  /** The lock policy in force. */
+  readonly lock: LockOption;
+  readonly #lib: Libsodium;
+  #live = 0;
+  #lockedBytes = 0;
+  #unlocked = 0;
+  #integrityFailures = 0;
+  readonly #onFree = (release: RegionRelease): void => {
+    this.#live -= 1;
+    if (release.lockedBytes > 0) this.#lockedBytes -= release.lockedBytes;
+    else this.#unlocked -= 1;
+    if (release.damaged) this.#integrityFailures += 1;
+  };
+
+  /**
+   * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `options` is not an object; `ERR_INVALID_ARG_VALUE` for an unknown `lock` value.
+   * @throws {SecureMemoryError} `ERR_UNSUPPORTED_PLATFORM` off Linux; `ERR_BACKEND_UNAVAILABLE` when
+   * sodium-native, koffi or libc cannot be loaded, or the libsodium build has no guard pages; for the
+   * first factory of a process, `ERR_MAP_LIMIT` or `ERR_ALLOCATION_FAILED` when its sentinel
+   * allocation (the reference canary) cannot be made.
+   */
+  constructor(options?: SodiumOptions) {
+    super();
+    const given: unknown = options;
+    assertOptions(given, 'options');
+    const lock = given?.['lock'] === undefined ? 'require' : given['lock'];
+    assertOneOf(lock, 'lock', LOCK_CHOICES);
+    this.#lib = libsodium();
+    this.lock = lock;
+    this.guarantees = defineGuarantees({
+      wipesOnClose: true,
+      lockedInRam: lock === 'require',
+      excludedFromCoreDumps: this.#lib.dumpExcluded,
+      noAccessWhenIdle: true,
+      guardPages: true,
+      canary: true,
+      constantTimeEquals: true,
+    });
+  }
+
+  /**
+   * Takes the mappings from the budget, checks that the kernel would grant the mapping, lets
+   * libsodium allocate, checks the lock, fills, and leaves the pages PROT_NONE. On any failure it
+   * zeroes what `fill` may have written and frees; the other secrets are untouched.
+   */
+  protected allocate(size: number, fill: RegionFill): SecretRegion {
+    const lib = this.#lib;
+    const { sodium, pageSize } = lib.native;
+    takeMappings();
+    const mapped = mappedLength(size, pageSize);
+    // sodium-native passes a failed sodium_malloc (NULL) to Node, which aborts: ask the kernel first.
+    const refused = lib.native.probeMap(mapped);
+    if (refused !== 0) throw kernelMapLimit(refused, ENOMEM) ?? allocationFailed('mmap', refused, mapped);
+    let buf: SodiumBuffer;
+    try {
+      buf = sodium.sodium_malloc(size);
+    } catch (error) {
+      throw allocationFailed('sodium_malloc', undefined, size, error);
+    }
+    let lockedBytes = lockedLength(size, pageSize);
+    let view: Uint8Array;
+    let address: bigint;
+    try {
+      if (buf.byteLength !== size) throw allocationFailed('sodium_malloc', undefined, size);
+      address = lib.native.address(buf);
+      // libsodium ignores a failed mlock; lock the same pages again to learn the outcome (a page
+      // already locked is not charged twice against RLIMIT_MEMLOCK).
+      if (lib.native.mlock(unprotectedStart(address, pageSize), lockedBytes) !== 0) {
+        const errno = lib.native.errno();
+        const overLimit = errno === ENOMEM || errno === EPERM || errno === EAGAIN;
+        if (this.lock === 'require') {
+          throw overLimit
+            ? memlockLimitError(lockedBytes, { backend: BACKEND, errno, syscall: 'mlock' })
+            : allocationFailed('mlock', errno, lockedBytes);
+        }
+        lockedBytes = 0;
+      }
+      view = new Uint8Array(buf.buffer, buf.byteOffset, size);
+      try {
+        fill(view);
+      } catch (error) {
+        sodium.sodium_memzero(view);
+        throw error;
+      }
+      try {
+        sodium.sodium_mprotect_noaccess(buf);
+      } catch (error) {
+        sodium.sodium_memzero(view);
+        throw new SecureMemoryError(ErrorCode.PROTECTION_FAILED, 'sodium_mprotect_noaccess failed', {
+          backend: BACKEND,
+          syscall: 'mprotect',
+          cause: error,
+        });
+      }
+    } catch (error) {
+      sodium.sodium_free(buf);
+      throw error;
+    }
+    this.#live += 1;
+    if (lockedBytes > 0) this.#lockedBytes += lockedBytes;
+    else this.#unlocked += 1;
+    return new SodiumRegion(lib, buf, view, address, lockedBytes, this.#onFree);
+  }
+
+  /** Locked bytes, mappings of live secrets, secrets left unlocked (best-effort) and canary failures seen at close. */
+  protected backendStats(): SodiumStats {
+    return {
+      lockedBytes: this.#lockedBytes,
+      mappings: this.#live * MAPPINGS_PER_SECRET,
+      unlocked: this.#unlocked,
+      integrityFailures: this.#integrityFailures,
+    };
+  }
+}
+
+/**
+ * Builds a {@link SodiumSecretFactory}; the `createFactory(options)` that core's
+ * `createSecretFactory({ backend: 'sodium' })` calls.
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `options` is not an object; `ERR_INVALID_ARG_VALUE` for an unknown `lock` value.
+ * @throws {SecureMemoryError} `ERR_UNSUPPORTED_PLATFORM` off Linux; `ERR_BACKEND_UNAVAILABLE` when the native layer cannot
+ * be loaded or fails its self-check; `ERR_MAP_LIMIT` or `ERR_ALLOCATION_FAILED` when the process's first factory cannot make its sentinel allocation.
+ * @example
+ * ```ts
+ * import { createFactory } from '@secure-memory/sodium';
+ * const factory = createFactory({ lock: 'best-effort' });
+ * using key = factory.new(keyBytes); // keyBytes is zero-filled
+ * ```
+ */
+export function createFactory(options?: SodiumOptions): SodiumSecretFactory {
+  return new SodiumSecretFactory(options);
+}

@@ -1,0 +1,134 @@
+/**
+ * libsodium's layout of one `sodium_malloc(size)` (src/libsodium/sodium/utils.c), and a one-time
+ * check that the loaded build really lays memory out that way:
+ *
+ * ```
+ * | base page (r--) | guard page (---) | unprotected pages: slack, canary, data | guard page (---) |
+ *                                       ^ mlocked + MADV_DONTDUMP   ^ data ends on the page boundary
+ * ```
+ *
+ * The data is right-aligned: its last byte is the last byte before the trailing guard page, and the
+ * 16-byte canary sits right before its first byte. Four mappings per allocation.
+ * @module
+ */
+import { readFileSync } from 'node:fs';
+import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
+import { kernelMapLimit, takeMappings } from './budget.js';
+import { BACKEND, CANARY_SIZE, ENOMEM, type Native, native } from './native.js';
+
+/** The unprotected (locked) length of a `size`-byte allocation: canary plus data, rounded up to pages. */
+export function lockedLength(size: number, pageSize: number): number {
+  return Math.ceil((size + CANARY_SIZE) / pageSize) * pageSize;
+}
+
+/** The whole mapping of a `size`-byte allocation: three pages around the unprotected ones. */
+export function mappedLength(size: number, pageSize: number): number {
+  return 3 * pageSize + lockedLength(size, pageSize);
+}
+
+/** The start of the unprotected pages of the allocation whose data starts at `address`. */
+export function unprotectedStart(address: bigint, pageSize: number): bigint {
+  const page = BigInt(pageSize);
+  const canary = address - BigInt(CANARY_SIZE);
+  return canary - (canary % page);
+}
+
+/** What the one-time check found, plus the sentinel the canary checks compare against. */
+export interface Libsodium {
+  readonly native: Native;
+  /** The canary of a sentinel allocation that nothing writes to (read-only, held for the life of the process). */
+  readonly referenceCanary: Uint8Array;
+  /** True when the build marks the unprotected pages MADV_DONTDUMP (`dd` in smaps VmFlags). */
+  readonly dumpExcluded: boolean;
+}
+
+interface MappingFacts {
+  perms: string;
+  flags: string[];
+}
+
+/** The perms and VmFlags of the mapping holding each address, from one read of /proc/self/smaps. */
+function mappingsAt(addresses: bigint[]): (MappingFacts | undefined)[] {
+  const found: (MappingFacts | undefined)[] = addresses.map(() => undefined);
+  let current: number[] = [];
+  let perms = '';
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const header = /^([0-9a-f]+)-([0-9a-f]+) (\S+) /.exec(line);
+    if (header !== null) {
+      const start = BigInt(`0x${header[1] as string}`);
+      const end = BigInt(`0x${header[2] as string}`);
+      perms = header[3] as string;
+      current = addresses.flatMap((a, i) => (a >= start && a < end ? [i] : []));
+      for (const i of current) found[i] = { perms, flags: [] };
+    } else if (line.startsWith('VmFlags:') && current.length > 0) {
+      const flags = line.slice('VmFlags:'.length).trim().split(/\s+/);
+      for (const i of current) found[i] = { perms, flags };
+    }
+  }
+  return found;
+}
+
+let cached: Libsodium | undefined;
+let checkError: SecureMemoryError | undefined;
+
+function unavailable(message: string): SecureMemoryError {
+  return new SecureMemoryError(ErrorCode.BACKEND_UNAVAILABLE, `The sodium backend cannot work here: ${message}`, { backend: BACKEND });
+}
+
+/**
+ * Loads the native layer and, once per process, checks the loaded libsodium against the layout
+ * above: one sentinel allocation (kept read-only for the life of the process; its canary is the
+ * reference for every close), whose data must end on a page boundary with no-access guard pages on
+ * both sides. It also reads whether the build marks the pages MADV_DONTDUMP.
+ * @throws {SecureMemoryError} `ERR_UNSUPPORTED_PLATFORM` or `ERR_BACKEND_UNAVAILABLE` from the native
+ * layer; `ERR_BACKEND_UNAVAILABLE` when the build has no guard pages or another layout;
+ * `ERR_MAP_LIMIT` or `ERR_ALLOCATION_FAILED` when the sentinel cannot be allocated (not cached).
+ */
+export function libsodium(): Libsodium {
+  if (cached !== undefined) return cached;
+  if (checkError !== undefined) throw checkError;
+  const n = native();
+  // The sentinel is an allocation like any other: keep it within the mapping budget (these
+  // errors are not cached: the next factory may find room).
+  takeMappings();
+  const refused = n.probeMap(mappedLength(1, n.pageSize));
+  if (refused !== 0) {
+    throw kernelMapLimit(refused, ENOMEM) ??
+      new SecureMemoryError(ErrorCode.ALLOCATION_FAILED, `mmap failed with errno ${refused}`, { backend: BACKEND, errno: refused, syscall: 'mmap' });
+  }
+  try {
+    cached = check(n);
+    return cached;
+  } catch (error) {
+    checkError =
+      error instanceof SecureMemoryError
+        ? error
+        : new SecureMemoryError(ErrorCode.BACKEND_UNAVAILABLE, 'The sodium backend failed its self-check', { backend: BACKEND, cause: error });
+    throw checkError;
+  }
+}
+
+function check(n: Native): Libsodium {
+  const page = BigInt(n.pageSize);
+  if (n.pageSize < 4096 || n.pageSize % 4096 !== 0) throw unavailable(`unexpected page size ${n.pageSize}`);
+  const sentinel = n.sodium.sodium_malloc(1);
+  if (sentinel.byteLength !== 1) throw unavailable('sodium_malloc returned no memory');
+  n.sodium.sodium_mprotect_readonly(sentinel);
+  const address = n.address(sentinel);
+  const start = unprotectedStart(address, n.pageSize);
+  if (address + 1n !== start + page) throw unavailable('sodium_malloc does not right-align its data against a page boundary');
+  const [leading, data, trailing] = mappingsAt([start - 1n, address, address + 1n]);
+  if (leading?.perms.startsWith('---') !== true || trailing?.perms.startsWith('---') !== true) {
+    throw unavailable('this libsodium build has no guard pages around sodium_malloc memory');
+  }
+  if (data?.perms.startsWith('r--') !== true) throw unavailable('sodium_mprotect_readonly did not take effect');
+  // The sentinel lives as long as the process: keep the Buffer reachable so its finalizer never runs.
+  sentinels.push(sentinel);
+  return {
+    native: n,
+    referenceCanary: n.view(address - BigInt(CANARY_SIZE), CANARY_SIZE),
+    dumpExcluded: data.flags.includes('dd'),
+  };
+}
+
+const sentinels: Buffer[] = [];
