@@ -1,12 +1,13 @@
 // Behaviour that needs its own process: limits as an unprivileged user, faults, process-wide changes.
 // The fixtures import the built package (dist/): build first.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { unprivileged } from '@secure-memory/testkit';
 import { PAGE, assertBuilt, hasSetpriv, isRoot, output, runFixture } from './helpers.js';
 
 beforeAll(assertBuilt);
 
 const EIGHT_MIB = 8 * 1024 * 1024;
-const asNobody = ['prlimit', `--memlock=${EIGHT_MIB}:${EIGHT_MIB}`, '--', 'setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'];
+const asNobody = unprivileged([], { memlock: EIGHT_MIB });
 
 interface MemlockReport {
   uid: number;

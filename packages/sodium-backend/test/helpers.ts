@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { unprivileged } from '@secure-memory/testkit';
 
 /** The perms and VmFlags of the mapping of this process that holds `address`. */
 export interface MappingFacts {
@@ -42,11 +43,8 @@ export interface ChildResult {
 /** Runs test/fixtures/<name>.mjs (which imports the built package) in a child, optionally as `nobody`. */
 export function runFixture(name: string, args: string[] = [], { asNobody = false } = {}): ChildResult {
   const fixture = fileURLToPath(new URL(`./fixtures/${name}.mjs`, import.meta.url));
-  const command = asNobody ? 'setpriv' : process.execPath;
-  const argv = asNobody
-    ? ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, fixture, ...args]
-    : [fixture, ...args];
-  const child = spawnSync(command, argv, { encoding: 'utf8', timeout: 120_000, maxBuffer: 16 * 1024 * 1024 });
+  const [command, ...argv] = asNobody ? unprivileged([process.execPath, fixture, ...args]) : [process.execPath, fixture, ...args];
+  const child = spawnSync(command as string, argv, { encoding: 'utf8', timeout: 120_000, maxBuffer: 16 * 1024 * 1024 });
   const lines = child.stdout.split('\n').filter((l) => l.startsWith('{'));
   const last = lines.at(-1);
   return {

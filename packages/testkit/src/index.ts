@@ -10,3 +10,4 @@ export { judge, type GuaranteeStatus, type GuaranteeVerdict } from './judge.js';
 export { observe, runChild, type Observations, type Progress } from './observe.js';
 export { scanMemory, readMappings, findMapping, tryReadRegion, type Mapping, type MemoryScan, type Hit } from './proc.js';
 export { scanCoreDump, coreDumpUnavailable, countInFile, type CoreScan } from './coredump.js';
+export { UNPRIVILEGED_PREFIX, unprivileged } from './unprivileged.js';
