@@ -136,7 +136,7 @@ describe('limits', () => {
   it.skipIf(process.getuid?.() !== 0)("as nobody with lock 'best-effort': goes on unlocked past the limit, and does not claim lockedInRam", () => {
     const child = runFixture('memlock', ['best-effort'], { asNobody: true });
     expect(child.status, child.stderr).toBe(0);
-    const r = child.result as Record<string, unknown> & { stats: Record<string, number> };
+    const r = child.result as Record<string, unknown> & { stats: { lockedBytes: number; unlocked: number } };
     expect(r.code).toBe(null);
     expect(r.lockedInRam).toBe(false);
     expect(r.intact).toBe(r.allocated);
