@@ -6,19 +6,25 @@
 import { parseArgs } from 'node:util';
 import { resolveBackendSpecifier } from '@secure-memory/core';
 import { formatDoctor, runDoctor } from './doctor.js';
-import { DEFAULT_TARGETS, type MatrixTarget, availableTargets, formatMatrix, runMatrix } from './matrix.js';
+import { FULL_PLAN, SHORT_PLAN, formatBench, runBench } from './bench.js';
+import { DEFAULT_TARGETS, type MatrixTarget, availableTargets, formatMatrix, recommend, runMatrix } from './matrix.js';
 
 const USAGE = `Usage: secure-memory <command> [options]
 
 Commands:
-  report                         the doctor, then the conformance matrix of every installed backend
+  report [--json]                the doctor, the conformance matrix of every installed backend, a short
+                                 benchmark, and the backend recommended for this machine
   doctor [--json]                what this machine offers secure memory
+  bench [--json] [--short]       each backend's operations against the native floor and against peers
   conformance [--backend X] [--options JSON] [--json]
                                  prove a backend's guarantees from outside the process (exit 1 when not ok);
                                  without --backend, every installed backend and the control
 Options:
   --json     machine-readable output on stdout (progress stays on stderr)
   -h, --help this text`;
+
+/** The backends the benchmark measures: every matrix column but the control. */
+const BENCH_TARGETS = DEFAULT_TARGETS.filter((t) => t.name !== 'control');
 
 const log = (line: string): void => {
   process.stderr.write(`${line}\n`);
@@ -39,6 +45,7 @@ async function main(argv: string[]): Promise<number> {
         json: { type: 'boolean', default: false },
         backend: { type: 'string' },
         options: { type: 'string' },
+        short: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -56,6 +63,13 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'doctor') {
     const items = await runDoctor();
     process.stdout.write(values.json ? `${JSON.stringify(Object.fromEntries(items.map((i) => [i.key, i.value])), null, 2)}\n` : `${formatDoctor(items)}\n`);
+    return 0;
+  }
+
+  if (command === 'bench') {
+    const { ready } = await availableTargets(BENCH_TARGETS);
+    const report = await runBench(ready, values.short ? SHORT_PLAN : FULL_PLAN, log);
+    process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatBench(report)}\n`);
     return 0;
   }
 
@@ -82,10 +96,17 @@ async function main(argv: string[]): Promise<number> {
       return 1;
     }
     const reports = await runMatrix(ready, log);
+    if (command === 'conformance') {
+      process.stdout.write(values.json ? `${JSON.stringify({ reports, missing }, null, 2)}\n` : `${formatMatrix(reports, missing)}\n`);
+      return reports.every((r) => r.ok) ? 0 : 1;
+    }
+    const { ready: benchable } = await availableTargets(BENCH_TARGETS);
+    const bench = await runBench(benchable, SHORT_PLAN, log);
+    const recommendation = recommend(reports, bench);
     if (values.json) {
-      process.stdout.write(`${JSON.stringify({ reports, missing }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ doctor: Object.fromEntries((await runDoctor()).map((i) => [i.key, i.value])), reports, missing, bench, recommendation }, null, 2)}\n`);
     } else {
-      process.stdout.write(`${command === 'report' ? 'Conformance\n\n' : ''}${formatMatrix(reports, missing)}\n`);
+      process.stdout.write(`Conformance\n\n${formatMatrix(reports, missing)}\n\nBenchmark (short run)\n\n${formatBench(bench)}\n\nRecommendation\n\n${recommendation.text}\n`);
     }
     return reports.every((r) => r.ok) ? 0 : 1;
   }

@@ -5,6 +5,7 @@
  */
 import { GUARANTEE_FLAGS, loadBackend } from '@secure-memory/core';
 import { type ConformanceReport, type ConformanceTarget, runConformance } from '@secure-memory/testkit';
+import type { BenchReport } from './bench.js';
 
 /** A column of the matrix. */
 export interface MatrixTarget extends ConformanceTarget {
@@ -80,4 +81,36 @@ export function formatMatrix(reports: ConformanceReport[], missing: MissingTarge
   }
   for (const m of missing) out.push(`${m.name}: not run (${m.reason})`);
   return out.join('\n');
+}
+
+/** The backend recommended for this machine, with its reasons. */
+export interface Recommendation {
+  name: string | null;
+  verified: string[];
+  text: string;
+}
+
+/**
+ * Recommends the conforming backend (not the control) with the most verified guarantees here; a
+ * tie goes to the faster `withBytes` in the benchmark.
+ */
+export function recommend(reports: ConformanceReport[], bench?: BenchReport): Recommendation {
+  const candidates = reports.filter((r) => r.ok && r.backend !== 'control');
+  if (candidates.length === 0) return { name: null, verified: [], text: 'No installed backend conforms here: install one of @secure-memory/protected-memory, @secure-memory/sodium, @secure-memory/memguard.' };
+  const verified = (r: ConformanceReport): string[] => GUARANTEE_FLAGS.filter((f) => r.guarantees[f].status === 'verified');
+  const speed = (r: ConformanceReport): number =>
+    bench?.results.find((b) => b.backend === r.name && b.operation === 'withBytes')?.medianNs ?? Number.POSITIVE_INFINITY;
+  const [best] = [...candidates].sort((a, b) => verified(b).length - verified(a).length || speed(a) - speed(b));
+  const chosen = best as ConformanceReport;
+  const mine = verified(chosen);
+  const others = candidates.filter((r) => r !== chosen);
+  const unique = mine.filter((f) => others.every((o) => o.guarantees[f as keyof ConformanceReport['guarantees']].status !== 'verified'));
+  const lines = [
+    `${chosen.name}: ${mine.length} of ${GUARANTEE_FLAGS.length} guarantees verified on this machine (${mine.join(', ')}).`,
+  ];
+  if (unique.length > 0) lines.push(`Only it keeps here: ${unique.join(', ')}.`);
+  const ns = speed(chosen);
+  if (Number.isFinite(ns)) lines.push(`withBytes costs ${ns} ns here.`);
+  lines.push(`Use it with createSecretFactory({ backend: '${chosen.module.replace('@secure-memory/', '')}'${Object.keys(chosen.options).length > 0 ? `, options: ${JSON.stringify(chosen.options)}` : ''} }), or SECURE_MEMORY_BACKEND.`);
+  return { name: chosen.name, verified: mine, text: lines.join('\n') };
 }

@@ -51,3 +51,28 @@ describe('secure-memory conformance', () => {
     expect(run('doctor', '--bogus').status).toBe(2);
   });
 });
+
+describe('secure-memory bench', () => {
+  it('emits the JSON schema: machine, floor, and one result per backend and operation', () => {
+    const result = run('bench', '--short', '--json');
+    expect(result.status, result.stderr).toBe(0);
+    const report = JSON.parse(result.stdout) as {
+      machine: Record<string, unknown>;
+      floor: { mprotectPairNs: number | null; guardedAllocNs: number | null };
+      results: { backend: string; operation: string; medianNs: number; ratioToFloor: number | null }[];
+    };
+    expect(report.machine).toHaveProperty('kernel');
+    expect(Object.keys(report.floor)).toEqual(expect.arrayContaining(['mprotectPairNs', 'guardedAllocNs']));
+    const backends = new Set(report.results.map((r) => r.backend));
+    expect(backends).toContain('peer:buffer');
+    for (const backend of backends) {
+      const operations = report.results.filter((r) => r.backend === backend).map((r) => r.operation);
+      expect(operations, backend).toEqual(expect.arrayContaining(['withBytes', 'withBytesAsync', 'newClose', 'createRandomClose']));
+    }
+    for (const r of report.results) {
+      expect(r.medianNs, `${r.backend} ${r.operation}`).toBeGreaterThan(0);
+      if (report.floor.mprotectPairNs !== null) expect(r.ratioToFloor).toBeGreaterThan(0);
+    }
+    expect(result.stderr).toMatch(/\[1\/\d+\]/);
+  });
+});

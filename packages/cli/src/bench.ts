@@ -1,0 +1,391 @@
+/**
+ * `secure-memory bench`: each backend's operations against the native floor (the same system
+ * calls in a C loop inside the memguard addon) and against peers (raw sodium-native, a plain
+ * Buffer), measured in one run. A benchmark, never a test: it prints figures, it asserts nothing.
+ * @module
+ */
+import { randomBytes, randomFillSync } from 'node:crypto';
+import { cpus, release } from 'node:os';
+import { loadBackend, type SecretFactory } from '@secure-memory/core';
+import type { MatrixTarget } from './matrix.js';
+
+/** The floor an operation is compared with. */
+export type FloorKind = 'mprotectPair' | 'guardedAlloc';
+
+/** One measured operation. */
+export interface BenchResult {
+  backend: string;
+  operation: string;
+  medianNs: number;
+  /** The 25th and 75th percentiles of the per-batch figures. */
+  p25Ns: number;
+  p75Ns: number;
+  /** (p75 - p25) / median, in percent. */
+  spreadPct: number;
+  batches: number;
+  iterationsPerBatch: number;
+  floor: FloorKind;
+  /** medianNs over the floor measured in the same run, or null when no floor is available. */
+  ratioToFloor: number | null;
+}
+
+/** The whole benchmark, as `--json` prints it. */
+export interface BenchReport {
+  machine: { platform: string; kernel: string; node: string; cpu: string; cores: number };
+  floor: { mprotectPairNs: number | null; guardedAllocNs: number | null; source: string | null };
+  results: BenchResult[];
+}
+
+/** How long to measure: the full run, or the short one inside `report`. */
+export interface BenchPlan {
+  batches: number;
+  iterations: number;
+  warmup: number;
+}
+
+export const FULL_PLAN: BenchPlan = { batches: 15, iterations: 1000, warmup: 2000 };
+export const SHORT_PLAN: BenchPlan = { batches: 7, iterations: 300, warmup: 300 };
+
+type Op = () => unknown;
+type AsyncOp = () => Promise<unknown>;
+
+/** One operation to measure: made ready by `setup`, undone by the returned teardown. */
+interface Case {
+  backend: string;
+  operation: string;
+  floor: FloorKind;
+  setup(): { op: Op | AsyncOp; async: boolean; teardown(): void };
+}
+
+const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+function percentile(sorted: number[], p: number): number {
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.round((sorted.length - 1) * p)));
+  return sorted[index] as number;
+}
+
+async function measure(c: Case, plan: BenchPlan): Promise<Omit<BenchResult, 'ratioToFloor'>> {
+  const { op, async, teardown } = c.setup();
+  try {
+    // Batches yield to the event loop so that deferred frees (sodium-native) and finalizers run
+    // between them, as they would in an application.
+    for (let done = 0; done < plan.warmup; done += plan.iterations) {
+      for (let i = 0; i < plan.iterations; i += 1) if (async) await (op as AsyncOp)(); else (op as Op)();
+      await yieldTurn();
+    }
+    const perOp: number[] = [];
+    for (let b = 0; b < plan.batches; b += 1) {
+      const start = process.hrtime.bigint();
+      if (async) for (let i = 0; i < plan.iterations; i += 1) await (op as AsyncOp)();
+      else for (let i = 0; i < plan.iterations; i += 1) (op as Op)();
+      perOp.push(Number(process.hrtime.bigint() - start) / plan.iterations);
+      await yieldTurn();
+    }
+    perOp.sort((a, b) => a - b);
+    const medianNs = percentile(perOp, 0.5);
+    const p25Ns = percentile(perOp, 0.25);
+    const p75Ns = percentile(perOp, 0.75);
+    return {
+      backend: c.backend,
+      operation: c.operation,
+      medianNs: Math.round(medianNs),
+      p25Ns: Math.round(p25Ns),
+      p75Ns: Math.round(p75Ns),
+      spreadPct: Math.round(((p75Ns - p25Ns) / medianNs) * 1000) / 10,
+      batches: plan.batches,
+      iterationsPerBatch: plan.iterations,
+      floor: c.floor,
+    };
+  } finally {
+    teardown();
+  }
+}
+
+/** The four contract operations of one factory. */
+function factoryCases(label: string, factory: SecretFactory): Case[] {
+  const held = (): { secret: ReturnType<SecretFactory['createRandom']>; teardown(): void } => {
+    const secret = factory.createRandom(32);
+    return { secret, teardown: () => secret.close() };
+  };
+  return [
+    {
+      backend: label,
+      operation: 'withBytes',
+      floor: 'mprotectPair',
+      setup: () => {
+        const { secret, teardown } = held();
+        const read = (b: Uint8Array): number => b[0] as number;
+        return { op: () => secret.withBytes(read), async: false, teardown };
+      },
+    },
+    {
+      backend: label,
+      operation: 'withBytesAsync',
+      floor: 'mprotectPair',
+      setup: () => {
+        const { secret, teardown } = held();
+        const read = async (b: Uint8Array): Promise<number> => b[0] as number;
+        return { op: () => secret.withBytesAsync(read), async: true, teardown };
+      },
+    },
+    {
+      backend: label,
+      operation: 'newClose',
+      floor: 'guardedAlloc',
+      setup: () => {
+        const source = Buffer.alloc(32);
+        const pattern = randomBytes(32);
+        return {
+          op: () => {
+            source.set(pattern);
+            factory.new(source).close();
+          },
+          async: false,
+          teardown: () => pattern.fill(0),
+        };
+      },
+    },
+    {
+      backend: label,
+      operation: 'createRandomClose',
+      floor: 'guardedAlloc',
+      setup: () => ({ op: () => factory.createRandom(32).close(), async: false, teardown: () => {} }),
+    },
+  ];
+}
+
+interface SodiumNative {
+  sodium_malloc(size: number): Buffer;
+  sodium_free(buffer: Buffer): void;
+  sodium_mprotect_noaccess(buffer: Buffer): void;
+  sodium_mprotect_readonly(buffer: Buffer): void;
+  randombytes_buf(buffer: Buffer): void;
+}
+
+/** Raw sodium-native: what a careful user would write by hand. */
+function sodiumPeerCases(sodium: SodiumNative): Case[] {
+  const label = 'peer:sodium-native';
+  const held = (): { buffer: Buffer; teardown(): void } => {
+    const buffer = sodium.sodium_malloc(32);
+    sodium.randombytes_buf(buffer);
+    sodium.sodium_mprotect_noaccess(buffer);
+    return { buffer, teardown: () => sodium.sodium_free(buffer) };
+  };
+  return [
+    {
+      backend: label,
+      operation: 'withBytes',
+      floor: 'mprotectPair',
+      setup: () => {
+        const { buffer, teardown } = held();
+        return {
+          op: () => {
+            sodium.sodium_mprotect_readonly(buffer);
+            const x = buffer[0];
+            sodium.sodium_mprotect_noaccess(buffer);
+            return x;
+          },
+          async: false,
+          teardown,
+        };
+      },
+    },
+    {
+      backend: label,
+      operation: 'withBytesAsync',
+      floor: 'mprotectPair',
+      setup: () => {
+        const { buffer, teardown } = held();
+        return {
+          op: async () => {
+            sodium.sodium_mprotect_readonly(buffer);
+            try {
+              return await Promise.resolve(buffer[0]);
+            } finally {
+              sodium.sodium_mprotect_noaccess(buffer);
+            }
+          },
+          async: true,
+          teardown,
+        };
+      },
+    },
+    {
+      backend: label,
+      operation: 'newClose',
+      floor: 'guardedAlloc',
+      setup: () => {
+        const pattern = randomBytes(32);
+        return {
+          op: () => {
+            const buffer = sodium.sodium_malloc(32);
+            buffer.set(pattern);
+            sodium.sodium_free(buffer);
+          },
+          async: false,
+          teardown: () => pattern.fill(0),
+        };
+      },
+    },
+    {
+      backend: label,
+      operation: 'createRandomClose',
+      floor: 'guardedAlloc',
+      setup: () => ({
+        op: () => {
+          const buffer = sodium.sodium_malloc(32);
+          sodium.randombytes_buf(buffer);
+          sodium.sodium_free(buffer);
+        },
+        async: false,
+        teardown: () => {},
+      }),
+    },
+  ];
+}
+
+/** A plain Buffer: no protection at all, the cost of doing nothing. */
+function bufferPeerCases(): Case[] {
+  const label = 'peer:buffer';
+  return [
+    {
+      backend: label,
+      operation: 'withBytes',
+      floor: 'mprotectPair',
+      setup: () => {
+        const buffer = randomBytes(32);
+        const read = (b: Uint8Array): number => b[0] as number;
+        return { op: () => read(buffer), async: false, teardown: () => buffer.fill(0) };
+      },
+    },
+    {
+      backend: label,
+      operation: 'withBytesAsync',
+      floor: 'mprotectPair',
+      setup: () => {
+        const buffer = randomBytes(32);
+        const read = async (b: Uint8Array): Promise<number> => b[0] as number;
+        return { op: () => read(buffer), async: true, teardown: () => buffer.fill(0) };
+      },
+    },
+    {
+      backend: label,
+      operation: 'newClose',
+      floor: 'guardedAlloc',
+      setup: () => {
+        const pattern = randomBytes(32);
+        return {
+          op: () => {
+            const buffer = Buffer.alloc(32);
+            buffer.set(pattern);
+            buffer.fill(0);
+          },
+          async: false,
+          teardown: () => pattern.fill(0),
+        };
+      },
+    },
+    {
+      backend: label,
+      operation: 'createRandomClose',
+      floor: 'guardedAlloc',
+      setup: () => ({
+        op: () => randomFillSync(Buffer.alloc(32)).fill(0),
+        async: false,
+        teardown: () => {},
+      }),
+    },
+  ];
+}
+
+interface FloorModule {
+  floorMprotectPairNs(iterations: number): number;
+  floorGuardedAllocNs(iterations: number): number;
+}
+
+async function optionalImport<T>(specifier: string): Promise<T | undefined> {
+  try {
+    return (await import(specifier)) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Median of several floor runs, so that one noisy run does not set every ratio. */
+function medianOf(runs: number, fn: () => number): number {
+  const values = Array.from({ length: runs }, fn).sort((a, b) => a - b);
+  return values[Math.floor(values.length / 2)] as number;
+}
+
+/**
+ * Runs the benchmark over the given backends and the two peers.
+ * @param log progress lines (stderr in the command)
+ */
+export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan, log: (line: string) => void): Promise<BenchReport> {
+  const floorModule = await optionalImport<FloorModule>('@secure-memory/memguard');
+  let floor: BenchReport['floor'] = { mprotectPairNs: null, guardedAllocNs: null, source: null };
+  if (floorModule !== undefined) {
+    log('measuring the native floor (memguard addon)');
+    floor = {
+      mprotectPairNs: Math.round(medianOf(5, () => floorModule.floorMprotectPairNs(plan.iterations * 5))),
+      guardedAllocNs: Math.round(medianOf(5, () => floorModule.floorGuardedAllocNs(plan.iterations))),
+      source: '@secure-memory/memguard',
+    };
+  } else {
+    log('no native floor: @secure-memory/memguard is not installed; ratios are null');
+  }
+
+  const cases: Case[] = [];
+  for (const target of targets) {
+    try {
+      cases.push(...factoryCases(target.name, await loadBackend(target.module, target.options)));
+    } catch (error) {
+      log(`${target.name}: skipped (${(error as { code?: string }).code ?? (error as Error).message})`);
+    }
+  }
+  const sodium = await optionalImport<{ default: SodiumNative }>('sodium-native');
+  if (sodium !== undefined) cases.push(...sodiumPeerCases(sodium.default));
+  else log('peer:sodium-native: skipped (sodium-native is not installed)');
+  cases.push(...bufferPeerCases());
+
+  const results: BenchResult[] = [];
+  for (const [index, c] of cases.entries()) {
+    log(`[${index + 1}/${cases.length}] ${c.backend} ${c.operation}`);
+    const measured = await measure(c, plan);
+    const floorNs = c.floor === 'mprotectPair' ? floor.mprotectPairNs : floor.guardedAllocNs;
+    results.push({ ...measured, ratioToFloor: floorNs === null ? null : Math.round((measured.medianNs / floorNs) * 100) / 100 });
+  }
+  return {
+    machine: {
+      platform: `${process.platform}-${process.arch}`,
+      kernel: release(),
+      node: process.version,
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores: cpus().length,
+    },
+    floor,
+    results,
+  };
+}
+
+/** Formats the report as a table: one row per backend and operation. */
+export function formatBench(report: BenchReport): string {
+  const f = report.floor;
+  const lines = [
+    `floor (C loop in the memguard addon): mprotect pair ${f.mprotectPairNs ?? 'n/a'} ns, guarded alloc+free ${f.guardedAllocNs ?? 'n/a'} ns`,
+    '',
+  ];
+  const header = ['backend', 'operation', 'median ns', 'p25-p75 ns', 'spread', 'x floor'];
+  const rows = report.results.map((r) => [
+    r.backend,
+    r.operation,
+    String(r.medianNs),
+    `${r.p25Ns}-${r.p75Ns}`,
+    `${r.spreadPct}%`,
+    r.ratioToFloor === null ? 'n/a' : `${r.ratioToFloor}x`,
+  ]);
+  const widths = header.map((_, c) => Math.max(...[header, ...rows].map((row) => (row[c] as string).length)));
+  const line = (row: string[]): string => row.map((cell, c) => (c >= 2 ? cell.padStart(widths[c] as number) : cell.padEnd(widths[c] as number))).join('  ');
+  lines.push(line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line));
+  return lines.join('\n');
+}
