@@ -1,0 +1,543 @@
+/**
+ * memguard's LockedBuffer: a guarded, locked allocation whose bytes JavaScript reads and writes
+ * through a view that is revoked (detached) when the buffer is destroyed.
+ * @module
+ */
+import { randomFillSync } from 'node:crypto';
+import {
+  ErrorCode,
+  MAX_SECRET_SIZE,
+  REGION_PROBE,
+  type RegionLocation,
+  SecureMemoryRangeError,
+  SecureMemoryTypeError,
+  assertBytes,
+  assertOptions,
+  assertSize,
+  constantTimeEqual,
+  describeType,
+  invalidThis,
+} from '@secure-memory/core';
+import { destroyed, frozen, integrityError, readError } from './errors.js';
+import { track, untrack } from './lifetime.js';
+import { addon } from './native.js';
+import { GuardedRegion, Ledger, MIN_CANARY, pageSize, writable } from './region.js';
+
+/** Options of the LockedBuffer constructors. */
+export interface LockedBufferOptions {
+  /**
+   * `true`: when the buffer is garbage-collected without `destroy()`, emit a `SecureMemoryWarning`
+   * (code `MEMGUARD_UNRELEASED`) with the stack where it was made. Costs a stack capture per buffer.
+   * Default `false`: the memory is released silently.
+   */
+  debug?: boolean;
+}
+
+/** Counters of every LockedBuffer of the process. */
+const ledger = new Ledger();
+
+/** Proves a LockedBuffer was made by this module's constructors. */
+const TOKEN: unique symbol = Symbol('LockedBuffer');
+
+const inspectCustom = Symbol.for('nodejs.util.inspect.custom');
+
+function debugOption(options: unknown): boolean {
+  assertOptions(options, 'options');
+  const debug = options?.['debug'];
+  if (debug === undefined) return false;
+  if (typeof debug === 'boolean') return debug;
+  throw new SecureMemoryTypeError(
+    ErrorCode.INVALID_ARG_TYPE,
+    `The "debug" option must be a boolean. Received ${describeType(debug)}`,
+  );
+}
+
+function assertOffset(offset: unknown, size: number): asserts offset is number {
+  if (typeof offset === 'number' && Number.isInteger(offset) && offset >= 0 && offset <= size) return;
+  if (typeof offset !== 'number') {
+    throw new SecureMemoryTypeError(
+      ErrorCode.INVALID_ARG_TYPE,
+      `The "offset" argument must be a number. Received ${describeType(offset)}`,
+    );
+  }
+  throw new SecureMemoryRangeError(
+    ErrorCode.INVALID_ARG_VALUE,
+    `The "offset" argument must be a whole number from 0 to the buffer's size (${size}). Received ${String(offset)}`,
+  );
+}
+
+function assertFd(fd: unknown): asserts fd is number {
+  if (typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 && fd <= 0x7fffffff) return;
+  if (typeof fd !== 'number') {
+    throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "fd" argument must be a number. Received ${describeType(fd)}`);
+  }
+  throw new SecureMemoryRangeError(
+    ErrorCode.INVALID_ARG_VALUE,
+    `The "fd" argument must be a whole number from 0 to 2147483647. Received ${String(fd)}`,
+  );
+}
+
+function assertDelimiter(delim: unknown): asserts delim is number {
+  if (typeof delim === 'number' && Number.isInteger(delim) && delim >= 0 && delim <= 255) return;
+  if (typeof delim !== 'number') {
+    throw new SecureMemoryTypeError(
+      ErrorCode.INVALID_ARG_TYPE,
+      `The "delim" argument must be a byte value (a number). Received ${describeType(delim)}`,
+    );
+  }
+  throw new SecureMemoryRangeError(
+    ErrorCode.INVALID_ARG_VALUE,
+    `The "delim" argument must be a whole number from 0 to 255. Received ${String(delim)}`,
+  );
+}
+
+/** A source the caller hands over to be wiped must be writable, or wiping it would fault. */
+function assertWipeable(source: Uint8Array, label: string): void {
+  if (!writable(source)) throw frozen(`The "${label}" argument`);
+}
+
+function emptyInput(): SecureMemoryRangeError {
+  return new SecureMemoryRangeError(ErrorCode.INVALID_SIZE, 'The descriptor gave no data: a buffer needs at least 1 byte');
+}
+
+/**
+ * A guarded, locked buffer, after memguard's LockedBuffer. Make one with {@link newBuffer},
+ * {@link newBufferFromBytes}, {@link newBufferRandom}, {@link newBufferFromFd} or
+ * {@link newBufferFromFdUntil}; release it with `destroy()` (or a `using` declaration).
+ *
+ * `bytes()` is a view straight into the locked memory. When the buffer is destroyed (by `destroy()`,
+ * {@link purge}, a signal caught by {@link catchSignal}, process exit, or the garbage collector)
+ * every view is detached: a view kept past that reads `byteLength === 0`, and the process lives.
+ * @example
+ * ```ts
+ * using key = newBufferRandom(32);           // frozen (read-only), like memguard's
+ * const tag = createHmac('sha256', key.bytes()).update(data).digest();
+ * ```
+ */
+export class LockedBuffer implements Disposable {
+  #region: GuardedRegion | undefined;
+  #view: Uint8Array | undefined;
+
+  /** @internal Use {@link newBuffer} and the other constructors. */
+  constructor(token: typeof TOKEN, region: GuardedRegion, debug: boolean) {
+    if (token !== TOKEN) {
+      throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, 'LockedBuffer has no public constructor: use newBuffer()');
+    }
+    this.#region = region;
+    track(this, region, 'LockedBuffer', debug);
+  }
+
+  static #check(self: unknown): LockedBuffer {
+    if (typeof self === 'object' && self !== null && #region in self) return self as LockedBuffer;
+    throw invalidThis('LockedBuffer');
+  }
+
+  /** The live region, or `undefined` once destroyed or purged. */
+  #live(): GuardedRegion | undefined {
+    const region = this.#region;
+    if (region !== undefined && !region.alive) {
+      // Purged (or collected) behind our back: forget it.
+      this.#region = undefined;
+      this.#view = undefined;
+      untrack(this);
+      return undefined;
+    }
+    return region;
+  }
+
+  #alive(): GuardedRegion {
+    const region = this.#live();
+    if (region === undefined) throw destroyed();
+    return region;
+  }
+
+  #mutable(what: string): GuardedRegion {
+    const region = this.#alive();
+    if (region.protection !== 'readwrite') throw frozen(what);
+    return region;
+  }
+
+  #bytes(region: GuardedRegion): Uint8Array {
+    this.#view ??= region.view();
+    return this.#view;
+  }
+
+  /**
+   * The view of the data, straight into locked memory (the same view at every call). Writable unless
+   * the buffer is frozen, where a write through it faults (SIGSEGV): the MMU enforces read-only.
+   * Detached when the buffer is destroyed.
+   * @throws {SecureMemoryError} `ERR_SECRET_CLOSED` after destroy.
+   */
+  bytes(): Uint8Array {
+    const self = LockedBuffer.#check(this);
+    return self.#bytes(self.#alive());
+  }
+
+  /** The number of data bytes; 0 once destroyed (as memguard's). */
+  get size(): number {
+    return LockedBuffer.#check(this).#live()?.size ?? 0;
+  }
+
+  /** False once destroyed or purged. */
+  get isAlive(): boolean {
+    return LockedBuffer.#check(this).#live() !== undefined;
+  }
+
+  /** True when the data is writable (not frozen); false once destroyed. */
+  get isMutable(): boolean {
+    return LockedBuffer.#check(this).#live()?.protection === 'readwrite';
+  }
+
+  /**
+   * Makes the data read-only (`mprotect(PROT_READ)`); `melt()` reverses it.
+   * @throws {SecureMemoryError} `ERR_SECRET_CLOSED` after destroy; `ERR_PROTECTION_FAILED` when mprotect fails.
+   */
+  freeze(): void {
+    LockedBuffer.#check(this).#alive().protect('read');
+  }
+
+  /**
+   * Makes the data writable again (`mprotect(PROT_READ | PROT_WRITE)`).
+   * @throws {SecureMemoryError} `ERR_SECRET_CLOSED` after destroy; `ERR_PROTECTION_FAILED` when mprotect fails.
+   */
+  melt(): void {
+    LockedBuffer.#check(this).#alive().protect('readwrite');
+  }
+
+  /**
+   * Copies `src` to the start of the buffer: `min(src.length, size)` bytes, in time that depends on
+   * the length only. Prefer {@link LockedBuffer.move}, which also wipes `src`.
+   * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `src` is not a Uint8Array.
+   * @throws {SecureMemoryError} `ERR_SECRET_CLOSED` after destroy; `ERR_PROTECTION_FAILED` when frozen.
+   */
+  copy(src: Uint8Array): void {
+    LockedBuffer.#check(this).copyAt(0, src);
+  }
+
+  /**
+   * Copies `src` into the buffer from `offset`: `min(src.length, size - offset)` bytes.
+   * @throws {TypeError} `ERR_INVALID_ARG_TYPE` for a bad `offset` or `src` type.
+   * @throws {RangeError} `ERR_INVALID_ARG_VALUE` when `offset` is not a whole number from 0 to `size`.
+   * @throws {SecureMemoryError} `ERR_SECRET_CLOSED` after destroy; `ERR_PROTECTION_FAILED` when frozen.
+   */
+  copyAt(offset: number, src: Uint8Array): void {
+    const self = LockedBuffer.#check(this);
+    const region = self.#mutable('The buffer');
+    assertOffset(offset, region.size);
+    assertBytes(src, 'src');
+    self.#copyIn(region, offset, src);
+  }
+
+  #copyIn(region: GuardedRegion, offset: number, src: Uint8Array): void {
+    const count = Math.min(src.byteLength, region.size - offset);
+    // TypedArray.prototype.set is a memmove: its time depends on the length only.
+    if (count > 0) this.#bytes(region).set(src.subarray(0, count), offset);
+  }
+
+  /**
+   * Copies `src` to the start of the buffer, then zero-fills all of `src`.
+   * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `src` is not a Uint8Array.
+   * @throws {SecureMemoryError} `ERR_SECRET_CLOSED` after destroy; `ERR_PROTECTION_FAILED` when this
+   * buffer is frozen or `src` is a read-only view (nothing is copied then).
+   */
+  move(src: Uint8Array): void {
+    LockedBuffer.#check(this).moveAt(0, src);
+  }
+
+  /**
+   * Copies `src` into the buffer from `offset`, then zero-fills all of `src`.
+   * @throws {TypeError} `ERR_INVALID_ARG_TYPE` for a bad `offset` or `src` type.
+   * @throws {RangeError} `ERR_INVALID_ARG_VALUE` when `offset` is not a whole number from 0 to `size`.
+   * @throws {SecureMemoryError} `ERR_SECRET_CLOSED` after destroy; `ERR_PROTECTION_FAILED` when this
+   * buffer is frozen or `src` is a read-only view (nothing is copied then).
+   */
+  moveAt(offset: number, src: Uint8Array): void {
+    const self = LockedBuffer.#check(this);
+    const region = self.#mutable('The buffer');
+    assertOffset(offset, region.size);
+    assertBytes(src, 'src');
+    assertWipeable(src, 'src');
+    self.#copyIn(region, offset, src);
+    src.fill(0);
+  }
+
+  /**
+   * Compares the data with `buf` in constant time (for equal lengths; different lengths are unequal).
+   * A destroyed buffer equals nothing (as memguard's).
+   * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `buf` is not a Uint8Array.
+   */
+  equalTo(buf: Uint8Array): boolean {
+    const self = LockedBuffer.#check(this);
+    assertBytes(buf, 'buf');
+    const region = self.#live();
+    if (region === undefined) return false;
+    return constantTimeEqual(self.#bytes(region), buf);
+  }
+
+  /**
+   * Overwrites the data with zeros. Does nothing once destroyed (there is nothing left to wipe).
+   * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when frozen.
+   */
+  wipe(): void {
+    const self = LockedBuffer.#check(this);
+    if (self.#live() === undefined) return;
+    self.#mutable('The buffer').wipeData();
+  }
+
+  /**
+   * Overwrites the data with bytes from the CSPRNG.
+   * @throws {SecureMemoryError} `ERR_SECRET_CLOSED` after destroy; `ERR_PROTECTION_FAILED` when frozen.
+   */
+  scramble(): void {
+    const self = LockedBuffer.#check(this);
+    randomFillSync(self.#bytes(self.#mutable('The buffer')));
+  }
+
+  /**
+   * Detaches every view, checks the canary, wipes the memory, unlocks and unmaps it. Idempotent.
+   * @throws {SecureMemoryError} `ERR_INTEGRITY` when the canary before the data was overwritten (the
+   * memory is wiped and released first); `ERR_PROTECTION_FAILED` when the memory could not be made
+   * writable to be wiped (the buffer then stays alive, without views: call `destroy()` again).
+   */
+  destroy(): void {
+    const self = LockedBuffer.#check(this);
+    const region = self.#region;
+    if (region === undefined) return;
+    const intact = region.destroy();
+    self.#region = undefined;
+    self.#view = undefined;
+    untrack(self);
+    if (!intact) throw integrityError();
+  }
+
+  /** Same as `destroy()`, for `using` declarations. */
+  [Symbol.dispose](): void {
+    this.destroy();
+  }
+
+  /**
+   * Where the data is, for native probes (the testkit's guard-page and canary checks): the first data
+   * byte, right-aligned against the trailing guard page, and the size.
+   * @throws {SecureMemoryError} `ERR_SECRET_CLOSED` after destroy.
+   */
+  [REGION_PROBE](): RegionLocation {
+    const region = LockedBuffer.#check(this).#alive();
+    return { address: region.data, size: region.size };
+  }
+
+  /** The redacted form, such as `LockedBuffer(32 bytes)`; never the bytes. */
+  toString(): string {
+    const self = LockedBuffer.#check(this);
+    const region = self.#live();
+    if (region === undefined) return 'LockedBuffer(destroyed)';
+    return `LockedBuffer(${region.size} bytes${region.protection === 'readwrite' ? '' : ', frozen'})`;
+  }
+
+  /** The redacted form; the bytes never reach JSON. */
+  toJSON(): string {
+    return this.toString();
+  }
+
+  [Symbol.toPrimitive](hint: string): string | number {
+    return hint === 'number' ? Number.NaN : this.toString();
+  }
+
+  [inspectCustom](): string {
+    return this.toString();
+  }
+
+  get [Symbol.toStringTag](): string {
+    return 'LockedBuffer';
+  }
+}
+
+/** The region of each buffer made here, so that the descriptor readers can aim read(2) at it. */
+const regions = new WeakMap<LockedBuffer, GuardedRegion>();
+
+function make(size: number, debug: boolean): LockedBuffer {
+  const region = GuardedRegion.allocate(size, ledger);
+  const buffer = new LockedBuffer(TOKEN, region, debug);
+  regions.set(buffer, region);
+  return buffer;
+}
+
+/** The live region of a buffer made here. */
+function bufferRegion(buffer: LockedBuffer): GuardedRegion {
+  const region = regions.get(buffer);
+  if (region === undefined || !region.alive) throw destroyed();
+  return region;
+}
+
+/**
+ * A mutable buffer of `size` zero bytes.
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `size` is not a number or `options` not an object.
+ * @throws {RangeError} `ERR_INVALID_SIZE` unless `size` is a whole number from 1 to 1 GiB.
+ * @throws {SecureMemoryError} `ERR_MEMLOCK_LIMIT` (with `requested` and `limit`), `ERR_MAP_LIMIT`,
+ * `ERR_ALLOCATION_FAILED` or `ERR_PROTECTION_FAILED`; nothing is left behind then.
+ * @example
+ * ```ts
+ * using buf = newBuffer(32);
+ * buf.move(keyBytes); // keyBytes is zeroed
+ * buf.freeze();
+ * ```
+ */
+export function newBuffer(size: number, options?: LockedBufferOptions): LockedBuffer {
+  const debug = debugOption(options);
+  assertSize(size, 'size', MAX_SECRET_SIZE);
+  return make(size, debug);
+}
+
+/**
+ * A frozen buffer holding a copy of `src`, which is then zero-filled (memguard's
+ * NewBufferFromBytes).
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `src` is not a Uint8Array; `ERR_INVALID_ARG_VALUE` when detached.
+ * @throws {RangeError} `ERR_INVALID_SIZE` when `src` is empty or larger than 1 GiB.
+ * @throws {SecureMemoryError} as {@link newBuffer}, with `src` left as it was; `ERR_PROTECTION_FAILED`
+ * when `src` is a read-only view (it could not be wiped).
+ */
+export function newBufferFromBytes(src: Uint8Array, options?: LockedBufferOptions): LockedBuffer {
+  const debug = debugOption(options);
+  assertBytes(src, 'src');
+  assertSize(src.byteLength, 'src.byteLength', MAX_SECRET_SIZE);
+  assertWipeable(src, 'src');
+  const buffer = make(src.byteLength, debug);
+  buffer.move(src);
+  buffer.freeze();
+  return buffer;
+}
+
+/**
+ * A frozen buffer of `size` bytes from the CSPRNG, generated straight into locked memory.
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `size` is not a number.
+ * @throws {RangeError} `ERR_INVALID_SIZE` unless `size` is a whole number from 1 to 1 GiB.
+ * @throws {SecureMemoryError} as {@link newBuffer}.
+ */
+export function newBufferRandom(size: number, options?: LockedBufferOptions): LockedBuffer {
+  const debug = debugOption(options);
+  assertSize(size, 'size', MAX_SECRET_SIZE);
+  const buffer = make(size, debug);
+  buffer.scramble();
+  buffer.freeze();
+  return buffer;
+}
+
+/** Reads from `fd` with read(2) straight into the region's data from `offset`; the bytes read (0 at the end). */
+function readInto(fd: number, region: GuardedRegion, offset: number, length: number): number {
+  const n = addon().read(fd, region.data + BigInt(offset), length);
+  if (n < 0) throw readError(-n);
+  return n;
+}
+
+/** A frozen buffer with the first `length` bytes of `source`, which is destroyed. */
+function shrink(source: LockedBuffer, length: number, debug: boolean): LockedBuffer {
+  try {
+    const result = make(length, debug);
+    result.copy(source.bytes().subarray(0, length));
+    result.freeze();
+    return result;
+  } finally {
+    source.destroy();
+  }
+}
+
+/**
+ * Reads `size` bytes from the file descriptor `fd` with read(2) straight into locked memory (a key
+ * file or stdin never passes through the JavaScript heap) and returns them in a frozen buffer. When
+ * the descriptor ends first, the buffer holds what was read (check `size`), as memguard's
+ * NewBufferFromReader. A non-blocking descriptor is waited on with poll(2). `fd` is not closed.
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` for a bad `fd`, `size` or `options` type.
+ * @throws {RangeError} `ERR_INVALID_ARG_VALUE` for a negative or fractional `fd`; `ERR_INVALID_SIZE`
+ * for a bad `size`, or when the descriptor gave no data at all.
+ * @throws {Error} a failed read(2) throws what `fs.readSync` would: `code` 'EBADF', 'EISDIR', ...
+ * with `errno` and `syscall` 'read' (the locked memory is wiped and released first).
+ * @throws {SecureMemoryError} as {@link newBuffer}.
+ * @example
+ * ```ts
+ * const fd = openSync('/run/secrets/key', 'r');
+ * using key = newBufferFromFd(fd, 32);
+ * closeSync(fd);
+ * ```
+ */
+export function newBufferFromFd(fd: number, size: number, options?: LockedBufferOptions): LockedBuffer {
+  const debug = debugOption(options);
+  assertFd(fd);
+  assertSize(size, 'size', MAX_SECRET_SIZE);
+  const buffer = make(size, debug);
+  let done = 0;
+  try {
+    const region = bufferRegion(buffer);
+    while (done < size) {
+      const n = readInto(fd, region, done, size - done);
+      if (n === 0) break;
+      done += n;
+    }
+  } catch (error) {
+    buffer.destroy();
+    throw error;
+  }
+  if (done === 0) {
+    buffer.destroy();
+    throw emptyInput();
+  }
+  if (done < size) return shrink(buffer, done, debug);
+  buffer.freeze();
+  return buffer;
+}
+
+/**
+ * Reads from `fd` one byte at a time, straight into locked memory, until the byte `delim` (not
+ * kept) or the end, and returns a frozen buffer of what came before it, as memguard's
+ * NewBufferFromReaderUntil: `newBufferFromFdUntil(0, 0x0a)` reads a line of stdin. It reads no byte
+ * past the delimiter. The locked memory grows by whole pages as needed; every intermediate buffer
+ * is wiped.
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` for a bad `fd`, `delim` or `options` type.
+ * @throws {RangeError} `ERR_INVALID_ARG_VALUE` for a bad `fd` or a `delim` outside 0..255;
+ * `ERR_INVALID_SIZE` when nothing came before the delimiter or the end, or more than 1 GiB did.
+ * @throws {Error} a failed read(2), as {@link newBufferFromFd}.
+ * @throws {SecureMemoryError} as {@link newBuffer}.
+ */
+export function newBufferFromFdUntil(fd: number, delim: number, options?: LockedBufferOptions): LockedBuffer {
+  const debug = debugOption(options);
+  assertFd(fd);
+  assertDelimiter(delim);
+  const page = pageSize();
+  // The first buffer fills its pages exactly (one page minus the canary).
+  let capacity = page - MIN_CANARY;
+  let buffer = make(capacity, debug);
+  let done = 0;
+  try {
+    for (;;) {
+      if (done === capacity) {
+        if (capacity + page > MAX_SECRET_SIZE) {
+          throw new SecureMemoryRangeError(ErrorCode.INVALID_SIZE, 'The data before the delimiter is larger than 1 GiB');
+        }
+        const bigger = make(capacity + page, debug);
+        const old = buffer;
+        buffer = bigger; // from here the catch below releases the new one
+        bigger.copy(old.bytes());
+        capacity += page;
+        old.destroy();
+      }
+      const region = bufferRegion(buffer);
+      if (readInto(fd, region, done, 1) === 0) break;
+      if (buffer.bytes()[done] === delim) {
+        buffer.bytes()[done] = 0;
+        break;
+      }
+      done += 1;
+    }
+  } catch (error) {
+    buffer.destroy();
+    throw error;
+  }
+  if (done === 0) {
+    buffer.destroy();
+    throw emptyInput();
+  }
+  return shrink(buffer, done, debug);
+}
+
+/** Counters of every LockedBuffer of the process: live buffers, locked and mapped bytes. */
+export function lockedBufferStats(): { buffers: number; lockedBytes: number; mappedBytes: number; leaked: number } {
+  return { buffers: ledger.regions, lockedBytes: ledger.lockedBytes, mappedBytes: ledger.mappedBytes, leaked: ledger.leaked };
+}

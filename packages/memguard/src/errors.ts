@@ -1,0 +1,99 @@
+/**
+ * Turns a failed system call into the library's error, with the facts a caller can act on.
+ * @module
+ */
+import { constants } from 'node:os';
+import { getSystemErrorName } from 'node:util';
+import {
+  ErrorCode,
+  type ErrorCodeValue,
+  SecureMemoryError,
+  memlockLimitError,
+  readMapCount,
+  readMaxMapCount,
+  secretClosed,
+} from '@secure-memory/core';
+
+/** The backend's short name, as errors and secrets show it. */
+export const BACKEND = 'memguard';
+
+const { ENOMEM, EPERM } = constants.errno;
+
+/**
+ * At `vm.max_map_count`, calls that must split a mapping (mprotect or mlock of the inner pages,
+ * munmap) fail with ENOMEM; this tells that apart from a real lack of memory.
+ */
+function mapLimitError(syscall: string, errno: number): SecureMemoryError | undefined {
+  if (errno !== ENOMEM) return undefined;
+  const count = readMapCount();
+  const max = readMaxMapCount();
+  if (count === undefined || max === undefined || count + 4 < max) return undefined;
+  return new SecureMemoryError(ErrorCode.MAP_LIMIT, `Too many mappings: vm.max_map_count is ${max}`, {
+    backend: BACKEND,
+    errno,
+    syscall,
+    requested: count + 1,
+    limit: max,
+  });
+}
+
+/** The error of a failed call: `code` with errno and syscall, or `ERR_MAP_LIMIT` at the mapping limit. */
+export function systemError(code: ErrorCodeValue, syscall: string, errno: number, requested?: number): SecureMemoryError {
+  return (
+    mapLimitError(syscall, errno) ??
+    new SecureMemoryError(code, `${syscall} failed with errno ${errno}`, {
+      backend: BACKEND,
+      errno,
+      syscall,
+      ...(requested === undefined ? {} : { requested }),
+    })
+  );
+}
+
+/** The error of a refused mlock of `length` bytes: `ERR_MEMLOCK_LIMIT` for EPERM/ENOMEM, unless at the mapping limit. */
+export function lockError(errno: number, length: number): SecureMemoryError {
+  const atMapLimit = mapLimitError('mlock', errno);
+  if (atMapLimit !== undefined) return atMapLimit;
+  if (errno === ENOMEM || errno === EPERM) return memlockLimitError(length, { backend: BACKEND, errno, syscall: 'mlock' });
+  return systemError(ErrorCode.ALLOCATION_FAILED, 'mlock', errno, length);
+}
+
+/** The error for any use of a destroyed buffer or a purged secret. */
+export function destroyed(): SecureMemoryError {
+  return secretClosed(BACKEND);
+}
+
+/** The error for a write to a frozen (read-only) buffer, which would otherwise kill the process. */
+export function frozen(what: string): SecureMemoryError {
+  return new SecureMemoryError(
+    ErrorCode.PROTECTION_FAILED,
+    `${what} is read-only (frozen, or a view during a read-only access): melt() it first`,
+    { backend: BACKEND },
+  );
+}
+
+/** The error of a canary found damaged on destroy (the memory is wiped and freed all the same). */
+export function integrityError(count = 1): SecureMemoryError {
+  return new SecureMemoryError(
+    ErrorCode.INTEGRITY,
+    count === 1
+      ? 'The canary before the data was overwritten: a buffer underflow wrote into guarded memory'
+      : `${count} canaries were overwritten: buffer underflows wrote into guarded memory`,
+    { backend: BACKEND },
+  );
+}
+
+/** A failed read(2), shaped like the error `fs.readSync` throws (`code` 'EBADF', `errno` -9, `syscall` 'read'). */
+export function readError(errno: number): NodeJS.ErrnoException {
+  let name: string;
+  try {
+    name = getSystemErrorName(-errno);
+  } catch {
+    name = 'EIO';
+  }
+  const error: NodeJS.ErrnoException = new Error(`${name}: read failed (errno ${errno})`);
+  error.code = name;
+  error.errno = -errno;
+  error.syscall = 'read';
+  return error;
+}

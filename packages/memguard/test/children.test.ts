@@ -1,0 +1,316 @@
+// Behaviour that needs its own process: memory scans from outside, signals, exit paths, faults,
+// the garbage collector, and RLIMIT_MEMLOCK as an unprivileged user. The fixtures import the built
+// package (dist/): build first.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scanMemory, unprivileged } from '@secure-memory/testkit';
+import { PAGE, assertBuilt, fixture, hasSetpriv, isRoot, lastJson, runFixture } from './helpers.js';
+
+beforeAll(assertBuilt);
+
+type Event = { event: string } & Record<string, unknown>;
+
+/** A fixture running in the background, driven by stdin lines and awaited by event name. */
+class Session {
+  readonly child: ChildProcess;
+  readonly events: Event[] = [];
+  readonly #waiters: { name: string; resolve: (e: Event) => void }[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
+  /** Everything the child wrote to its fd 3, when fd 3 is a pipe it writes to. */
+  readonly fd3: Promise<Buffer>;
+
+  constructor(name: string, args: string[]) {
+    this.child = spawn(process.execPath, [fixture(name), ...args], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 50_000);
+    let pending = '';
+    let stderr = '';
+    this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      pending += chunk;
+      for (let nl = pending.indexOf('\n'); nl !== -1; nl = pending.indexOf('\n')) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        if (!line.startsWith('{')) continue;
+        const event = JSON.parse(line) as Event;
+        this.events.push(event);
+        for (const w of this.#waiters.filter((w) => w.name === event.event)) w.resolve(event);
+      }
+    });
+    this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    const fd3 = this.child.stdio[3] as Readable;
+    this.fd3 = new Promise((resolve) => {
+      const parts: Buffer[] = [];
+      fd3.on('data', (b: Buffer) => parts.push(b));
+      fd3.on('end', () => resolve(Buffer.concat(parts)));
+      fd3.on('error', () => resolve(Buffer.concat(parts)));
+    });
+    this.exited = new Promise((resolve) => {
+      this.child.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        resolve({ code, signal, stderr });
+      });
+    });
+  }
+
+  /** The first event of that name (already seen or still to come); rejects if the child exits first. */
+  next(name: string): Promise<Event> {
+    const seen = this.events.find((e) => e.event === name);
+    if (seen !== undefined) return Promise.resolve(seen);
+    return Promise.race([
+      new Promise<Event>((resolve) => this.#waiters.push({ name, resolve })),
+      this.exited.then((o) => {
+        throw new Error(`the child exited (${o.code}, ${o.signal}) before "${name}": ${o.stderr}`);
+      }),
+    ]);
+  }
+
+  send(line: string): void {
+    this.child.stdin?.write(`${line}\n`);
+  }
+
+  get pid(): number {
+    return this.child.pid as number;
+  }
+}
+
+/** The addresses of the hits, as hex strings, for readable failures. */
+const where = (hits: { address: bigint }[]): string[] => hits.map((h) => `0x${h.address.toString(16)}`);
+
+describe('reading a secret from a file descriptor: the plaintext is only in the locked mapping', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'memguard-fd-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('newBufferFromFd on a key file: one hit, at the buffer; none after destroy', async () => {
+    const key = randomBytes(64);
+    const path = join(dir, 'key');
+    writeFileSync(path, key, { mode: 0o600 });
+    const session = new Session('fd-read.mjs', ['file', path, '64']);
+    const ready = await session.next('ready');
+    expect(ready).toMatchObject({ size: 64, isMutable: false });
+    const scan = scanMemory(session.pid, [key]);
+    expect(where(scan.hits)).toEqual([ready.address]);
+    expect(scan.hits[0]?.mapping.vmFlags).toEqual(expect.arrayContaining(['lo', 'dd', 'wf']));
+    session.send('destroy');
+    await session.next('destroyed');
+    expect(scanMemory(session.pid, [key]).hits).toEqual([]);
+    session.send('exit');
+    expect((await session.exited).code).toBe(0);
+  });
+
+  it('newBufferFromFd on a short file keeps what was read, in a buffer of that size', async () => {
+    const key = randomBytes(40);
+    const path = join(dir, 'short');
+    writeFileSync(path, key, { mode: 0o600 });
+    const session = new Session('fd-read.mjs', ['file', path, '100']);
+    const ready = await session.next('ready');
+    expect(ready.size).toBe(40);
+    expect(where(scanMemory(session.pid, [key]).hits)).toEqual([ready.address]);
+    session.send('exit');
+    await session.exited;
+  });
+
+  it('newBufferFromFdUntil on a pipe reads up to the delimiter and no further; the growing buffers leave no copy', async () => {
+    // Longer than a page, so the buffer grows; no byte is the delimiter.
+    const secret = Buffer.from(Array.from(randomBytes(5000), (b) => (b === 0x0a ? 0x0b : b)));
+    const session = new Session('fd-read.mjs', ['until']);
+    const pipe = session.child.stdio[3] as Writable;
+    pipe.end(Buffer.concat([secret, Buffer.from('\nTRAILER')]));
+    const ready = await session.next('ready');
+    expect(ready).toMatchObject({ size: 5000, isMutable: false, rest: 'TRAILER' });
+    const scan = scanMemory(session.pid, [secret, secret.subarray(0, 32)]);
+    // The whole secret once, and its first 32 bytes only there too: the intermediate buffers were wiped.
+    expect(where(scan.hits.filter((h) => h.needle === 0))).toEqual([ready.address]);
+    expect(where(scan.hits.filter((h) => h.needle === 1))).toEqual([ready.address]);
+    session.send('destroy');
+    await session.next('destroyed');
+    expect(scanMemory(session.pid, [secret.subarray(0, 32)]).hits).toEqual([]);
+    session.send('exit');
+    await session.exited;
+  });
+});
+
+describe('signals: the handler runs, every buffer is purged, the exit code is conventional', () => {
+  it.each([
+    ['interrupt', 'SIGINT', 130],
+    ['term', 'SIGTERM', 143],
+    ['term-throws', 'SIGTERM', 143],
+  ] as const)('%s: on %s, exit code %i, nothing left in memory', async (mode, signal, exitCode) => {
+    const session = new Session('signal.mjs', [mode]);
+    await session.next('ready');
+    const plaintext = await session.fd3;
+    expect(plaintext.byteLength).toBe(32 + 64 + 48);
+    const needles = [plaintext.subarray(0, 32), plaintext.subarray(32, 96), plaintext.subarray(96)];
+    // The control: before the signal, the scan finds each secret.
+    expect(new Set(scanMemory(session.pid, needles).hits.map((h) => h.needle))).toEqual(new Set([0, 1, 2]));
+    session.child.kill(signal);
+    const exit = await session.next('exit');
+    expect(exit).toMatchObject({
+      code: exitCode,
+      alive: [false, false],
+      viewLengths: [0, 0],
+      buffers: { buffers: 0, lockedBytes: 0 },
+      factory: { buffers: 0, lockedBytes: 0 },
+      access: 'ERR_SECRET_CLOSED',
+    });
+    if (mode !== 'interrupt') expect(session.events.find((e) => e.event === 'handler')).toMatchObject({ signal, aliveInHandler: true });
+    // The process is still there (blocked in its exit listener): nothing of the plaintext is left.
+    expect(scanMemory(session.pid, needles).hits).toEqual([]);
+    session.send('go');
+    expect(await session.exited).toMatchObject({ code: exitCode, signal: null });
+  });
+});
+
+describe('exit paths', () => {
+  it('safeExit(3) purges, then exits with 3', () => {
+    const result = runFixture('exit.mjs', ['safeExit']);
+    expect(result.status).toBe(3);
+    expect(lastJson(result)).toMatchObject({ event: 'exit', code: 3, alive: false, viewLength: 0, buffers: 0, secrets: 0 });
+  });
+
+  it('safePanic(error) purges, prints the error and exits with 1', () => {
+    const result = runFixture('exit.mjs', ['safePanic']);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('Error');
+    expect(lastJson(result)).toMatchObject({ event: 'exit', code: 1, alive: false, buffers: 0, secrets: 0 });
+  });
+
+  it('a plain process.exit is purged by the exit hook', () => {
+    const result = runFixture('exit.mjs', ['plain']);
+    expect(result.status).toBe(0);
+    expect(lastJson(result)).toMatchObject({ event: 'exit', code: 0, alive: false, viewLength: 0, buffers: 0, secrets: 0 });
+  });
+
+  it('safeExit with a bad code throws and purges nothing', () => {
+    const result = runFixture('exit.mjs', ['bad-code']);
+    expect(result.stdout).toContain('"event":"refused","code":"ERR_INVALID_ARG_VALUE","alive":true');
+    expect(result.status).toBe(0);
+  });
+});
+
+describe('no side effects at import', () => {
+  it('import changes nothing; the first buffer installs one exit hook; catchSignal replaces itself; disableCoreDumps sets RLIMIT_CORE 0', () => {
+    const result = runFixture('lifecycle.mjs', [], { wrap: ['prlimit', '--core=1048576:unlimited', '--'] });
+    const report = lastJson<Record<string, Record<string, unknown>>>(result);
+    expect(report.afterImport).toEqual(report.before);
+    expect(report.before?.core).toEqual(['1048576', 'unlimited']);
+    expect(report.afterFactory?.listeners).toEqual(report.before?.listeners);
+    const base = report.before?.listeners as { exit: number; sigint: number; sigterm: number };
+    expect(report.afterBuffers?.listeners).toEqual({ ...base, exit: base.exit + 1 });
+    expect(report.afterCatch?.listeners).toEqual({ exit: base.exit + 1, sigint: base.sigint + 1, sigterm: base.sigterm + 1 });
+    expect(report.badSignal).toBe('ERR_INVALID_ARG_VALUE');
+    expect(report.afterDisable?.core).toEqual(['0', '0']);
+  });
+});
+
+describe('the MMU enforces read-only; kept views are revoked', () => {
+  it('control: a write to a mutable buffer survives', () => {
+    const result = runFixture('segv.mjs', ['control']);
+    expect(result.signal).toBeNull();
+    expect(result.stdout).toContain('survived 1');
+  });
+
+  it('a write through a frozen buffer kills the process by SIGSEGV', () => {
+    const result = runFixture('segv.mjs', ['frozen-write']);
+    expect(result.stdout).toContain('touching');
+    expect(result.stdout).not.toContain('survived');
+    expect(result.signal).toBe('SIGSEGV');
+  });
+
+  it("a write through a secret's view during its access kills the process by SIGSEGV", () => {
+    const result = runFixture('segv.mjs', ['access-write']);
+    expect(result.stdout).toContain('touching');
+    expect(result.stdout).not.toContain('survived');
+    expect(result.signal).toBe('SIGSEGV');
+  });
+
+  it('a view kept past its access reads nothing, and the process lives', () => {
+    const result = runFixture('segv.mjs', ['kept-view']);
+    expect(result.signal).toBeNull();
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('survived 0');
+  });
+});
+
+describe('the garbage collector releases what nobody destroyed', () => {
+  it('with debug: released, and a warning names the stack where each was made', () => {
+    const report = lastJson<{ before: Record<string, number>; after: Record<string, number>; warnings: Record<string, unknown>[] }>(
+      runFixture('gc.mjs', ['debug'], { node: ['--expose-gc'] }),
+    );
+    expect(report.before).toEqual({ buffers: 1, secrets: 1 });
+    expect(report.after).toEqual({ buffers: 0, secrets: 0, lockedBytes: 0 });
+    expect(report.warnings).toEqual([
+      { name: 'SecureMemoryWarning', code: 'MEMGUARD_UNRELEASED', fromHere: true },
+      { name: 'SecureMemoryWarning', code: 'MEMGUARD_UNRELEASED', fromHere: true },
+    ]);
+  });
+
+  it('without debug: released silently', () => {
+    const report = lastJson<{ after: Record<string, number>; warnings: unknown[] }>(runFixture('gc.mjs', ['quiet'], { node: ['--expose-gc'] }));
+    expect(report.after).toEqual({ buffers: 0, secrets: 0, lockedBytes: 0 });
+    expect(report.warnings).toEqual([]);
+  });
+});
+
+interface MemlockReport {
+  uid: number;
+  made: number;
+  code?: string;
+  requested?: number;
+  limit?: number;
+  syscall?: string;
+  statsAtLimit: Record<string, number>;
+  statsAfterRefusals: Record<string, number>;
+  repeatedCodes: string[];
+  vmGrowth: number;
+  intact: number;
+  replacement: string;
+}
+
+describe.skipIf(!isRoot || !hasSetpriv)('RLIMIT_MEMLOCK of 8 MiB, as nobody', () => {
+  const EIGHT_MIB = 8 * 1024 * 1024;
+  let tmp: string;
+  beforeAll(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'memguard-memlock-'));
+    chmodSync(tmp, 0o777);
+  });
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it.each(['buffer', 'secret'])('%s: 32-byte allocations until ERR_MEMLOCK_LIMIT; the process and the others survive', (kind) => {
+    const result = runFixture('memlock.mjs', [kind], { wrap: unprivileged([], { memlock: EIGHT_MIB }) });
+    const report = lastJson<MemlockReport>(result);
+    expect(report.uid).toBe(65534);
+    // One locked page per 32-byte buffer (the guard pages are not locked).
+    expect(report.made).toBe(EIGHT_MIB / PAGE);
+    expect(report).toMatchObject({ code: 'ERR_MEMLOCK_LIMIT', requested: PAGE, limit: EIGHT_MIB, syscall: 'mlock' });
+    expect(report.statsAtLimit).toMatchObject({ lockedBytes: EIGHT_MIB });
+    expect(report.statsAfterRefusals).toEqual(report.statsAtLimit);
+    expect(report.repeatedCodes).toEqual(['ERR_MEMLOCK_LIMIT']);
+    expect(report.vmGrowth).toBeLessThan(16 * 1024 * 1024);
+    expect(report.intact).toBe(report.made);
+    expect(report.replacement).toBe('ok');
+  });
+});
+
+// Root, so that RLIMIT_MEMLOCK does not stop it first.
+describe.skipIf(!isRoot)('vm.max_map_count', () => {
+  it('buffers stop with ERR_MAP_LIMIT while a reserve of mappings is left; the process keeps mapping memory', () => {
+    const report = lastJson<{ max: number; made: number; code?: string; requested?: number; limit?: number; heapWorks: boolean; intact: number; stats: Record<string, number> }>(
+      runFixture('maplimit.mjs'),
+    );
+    const reserve = Math.max(1024, Math.floor(report.max / 8));
+    expect(report.made).toBeGreaterThan(1000);
+    expect(report).toMatchObject({ code: 'ERR_MAP_LIMIT', limit: report.max - reserve, heapWorks: true });
+    expect(report.requested).toBeGreaterThan(report.limit as number);
+    expect(report.intact).toBe(report.made);
+    expect(report.stats).toEqual({ buffers: 0, lockedBytes: 0, mappedBytes: 0, leaked: 0 });
+  });
+});

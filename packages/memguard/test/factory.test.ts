@@ -1,0 +1,232 @@
+// The SecretFactory adapter, in process: options, manifest, counters, protection per phase, views
+// revoked per access, purge, the canary, and the floor functions.
+import { afterEach, describe, expect, it } from 'vitest';
+import { GUARANTEE_FLAGS, type Secret, claimedFlags, createSecretFactory } from '@secure-memory/core';
+import {
+  MemguardSecretFactory,
+  createFactory,
+  floorGuardedAllocNs,
+  floorMprotectPairNs,
+  lockedBufferStats,
+  newBuffer,
+  newBufferRandom,
+  purge,
+} from '@secure-memory/memguard';
+import { PAGE, locate, mappingsAt, peekSelf, pokeSelf } from './helpers.js';
+
+function code(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return (error as { code?: unknown }).code;
+  }
+  return 'no error';
+}
+
+afterEach(() => {
+  purge();
+});
+
+describe('createFactory options', () => {
+  it("defaults to mode 'locked' and names itself memguard", () => {
+    const factory = createFactory();
+    expect(factory).toBeInstanceOf(MemguardSecretFactory);
+    expect(factory.name).toBe('memguard');
+    expect(factory.mode).toBe('locked');
+    expect(createFactory({ mode: 'locked', debug: false }).mode).toBe('locked');
+  });
+
+  it('refuses other modes, bad option types, and ignores unknown keys', () => {
+    expect(code(() => createFactory({ mode: 'enclave' as never }))).toBe('ERR_INVALID_ARG_VALUE');
+    expect(code(() => createFactory({ mode: 'LOCKED' as never }))).toBe('ERR_INVALID_ARG_VALUE');
+    expect(code(() => createFactory({ mode: 1 as never }))).toBe('ERR_INVALID_ARG_VALUE');
+    expect(code(() => createFactory('locked' as never))).toBe('ERR_INVALID_ARG_TYPE');
+    expect(code(() => createFactory([] as never))).toBe('ERR_INVALID_ARG_TYPE');
+    expect(code(() => createFactory({ debug: 1 as never }))).toBe('ERR_INVALID_ARG_TYPE');
+    expect(() => createFactory({ secretMemory: 'off' } as never)).not.toThrow();
+    expect(() => createFactory({ mode: 'enclave' as never })).toThrow(TypeError);
+  });
+
+  it('loads through core by short name', async () => {
+    const factory = await createSecretFactory({ backend: 'memguard', options: { mode: 'locked' } });
+    expect(factory.name).toBe('memguard');
+  });
+});
+
+describe('the manifest', () => {
+  it('claims exactly what the issue lists, and every flag is a boolean', () => {
+    const { guarantees } = createFactory();
+    expect(Object.keys(guarantees).sort()).toEqual([...GUARANTEE_FLAGS].sort());
+    expect(claimedFlags(guarantees).sort()).toEqual(
+      [
+        'wipesOnClose',
+        'lockedInRam',
+        'excludedFromCoreDumps',
+        'noAccessWhenIdle',
+        'viewsRevoked',
+        'guardPages',
+        'canary',
+        'notInheritedByFork',
+        'constantTimeEquals',
+      ].sort(),
+    );
+    expect(Object.isFrozen(guarantees)).toBe(true);
+  });
+});
+
+describe('secrets', () => {
+  it('are PROT_NONE when idle and PROT_READ during an access, in a locked, undumped, wiped-on-fork mapping between guard pages', () => {
+    const factory = createFactory();
+    const secret = factory.createRandom(32);
+    const { address, size } = locate(secret);
+    expect(size).toBe(32);
+    expect((address + 32n) % BigInt(PAGE)).toBe(0n);
+    const idle = mappingsAt(address)[0];
+    expect(idle?.perms).toBe('---p');
+    expect(idle?.flags).toEqual(expect.arrayContaining(['lo', 'dd', 'wf']));
+    secret.withBytes(() => {
+      const [data, before, after] = mappingsAt(address, address - (address % BigInt(PAGE)) - 1n, address + 32n);
+      expect(data?.perms).toBe('r--p');
+      expect(before?.perms).toBe('---p');
+      expect(after?.perms).toBe('---p');
+    });
+    expect(mappingsAt(address)[0]?.perms).toBe('---p');
+    secret.close();
+  });
+
+  it('hand out a fresh view per access and detach it when the access ends (also nested, async and thrown)', async () => {
+    const factory = createFactory();
+    const secret = factory.new(Uint8Array.of(1, 2, 3, 4));
+    const kept: Uint8Array[] = [];
+    secret.withBytes((outer) => {
+      kept.push(outer);
+      secret.withBytes((inner) => {
+        expect(inner).toBe(outer); // nested accesses share one opening (core)
+      });
+      expect(outer.byteLength).toBe(4);
+    });
+    expect(kept[0]?.byteLength).toBe(0);
+    expect(() =>
+      secret.withBytes((view) => {
+        kept.push(view);
+        throw new Error('action failed');
+      }),
+    ).toThrow('action failed');
+    expect(kept[1]?.byteLength).toBe(0);
+    const sum = await secret.withBytesAsync(async (view) => {
+      kept.push(view);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      return view.reduce((a, b) => a + b, 0);
+    });
+    expect(sum).toBe(10);
+    expect(kept[2]?.byteLength).toBe(0);
+    expect(new Set(kept).size).toBe(3);
+    expect(secret.equals(Uint8Array.of(1, 2, 3, 4))).toBe(true);
+    secret.close();
+  });
+
+  it('new() wipes its source, and refuses a read-only view of this package as the source', () => {
+    const factory = createFactory();
+    const source = Uint8Array.of(9, 9, 9);
+    factory.new(source).close();
+    expect([...source]).toEqual([0, 0, 0]);
+    const frozen = newBufferRandom(16);
+    const copy = Buffer.from(frozen.bytes());
+    expect(code(() => factory.new(frozen.bytes()))).toBe('ERR_PROTECTION_FAILED');
+    expect(frozen.equalTo(copy)).toBe(true);
+    const other = factory.createRandom(8);
+    other.withBytes((view) => {
+      expect(code(() => factory.new(view))).toBe('ERR_PROTECTION_FAILED'); // read-only during access
+    });
+    other.close();
+    frozen.destroy();
+  });
+
+  it('count locked bytes, allocations and mappings, and give them all back on close', () => {
+    const factory = createFactory();
+    const secrets = [factory.createRandom(32), factory.createRandom(PAGE), factory.createRandom(3000)];
+    expect(factory.stats()).toMatchObject({
+      allocated: 3,
+      inUse: 3,
+      buffers: 3,
+      mappings: 9,
+      lockedBytes: PAGE + 2 * PAGE + PAGE,
+      mappedBytes: PAGE + 2 * PAGE + PAGE + 6 * PAGE,
+      leaked: 0,
+    });
+    for (const s of secrets) s.close();
+    expect(factory.stats()).toMatchObject({ allocated: 3, inUse: 0, buffers: 0, mappings: 0, lockedBytes: 0, mappedBytes: 0 });
+  });
+
+  it('a write just before the data during an access makes close() throw ERR_INTEGRITY; the memory is released', () => {
+    const factory = createFactory();
+    const secret = factory.createRandom(32);
+    const { address } = locate(secret);
+    secret.withBytes(() => pokeSelf(address - 1n, peekSelf(address - 1n) ^ 0xff));
+    expect(code(() => secret.close())).toBe('ERR_INTEGRITY');
+    expect(secret.closed).toBe(true);
+    expect(factory.stats()).toMatchObject({ inUse: 0, buffers: 0, lockedBytes: 0 });
+    expect(() => secret.close()).not.toThrow();
+  });
+});
+
+describe('purge', () => {
+  it('destroys every LockedBuffer and every secret of every factory; secrets then refuse access', () => {
+    const a = createFactory();
+    const b = createFactory();
+    const secrets: Secret[] = [a.createRandom(32), b.new(Uint8Array.of(1, 2, 3))];
+    const buffer = newBuffer(64);
+    const view = buffer.bytes();
+    purge();
+    expect(buffer.isAlive).toBe(false);
+    expect(view.byteLength).toBe(0);
+    expect(lockedBufferStats().buffers).toBe(0);
+    expect(a.stats()).toMatchObject({ buffers: 0, lockedBytes: 0 });
+    expect(b.stats()).toMatchObject({ buffers: 0, lockedBytes: 0 });
+    for (const secret of secrets) {
+      expect(code(() => secret.withBytes(() => 0))).toBe('ERR_SECRET_CLOSED');
+      expect(() => secret.close()).not.toThrow();
+    }
+  });
+
+  it('during an async access: the view is revoked at once, the access ends without faulting', async () => {
+    const factory = createFactory();
+    const secret = factory.createRandom(32);
+    const lengths = await secret.withBytesAsync(async (view) => {
+      const before = view.byteLength;
+      purge();
+      await Promise.resolve();
+      return [before, view.byteLength];
+    });
+    expect(lengths).toEqual([32, 0]);
+    expect(code(() => secret.withBytes(() => 0))).toBe('ERR_SECRET_CLOSED');
+  });
+
+  it('destroys everything, then throws ERR_INTEGRITY when a canary was damaged', () => {
+    const damaged = newBuffer(32);
+    const healthy = newBuffer(32);
+    const { address } = locate(damaged);
+    pokeSelf(address - 2n, peekSelf(address - 2n) ^ 0x10);
+    expect(code(() => purge())).toBe('ERR_INTEGRITY');
+    expect(damaged.isAlive).toBe(false);
+    expect(healthy.isAlive).toBe(false);
+    expect(() => purge()).not.toThrow();
+  });
+});
+
+describe('native floor', () => {
+  it('times the mprotect pair and the guarded allocation in C, in ns per operation', () => {
+    const pair = floorMprotectPairNs(100);
+    const alloc = floorGuardedAllocNs(20);
+    expect(Number.isFinite(pair) && pair > 0).toBe(true);
+    expect(Number.isFinite(alloc) && alloc > 0).toBe(true);
+  });
+
+  it('refuses bad iteration counts', () => {
+    for (const n of [0, -1, 1.5, 1e8, Number.NaN]) {
+      expect(code(() => floorMprotectPairNs(n))).toBe('ERR_INVALID_ARG_VALUE');
+      expect(code(() => floorGuardedAllocNs(n))).toBe('ERR_INVALID_ARG_VALUE');
+    }
+    expect(code(() => floorMprotectPairNs('10' as never))).toBe('ERR_INVALID_ARG_TYPE');
+  });
+});

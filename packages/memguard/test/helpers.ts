@@ -1,0 +1,97 @@
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { REGION_PROBE, type RegionLocation } from '@secure-memory/core';
+
+/** The system page size, from `getconf` (independent of the addon). */
+export const PAGE = Number(spawnSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).stdout.trim()) || 4096;
+
+/** One mapping of /proc/self/smaps, with its VmFlags. */
+export interface SmapsEntry {
+  start: bigint;
+  end: bigint;
+  perms: string;
+  flags: string[];
+}
+
+/** The mapping of this process that holds each address (undefined where nothing is mapped). */
+export function mappingsAt(...addresses: bigint[]): (SmapsEntry | undefined)[] {
+  const found: (SmapsEntry | undefined)[] = addresses.map(() => undefined);
+  let current: number[] = [];
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const header = /^([0-9a-f]+)-([0-9a-f]+) (\S+) /.exec(line);
+    if (header !== null) {
+      const start = BigInt(`0x${header[1]}`);
+      const end = BigInt(`0x${header[2]}`);
+      current = addresses.flatMap((a, i) => (a >= start && a < end ? [i] : []));
+      for (const i of current) found[i] = { start, end, perms: header[3] as string, flags: [] };
+    } else if (line.startsWith('VmFlags:')) {
+      const flags = line.slice(8).trim().split(/\s+/);
+      for (const i of current) (found[i] as SmapsEntry).flags = flags;
+    }
+  }
+  return found;
+}
+
+/** Where a buffer or secret keeps its data (`[Symbol.for('secure-memory.region')]()`). */
+export function locate(holder: object): RegionLocation {
+  const probe = (holder as Record<symbol, unknown>)[REGION_PROBE];
+  if (typeof probe !== 'function') throw new Error('no region probe');
+  return probe.call(holder) as RegionLocation;
+}
+
+/**
+ * Reads or writes this process's memory through /proc/self/mem, which ignores page protection (as
+ * a debugger does): how a test damages a canary without native code of its own.
+ */
+export function pokeSelf(address: bigint, value: number): void {
+  const fd = openSync('/proc/self/mem', 'r+');
+  try {
+    writeSync(fd, Uint8Array.of(value), 0, 1, Number(address));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** One byte of this process's memory, through /proc/self/mem. */
+export function peekSelf(address: bigint): number {
+  const fd = openSync('/proc/self/mem', 'r');
+  try {
+    const out = new Uint8Array(1);
+    readSync(fd, out, 0, 1, Number(address));
+    return out[0] as number;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+
+/** Child processes import the built package; fail clearly when it is missing. */
+export function assertBuilt(): void {
+  const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
+  if (!existsSync(dist)) throw new Error('build the package first (npm run build): fixtures import dist/');
+}
+
+export const isRoot = process.getuid?.() === 0;
+export const hasSetpriv = ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p));
+
+/** Runs a fixture with node; `wrap` puts commands (prlimit, setpriv) in front, `node` options after node. */
+export function runFixture(
+  name: string,
+  args: string[] = [],
+  { wrap = [], node = [] }: { wrap?: string[]; node?: string[] } = {},
+): SpawnSyncReturns<string> {
+  const command = [...wrap, process.execPath, ...node, fixture(name), ...args];
+  return spawnSync(command[0] as string, command.slice(1), { encoding: 'utf8', timeout: 60_000 });
+}
+
+/** The last JSON line a fixture printed. */
+export function lastJson<T>(result: SpawnSyncReturns<string>): T {
+  const line = result.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .at(-1);
+  if (line === undefined) throw new Error(`no JSON from the fixture (status ${result.status}, signal ${result.signal}): ${result.stderr}`);
+  return JSON.parse(line) as T;
+}
