@@ -66,6 +66,18 @@ export function assertSize(value: unknown, label: string, max: number = MAX_SECR
 }
 
 /**
+ * Asserts that `value` is a file descriptor: a whole number from 0.
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when it is not a number; `ERR_INVALID_ARG_VALUE` when negative, fractional or not finite.
+ */
+export function assertFd(value: unknown, label: string): asserts value is number {
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return;
+  if (typeof value !== 'number') {
+    throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "${label}" argument must be a number. Received ${describeType(value)}`);
+  }
+  throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_VALUE, `The "${label}" argument must be a file descriptor (a whole number from 0). Received ${String(value)}`);
+}
+
+/**
  * Asserts that `value` is a function.
  * @throws {TypeError} `ERR_INVALID_ARG_TYPE`.
  */

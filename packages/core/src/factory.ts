@@ -4,7 +4,9 @@
  * @module
  */
 import { randomFillSync } from 'node:crypto';
-import { MAX_SECRET_SIZE, assertBytes, assertSize, invalidThis } from './assert.js';
+import { readSync } from 'node:fs';
+import { MAX_SECRET_SIZE, assertBytes, assertFd, assertSize, invalidThis } from './assert.js';
+import { ErrorCode, SecureMemoryRangeError } from './errors.js';
 import type { Guarantees } from './guarantees.js';
 import { ManagedSecret, type SecretRegion } from './secret.js';
 import type { BackendStats, FactoryStats, Secret, SecretFactory } from './types.js';
@@ -86,6 +88,35 @@ export abstract class SecretFactoryBase implements SecretFactory {
     assertSize(size, 'size', self.maxSize);
     return self.#make(size, (writable) => {
       randomFillSync(writable);
+    });
+  }
+
+  /**
+   * Reads exactly `size` bytes from file descriptor `fd` straight into protected memory: the bytes
+   * never pass through the JavaScript heap. For a key file, a pipe or stdin (a blocking descriptor).
+   * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `fd` or `size` is not a number; `ERR_INVALID_ARG_VALUE` for a negative or fractional `fd`.
+   * @throws {RangeError} `ERR_INVALID_SIZE` for a bad `size`, or when the descriptor ends before `size` bytes (nothing is kept).
+   * @throws {Error} the system error of `read(2)` (`EBADF`, `EAGAIN` for a non-blocking descriptor, ...); nothing is kept.
+   * @example
+   * ```ts
+   * const fd = openSync('/run/secrets/kek', 'r');
+   * using kek = factory.fromFd(fd, 32);
+   * closeSync(fd);
+   * ```
+   */
+  fromFd(fd: number, size: number): Secret {
+    const self = SecretFactoryBase.#check(this);
+    assertFd(fd, 'fd');
+    assertSize(size, 'size', self.maxSize);
+    return self.#make(size, (writable) => {
+      let done = 0;
+      while (done < size) {
+        const n = readSync(fd, writable, done, size - done, null);
+        if (n === 0) {
+          throw new SecureMemoryRangeError(ErrorCode.INVALID_SIZE, `The descriptor ended after ${done} of ${size} bytes`);
+        }
+        done += n;
+      }
     });
   }
 

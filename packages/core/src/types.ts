@@ -65,6 +65,8 @@ export interface SecretFactory {
   'new'(source: Uint8Array): Secret;
   /** Generates `size` CSPRNG bytes directly into protected memory. */
   createRandom(size: number): Secret;
+  /** Reads exactly `size` bytes from a file descriptor straight into protected memory (every backend on `SecretFactoryBase` has it). */
+  fromFd?(fd: number, size: number): Secret;
   /** The factory's counters. */
   stats(): FactoryStats;
 }

@@ -6,6 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { inspect } from 'node:util';
 import {
   GUARANTEE_FLAGS,
@@ -151,6 +154,32 @@ export const CONTRACT_CHECKS: readonly ContractCheck[] = [
       assert.ok(whole.subarray(0, 16).every((x) => x === 7) && whole.subarray(48).every((x) => x === 7));
       assert.ok(bytesOf(secret).every((x) => x === 7));
       secret.close();
+    },
+  },
+  {
+    name: 'fromFd reads exactly size bytes from a descriptor, and keeps nothing on a short read (where offered)',
+    async run(factory) {
+      if (typeof factory.fromFd !== 'function') return;
+      const fromFd = factory.fromFd.bind(factory);
+      const dir = mkdtempSync(join(tmpdir(), 'secure-memory-fd-'));
+      const path = join(dir, 'key');
+      const bytes = randomBytes(40);
+      writeFileSync(path, bytes);
+      const fd = openSync(path, 'r');
+      try {
+        const secret = fromFd(fd, 32);
+        assert.ok(bytesOf(secret).equals(bytes.subarray(0, 32)));
+        const before = factory.stats().inUse;
+        await expectCode(() => fromFd(fd, 32), 'ERR_INVALID_SIZE', 'RangeError');
+        assert.equal(factory.stats().inUse, before, 'a short read kept a secret');
+        await expectCode(() => fromFd('3' as never, 32), 'ERR_INVALID_ARG_TYPE', 'TypeError');
+        await expectCode(() => fromFd(-1, 32), 'ERR_INVALID_ARG_VALUE', 'TypeError');
+        await expectCode(() => fromFd(fd, 0), 'ERR_INVALID_SIZE', 'RangeError');
+        secret.close();
+      } finally {
+        closeSync(fd);
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
   },
   {
