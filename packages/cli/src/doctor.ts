@@ -4,6 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { release } from 'node:os';
 import { readMapCount, readMaxMapCount, readMemlockLimit, readResourceLimit, readStatusBytes } from '@secure-memory/core';
 
@@ -34,6 +35,19 @@ function pageSize(): number | undefined {
   const out = spawnSync('getconf', ['PAGESIZE'], { encoding: 'utf8' });
   const n = Number(out.stdout?.trim());
   return out.status === 0 && Number.isFinite(n) ? n : undefined;
+}
+
+/** PR_GET_DUMPABLE through libc (koffi): 1 dumpable, 0 not, 2 readable by root only; null off Linux. */
+function dumpable(): number | null {
+  try {
+    const koffi = createRequire(import.meta.url)('koffi') as { load(name: string): { func(proto: string): (...args: number[]) => number } };
+    const prctl = koffi.load('libc.so.6').func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)');
+    const PR_GET_DUMPABLE = 3;
+    const value = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+    return value < 0 ? null : value;
+  } catch {
+    return null;
+  }
 }
 
 /** Probes memfd_secret through the protected-memory backend, when it is installed. */
@@ -77,7 +91,8 @@ export async function runDoctor(): Promise<DoctorItem[]> {
     { key: 'corePattern', label: 'core_pattern', value: readText('/proc/sys/kernel/core_pattern') ?? null },
     { key: 'coreLimit', label: 'RLIMIT_CORE soft', value: bytes(core.soft) },
     { key: 'swap', label: 'swap', value: swapTotal === undefined ? null : bytes(Number(swapTotal) * 1024) },
-    { key: 'ptraceScope', label: 'yama ptrace_scope', value: ptrace ?? null },
+    { key: 'ptraceScope', label: 'yama ptrace_scope', value: ptrace ?? null, ...(ptrace === undefined ? { note: 'no Yama: ptrace is limited by uid and capabilities only' } : {}) },
+    { key: 'dumpable', label: 'process dumpable', value: dumpable(), note: 'hardenProcess({ dumpable: false }) in protected-memory sets it to 0' },
     {
       key: 'memfdSecret',
       label: 'memfd_secret',

@@ -10,10 +10,11 @@ describe('secure-memory doctor', () => {
     const result = run('doctor', '--json');
     expect(result.status).toBe(0);
     const facts = JSON.parse(result.stdout) as Record<string, unknown>;
-    for (const key of ['kernel', 'pageSize', 'memlockSoft', 'memlockHard', 'lockedNow', 'mappings', 'maxMapCount', 'corePattern', 'coreLimit', 'swap', 'memfdSecret']) {
+    for (const key of ['kernel', 'pageSize', 'memlockSoft', 'memlockHard', 'lockedNow', 'mappings', 'maxMapCount', 'corePattern', 'coreLimit', 'swap', 'memfdSecret', 'dumpable', 'ptraceScope']) {
       expect(facts, key).toHaveProperty(key);
     }
     expect(facts.pageSize).toBeGreaterThan(0);
+    expect(facts.dumpable).toBe(1);
     expect(facts.maxMapCount).toBeGreaterThan(facts.mappings as number);
   });
 
