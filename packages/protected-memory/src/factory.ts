@@ -1,7 +1,7 @@
 /**
- * The protected-memory factory: one page-rounded mapping per secret, locked, excluded from core
- * dumps and from forked children, inaccessible when idle; in memfd_secret mode, also removed from
- * the kernel's direct map.
+ * The protected-memory factory: one page-rounded mapping per secret (or, with slab packing, a slot
+ * in a shared slab), locked, excluded from core dumps and from forked children, inaccessible when
+ * idle; in memfd_secret mode, also removed from the kernel's direct map.
  * @module
  */
 import {
@@ -34,6 +34,7 @@ import {
 import { assertMapHeadroom } from './map-budget.js';
 import { type Mapping, MappingTable, type MappingStats, ProtectedRegion } from './region.js';
 import { secretMemoryAvailable } from './secret-memory.js';
+import { SlabAllocator, type SlabStats } from './slab.js';
 
 /** `secretMemory` option: use memfd_secret where the kernel has it (`'auto'`), insist on it, or never. */
 export type SecretMemoryOption = 'auto' | 'require' | 'off';
@@ -41,6 +42,8 @@ export type SecretMemoryOption = 'auto' | 'require' | 'off';
 export type LockOption = 'require' | 'best-effort';
 /** The kind of memory a factory maps: memfd_secret pages, or private anonymous pages. */
 export type ProtectedMemoryMode = 'secret-memory' | 'anonymous';
+/** `packing` option: one mapping per secret (`'page'`), or small secrets packed into shared slabs (`'slab'`). */
+export type PackingOption = 'page' | 'slab';
 
 /** Options of {@link createFactory}. Keys it does not know are ignored (core's "auto" passes one options object to every backend). */
 export interface ProtectedMemoryOptions {
@@ -55,10 +58,20 @@ export interface ProtectedMemoryOptions {
    * AWS Lambda's 64 KiB). Secret memory is always locked, so it cannot be combined with `'best-effort'`.
    */
   lock?: LockOption;
+  /**
+   * `'page'` (default): every secret has its own page-rounded mapping. `'slab'`: secrets of up to
+   * 2040 bytes share locked slabs in size classes (about 40 locked bytes for a 32-byte key instead of
+   * a page, and a few mappings instead of one per secret), each with an 8-byte canary checked on
+   * close (`canary` is claimed); larger ones get a mapping of their own, with a canary too. The cost:
+   * **while one secret is being accessed, the other secrets on its page are readable too**, so
+   * `noAccessWhenIdle` is not claimed.
+   */
+  packing?: PackingOption;
 }
 
 const SECRET_MEMORY_CHOICES: readonly SecretMemoryOption[] = ['auto', 'require', 'off'];
 const LOCK_CHOICES: readonly LockOption[] = ['require', 'best-effort'];
+const PACKING_CHOICES: readonly PackingOption[] = ['page', 'slab'];
 
 /**
  * Asherah's protected memory for Node.js, through koffi (no compiler at install). Build it with
@@ -77,12 +90,15 @@ export class ProtectedMemorySecretFactory extends SecretFactoryBase {
   readonly mode: ProtectedMemoryMode;
   /** The lock policy in force. */
   readonly lock: LockOption;
+  /** How secrets are laid out: a mapping each, or slots in shared slabs. */
+  readonly packing: PackingOption;
   readonly #lib: Libc;
   readonly #table = new MappingTable();
+  readonly #slabs: SlabAllocator | undefined;
 
   /**
    * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `options` is not an object; `ERR_INVALID_ARG_VALUE`
-   * for an unknown `secretMemory` or `lock` value, or for `secretMemory: 'require'` with `lock: 'best-effort'`.
+   * for an unknown `secretMemory`, `lock` or `packing` value, or for `secretMemory: 'require'` with `lock: 'best-effort'`.
    * @throws {SecureMemoryError} `ERR_UNSUPPORTED_PLATFORM` off Linux, or with `secretMemory: 'require'`
    * where memfd_secret is missing; `ERR_BACKEND_UNAVAILABLE` when koffi or libc cannot be loaded.
    */
@@ -92,8 +108,10 @@ export class ProtectedMemorySecretFactory extends SecretFactoryBase {
     assertOptions(given, 'options');
     const secretMemory = given?.['secretMemory'] === undefined ? 'auto' : given['secretMemory'];
     const lock = given?.['lock'] === undefined ? 'require' : given['lock'];
+    const packing = given?.['packing'] === undefined ? 'page' : given['packing'];
     assertOneOf(secretMemory, 'secretMemory', SECRET_MEMORY_CHOICES);
     assertOneOf(lock, 'lock', LOCK_CHOICES);
+    assertOneOf(packing, 'packing', PACKING_CHOICES);
     if (secretMemory === 'require' && lock === 'best-effort') {
       throw new SecureMemoryTypeError(
         ErrorCode.INVALID_ARG_VALUE,
@@ -109,15 +127,23 @@ export class ProtectedMemorySecretFactory extends SecretFactoryBase {
     }
     this.mode = secretMemory !== 'off' && lock === 'require' && secretMemoryAvailable() ? 'secret-memory' : 'anonymous';
     this.lock = lock;
+    this.packing = packing;
+    const slab = packing === 'slab';
     this.guarantees = defineGuarantees({
       wipesOnClose: true,
       lockedInRam: lock === 'require',
       excludedFromCoreDumps: true,
-      noAccessWhenIdle: true,
+      // In a slab, a page is readable while any of its secrets is being accessed: a secret is then
+      // readable outside its own access, so this is claimed for one mapping per secret only.
+      noAccessWhenIdle: !slab,
       notInheritedByFork: true,
       hiddenFromKernel: this.mode === 'secret-memory',
+      canary: slab,
       constantTimeEquals: true,
     });
+    this.#slabs = slab
+      ? new SlabAllocator({ lib: this.#lib, map: (length) => this.#map(length), release: (mapping) => this.#table.release(this.#lib, mapping) })
+      : undefined;
   }
 
   #mapAnonymous(length: number): Mapping {
@@ -157,17 +183,14 @@ export class ProtectedMemorySecretFactory extends SecretFactoryBase {
   }
 
   /**
-   * Maps, locks, advises, fills and protects one secret. On any failure it zero-fills what `fill`
-   * may have written, unmaps, and rethrows; the other secrets are untouched.
+   * Maps `length` bytes (after the map headroom check), locks them per the lock policy and advises
+   * them out of core dumps and forked children. On any failure it unmaps and rethrows.
    */
-  protected allocate(size: number, fill: RegionFill): SecretRegion {
+  #map(length: number): Mapping {
     const lib = this.#lib;
-    this.#table.retryDeferred(lib);
     assertMapHeadroom();
-    const length = Math.ceil(size / lib.pageSize) * lib.pageSize;
     const secret = this.mode === 'secret-memory';
     const mapping = secret ? this.#mapSecret(length) : this.#mapAnonymous(length);
-    let view: Uint8Array;
     try {
       if (!secret) {
         if (lib.mlock(mapping.address, length) === 0) mapping.locked = true;
@@ -177,33 +200,53 @@ export class ProtectedMemorySecretFactory extends SecretFactoryBase {
       // MADV_WIPEONFORK applies to private anonymous memory only (EINVAL on shared secret memory),
       // so secret memory is kept out of children with MADV_DONTFORK instead.
       this.#advise(mapping, secret ? MADV_DONTFORK : MADV_WIPEONFORK);
+    } catch (error) {
+      this.#table.release(lib, mapping);
+      throw error;
+    }
+    return mapping;
+  }
+
+  /**
+   * Maps, locks, advises, fills and protects one secret (with slab packing: places it in a slot).
+   * On any failure it zero-fills what `fill` may have written, releases what it took, and rethrows;
+   * the other secrets are untouched.
+   */
+  protected allocate(size: number, fill: RegionFill): SecretRegion {
+    const lib = this.#lib;
+    this.#table.retryDeferred(lib);
+    if (this.#slabs !== undefined) return this.#slabs.allocate(size, fill);
+    const length = Math.ceil(size / lib.pageSize) * lib.pageSize;
+    const mapping = this.#map(length);
+    let view: Uint8Array | undefined;
+    try {
       view = lib.view(mapping.address, size);
-      try {
-        fill(view);
-        if (lib.mprotect(mapping.address, length, PROT_NONE) !== 0) {
-          throw systemError(ErrorCode.PROTECTION_FAILED, 'mprotect', lib.errno(), length);
-        }
-      } catch (error) {
-        view.fill(0);
-        throw error;
+      fill(view);
+      if (lib.mprotect(mapping.address, length, PROT_NONE) !== 0) {
+        throw systemError(ErrorCode.PROTECTION_FAILED, 'mprotect', lib.errno(), length);
       }
     } catch (error) {
+      view?.fill(0);
       this.#table.release(lib, mapping);
       throw error;
     }
     return new ProtectedRegion(lib, this.#table, mapping, size, view);
   }
 
-  /** Locked bytes, live mappings, mapped bytes, mappings left unlocked (best-effort) and unmaps waiting for a retry. */
-  protected backendStats(): MappingStats {
-    return this.#table.stats();
+  /**
+   * Locked bytes, live mappings, mapped bytes, mappings left unlocked (best-effort) and unmaps
+   * waiting for a retry; with slab packing also `slots`, `slabs` and `pendingWipes`.
+   */
+  protected backendStats(): MappingStats | (MappingStats & SlabStats) {
+    const mappings = this.#table.stats();
+    return this.#slabs === undefined ? mappings : { ...mappings, ...this.#slabs.stats() };
   }
 }
 
 /**
  * Builds a protected-memory factory. It changes nothing process-wide (see `hardenProcess` for that).
  * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `options` is not an object; `ERR_INVALID_ARG_VALUE`
- * for an unknown `secretMemory` or `lock` value, or for `secretMemory: 'require'` with `lock: 'best-effort'`.
+ * for an unknown `secretMemory`, `lock` or `packing` value, or for `secretMemory: 'require'` with `lock: 'best-effort'`.
  * @throws {SecureMemoryError} `ERR_UNSUPPORTED_PLATFORM` off Linux, or with `secretMemory: 'require'`
  * where memfd_secret is missing; `ERR_BACKEND_UNAVAILABLE` when koffi or libc cannot be loaded.
  * @example
@@ -212,6 +255,8 @@ export class ProtectedMemorySecretFactory extends SecretFactoryBase {
  * const factory = createFactory({ secretMemory: 'auto', lock: 'require' });
  * factory.mode; // 'secret-memory' where the kernel has memfd_secret
  * using key = factory.new(keyBytes); // keyBytes is zeroed
+ * // Many small keys under a tight RLIMIT_MEMLOCK: pack them (page-mates are readable during an access).
+ * const many = createFactory({ packing: 'slab' });
  * ```
  */
 export function createFactory(options?: ProtectedMemoryOptions): ProtectedMemorySecretFactory {

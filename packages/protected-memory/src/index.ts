@@ -1,12 +1,14 @@
 /**
  * `@secure-memory/protected-memory`: Asherah's protected memory (mmap, mlock, mprotect, madvise),
- * with a memfd_secret mode, through koffi. Nothing happens at import: libc is bound on first use.
+ * with a memfd_secret mode and optional slab packing, through koffi. Nothing happens at import:
+ * libc is bound on first use.
  * @module
  */
 export {
   ProtectedMemorySecretFactory,
   createFactory,
   type LockOption,
+  type PackingOption,
   type ProtectedMemoryMode,
   type ProtectedMemoryOptions,
   type SecretMemoryOption,
@@ -14,3 +16,4 @@ export {
 export { hardenProcess, type HardenProcessOptions } from './harden.js';
 export { secretMemoryAvailable } from './secret-memory.js';
 export type { MappingStats } from './region.js';
+export { CANARY_BYTES, MAX_SLAB_BYTES, SIZE_CLASSES, SLOT_STRIDES, type SlabStats } from './slab.js';

@@ -29,6 +29,11 @@ describe('options', () => {
     { lock: 'always' },
     { lock: 1 },
     { secretMemory: 'require', lock: 'best-effort' },
+    { packing: 'slabs' },
+    { packing: 'PAGE' },
+    { packing: null },
+    { packing: 4096 },
+    { packing: 'slab', lock: 'sometimes' },
   ])('rejects %o with ERR_INVALID_ARG_VALUE', (options) => {
     let error: unknown;
     try {
@@ -83,6 +88,39 @@ describe('modes and manifests', () => {
     expect(factory.mode).toBe('anonymous');
     expect(factory.guarantees.lockedInRam).toBe(false);
     expect(factory.guarantees.hiddenFromKernel).toBe(false);
+  });
+
+  it("packing defaults to 'page', with the manifests above", () => {
+    expect(createFactory({ secretMemory: 'off' }).packing).toBe('page');
+    expect(createFactory({ secretMemory: 'off', packing: 'page' }).guarantees).toEqual(createFactory({ secretMemory: 'off' }).guarantees);
+  });
+
+  it("packing 'slab' claims canary and gives up noAccessWhenIdle (page-mates are readable during an access)", () => {
+    const off = createFactory({ secretMemory: 'off', packing: 'slab' });
+    expect(off.packing).toBe('slab');
+    expect(off.mode).toBe('anonymous');
+    const slabBase = [...base.filter((f) => f !== 'noAccessWhenIdle'), 'canary'];
+    expect(claimedFlags(off.guarantees).sort()).toEqual([...slabBase, 'lockedInRam'].sort());
+    const secret = createFactory({ secretMemory: 'require', packing: 'slab' });
+    expect(secret.mode).toBe('secret-memory');
+    expect(claimedFlags(secret.guarantees).sort()).toEqual([...slabBase, 'lockedInRam', 'hiddenFromKernel'].sort());
+    const bestEffort = createFactory({ lock: 'best-effort', packing: 'slab' });
+    expect(claimedFlags(bestEffort.guarantees).sort()).toEqual(slabBase.sort());
+  });
+
+  it("stats in packing 'slab' add slots, slabs and pendingWipes", () => {
+    expect(createFactory({ secretMemory: 'off', packing: 'slab' }).stats()).toEqual({
+      allocated: 0,
+      inUse: 0,
+      lockedBytes: 0,
+      mappings: 0,
+      mappedBytes: 0,
+      unlockedMappings: 0,
+      deferredUnmaps: 0,
+      slots: 0,
+      slabs: 0,
+      pendingWipes: 0,
+    });
   });
 
   it('the manifest is complete and frozen', () => {

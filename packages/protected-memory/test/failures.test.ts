@@ -54,7 +54,7 @@ vi.mock('../src/libc.js', async (importOriginal) => {
 });
 
 const { createFactory } = await import('../src/index.js');
-const { MADV_DONTDUMP, MADV_DONTFORK, MADV_WIPEONFORK, PROT_NONE } = await import('../src/libc.js');
+const { MADV_DONTDUMP, MADV_DONTFORK, MADV_WIPEONFORK, PROT_NONE, PROT_READ, PROT_WRITE } = await import('../src/libc.js');
 
 const EINVAL = 22;
 const ENOMEM = 12;
@@ -78,6 +78,18 @@ beforeEach(() => {
   faults.pending.length = 0;
   faults.calls.length = 0;
 });
+
+/** Reads anonymous memory through /proc/self/mem (PROT_NONE does not stop it). */
+function readMem(address: bigint, size: number): Buffer {
+  const bytes = Buffer.alloc(size, 1);
+  const fd = openSync('/proc/self/mem', 'r');
+  try {
+    readSync(fd, bytes, 0, size, address);
+  } finally {
+    closeSync(fd);
+  }
+  return bytes;
+}
 
 describe.each(['off', 'require'] as const)("secretMemory '%s'", (secretMemory) => {
   const secret = secretMemory === 'require';
@@ -273,5 +285,188 @@ describe('lock failures', () => {
     expect(calls('close')).toHaveLength(1);
     expect(calls('mmap')).toHaveLength(0);
     expect(factory.stats()).toMatchObject({ mappings: 0 });
+  });
+});
+
+describe.each(['off', 'require'] as const)("packing 'slab', secretMemory '%s'", (secretMemory) => {
+  const secret = secretMemory === 'require';
+  const RW = PROT_READ | PROT_WRITE;
+  const protections = () => calls('mprotect').map((c) => c.args[2]);
+  const locate = (s: object): bigint =>
+    ((s as Record<symbol, () => { address: bigint }>)[Symbol.for('secure-memory.region')] as () => { address: bigint })().address;
+
+  /** A slab factory holding one 4-byte secret (so one slab of the 16-byte class is mapped). */
+  function setup() {
+    const factory = createFactory({ secretMemory, packing: 'slab' });
+    const keep = factory.new(Uint8Array.of(1, 2, 3, 4));
+    faults.calls.length = 0;
+    return { factory, keep };
+  }
+
+  function expectIntact(factory: ReturnType<typeof createFactory>, keep: { equals(b: Uint8Array): boolean }): void {
+    expect(factory.stats()).toMatchObject({ inUse: 1, slots: 1, slabs: 1, mappings: 1, lockedBytes: PAGE, pendingWipes: 0, deferredUnmaps: 0 });
+    expect(keep.equals(Uint8Array.of(1, 2, 3, 4))).toBe(true);
+  }
+
+  it('a new slab is mapped, locked and advised like a page, made PROT_NONE whole, then one page is opened to write the slot', () => {
+    const { factory } = setup();
+    factory.createRandom(100).close(); // the 128-byte class: a new slab
+    expect(calls('mmap').map((c) => c.args[0])).toEqual([PAGE]);
+    expect(calls('mlock')).toHaveLength(secret ? 0 : 1);
+    expect(calls('madvise').map((c) => c.args[2])).toEqual([MADV_DONTDUMP, secret ? MADV_DONTFORK : MADV_WIPEONFORK]);
+    // whole slab NONE; the page RW to write canary and data, NONE; RW to wipe, NONE; then unmapped (it was empty)
+    expect(protections()).toEqual([PROT_NONE, RW, PROT_NONE, RW, PROT_NONE]);
+    expect(calls('munmap')).toHaveLength(1);
+  });
+
+  it('a secret that fits an existing slab needs no mapping: made even while mmap would fail', () => {
+    const { factory, keep } = setup();
+    failNext('mmap', ENOMEM);
+    const next = factory.createRandom(16);
+    expect(calls('mmap')).toHaveLength(0);
+    expect(protections()).toEqual([RW, PROT_NONE]);
+    faults.pending.length = 0;
+    next.close();
+    expectIntact(factory, keep);
+  });
+
+  it('a refused lock of a new slab throws ERR_MEMLOCK_LIMIT for the slab, and unmaps it', () => {
+    const { factory, keep } = setup();
+    failNext(secret ? 'mmap' : 'mlock', secret ? EAGAIN : ENOMEM);
+    const error = catchError(() => factory.createRandom(100));
+    expect(error).toMatchObject({ code: 'ERR_MEMLOCK_LIMIT', requested: PAGE, syscall: secret ? 'mmap' : 'mlock' });
+    expect(typeof error['limit']).toBe('number');
+    expect(calls('munmap')).toHaveLength(secret ? 0 : 1);
+    expectIntact(factory, keep);
+  });
+
+  it('a slab the limit refuses is tried again at half the size, down to one page; other failures are not retried', () => {
+    const { factory, keep } = setup();
+    const perPage = Math.floor(PAGE / 24);
+    const first = Array.from({ length: perPage - 1 }, () => factory.createRandom(16)); // fills the one-page slab
+    faults.calls.length = 0;
+    failNext(secret ? 'mmap' : 'mlock', secret ? EAGAIN : ENOMEM);
+    const next = factory.createRandom(16); // the class's second slab: two pages refused, then one
+    expect(calls('mmap').map((c) => c.args[0])).toEqual([2 * PAGE, PAGE]);
+    expect(calls('munmap').map((c) => c.args[1])).toEqual(secret ? [] : [2 * PAGE]);
+    expect(factory.stats()).toMatchObject({ slabs: 2, mappings: 2, lockedBytes: 2 * PAGE });
+    const second = Array.from({ length: perPage - 1 }, () => factory.createRandom(16)); // fills the second slab
+    faults.calls.length = 0;
+    failNext('mmap', EINVAL);
+    expect(catchError(() => factory.createRandom(16))).toMatchObject({ code: 'ERR_ALLOCATION_FAILED', errno: EINVAL });
+    expect(calls('mmap').map((c) => c.args[0])).toEqual([4 * PAGE]); // the third slab, not retried smaller
+    for (const s of [...first, next, ...second]) s.close();
+    expectIntact(factory, keep);
+  });
+
+  it('a failing mprotect of a new slab throws ERR_PROTECTION_FAILED and unmaps it', () => {
+    const { factory, keep } = setup();
+    failNext('mprotect', EINVAL);
+    expect(catchError(() => factory.createRandom(100))).toMatchObject({ code: 'ERR_PROTECTION_FAILED', syscall: 'mprotect' });
+    expect(calls('munmap')[0]?.args).toEqual([calls('mmap')[0]?.result, PAGE]);
+    expectIntact(factory, keep);
+  });
+
+  it('a page that cannot be made writable for the fill throws ERR_PROTECTION_FAILED; the slot is given back', () => {
+    const { factory, keep } = setup();
+    failNext('mprotect', EINVAL);
+    const source = Uint8Array.of(5, 6, 7);
+    expect(catchError(() => factory.new(source))).toMatchObject({ code: 'ERR_PROTECTION_FAILED', errno: EINVAL });
+    expect(Array.from(source)).toEqual([5, 6, 7]);
+    expectIntact(factory, keep);
+    const next = factory.createRandom(16); // the same slot, taken again
+    expect(locate(next) - locate(keep)).toBe(24n);
+    next.close();
+  });
+
+  it('a fill that throws zeroes the slot and gives it back', () => {
+    const { factory, keep } = setup();
+    const source = new Uint8Array(16).fill(0xaa);
+    const set = Uint8Array.prototype.set;
+    const spy = vi.spyOn(Uint8Array.prototype, 'set').mockImplementation(function (this: Uint8Array, array: ArrayLike<number>, offset?: number) {
+      if (array === source) {
+        set.call(this, [0xaa, 0xaa], 0); // a partial copy, then the failure
+        throw new Error('fill failed');
+      }
+      set.call(this, array, offset);
+    });
+    try {
+      expect(() => factory.new(source)).toThrow('fill failed');
+    } finally {
+      spy.mockRestore();
+    }
+    expect(protections()).toEqual([RW, PROT_NONE]);
+    expectIntact(factory, keep);
+    if (!secret) {
+      const slot = locate(keep) + 24n - 8n;
+      expect(readMem(slot, 24).every((b) => b === 0)).toBe(true);
+    }
+  });
+
+  it('a page that cannot be protected again after the fill: ERR_PROTECTION_FAILED, the slot zeroed, the page set back before the next allocation', () => {
+    const { factory, keep } = setup();
+    failNext('mprotect', EINVAL, 1);
+    expect(catchError(() => factory.new(new Uint8Array(16).fill(0xaa)))).toMatchObject({ code: 'ERR_PROTECTION_FAILED' });
+    if (!secret) expect(readMem(locate(keep) + 16n, 24).every((b) => b === 0)).toBe(true);
+    faults.calls.length = 0;
+    const next = factory.createRandom(16);
+    expect(protections()).toEqual([PROT_NONE, RW, PROT_NONE]); // the retry first
+    next.close();
+    expectIntact(factory, keep);
+  });
+
+  it('a failing mprotect when an access opens throws ERR_PROTECTION_FAILED and leaves the page count as it was', () => {
+    const { factory, keep } = setup();
+    failNext('mprotect', EINVAL);
+    expect(catchError(() => keep.withBytes((b) => b[0]))).toMatchObject({ code: 'ERR_PROTECTION_FAILED' });
+    faults.calls.length = 0;
+    expect(keep.withBytes((b) => b[0])).toBe(1);
+    expect(protections()).toEqual([PROT_READ, PROT_NONE]);
+    expectIntact(factory, keep);
+  });
+
+  it('a failing mprotect when an access ends throws ERR_PROTECTION_FAILED; the page is set back before the next allocation', () => {
+    const { factory, keep } = setup();
+    failNext('mprotect', EINVAL, 1);
+    expect(catchError(() => keep.withBytes((b) => b[0]))).toMatchObject({ code: 'ERR_PROTECTION_FAILED' });
+    faults.calls.length = 0;
+    factory.createRandom(16).close();
+    expect(protections()[0]).toBe(PROT_NONE);
+    expectIntact(factory, keep);
+  });
+
+  it('one failed wipe is retried at once: close does not throw', () => {
+    const { factory, keep } = setup();
+    const doomed = factory.createRandom(16);
+    failNext('mprotect', EINVAL);
+    doomed.close();
+    expect(factory.stats()).toMatchObject({ pendingWipes: 0 });
+    expectIntact(factory, keep);
+  });
+
+  it('a slot that cannot be wiped: close throws ERR_PROTECTION_FAILED; it is wiped and freed before the next allocation', () => {
+    const { factory, keep } = setup();
+    const doomed = factory.new(new Uint8Array(16).fill(0xbb));
+    const address = locate(doomed);
+    failNext('mprotect', EINVAL);
+    failNext('mprotect', EINVAL);
+    expect(catchError(() => doomed.close())).toMatchObject({ code: 'ERR_PROTECTION_FAILED' });
+    expect(doomed.closed).toBe(true);
+    expect(factory.stats()).toMatchObject({ inUse: 1, slots: 2, pendingWipes: 1 });
+    if (!secret) expect(readMem(address, 16).every((b) => b === 0xbb)).toBe(true); // not wiped yet, and counted
+    factory.createRandom(16).close();
+    expect(factory.stats()).toMatchObject({ pendingWipes: 0 });
+    if (!secret) expect(readMem(address - 8n, 24).every((b) => b === 0)).toBe(true);
+    expectIntact(factory, keep);
+  });
+
+  it('closing the last secret of a slab wipes it, then unlocks and unmaps the slab', () => {
+    const { factory, keep } = setup();
+    keep.close();
+    const order = faults.calls.map((c) => `${c.name}:${String(c.args[2] ?? '')}`);
+    expect(order.indexOf(`mprotect:${RW}`)).toBeGreaterThanOrEqual(0);
+    expect(order.findIndex((c) => c.startsWith('munmap'))).toBeGreaterThan(order.indexOf(`mprotect:${RW}`));
+    expect(calls('munlock')).toHaveLength(secret ? 0 : 1);
+    expect(factory.stats()).toMatchObject({ inUse: 0, slabs: 0, mappings: 0, lockedBytes: 0 });
   });
 });

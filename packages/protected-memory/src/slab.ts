@@ -1,0 +1,483 @@
+/**
+ * Slab packing: small secrets share locked, no-dump, fork-safe mappings ("slabs") in size classes,
+ * so that neither locked memory nor mappings grow by a page per secret. Each slot is an 8-byte
+ * canary followed by the data; a slot never straddles a page. A page is `PROT_NONE` unless one of
+ * its secrets is being accessed: the page keeps a count of open accesses, and while it is above
+ * zero **every** secret on that page is readable. Larger secrets get a slab of their own (one slot,
+ * with its canary, in a page-rounded mapping).
+ * @module
+ */
+import { randomFillSync } from 'node:crypto';
+import {
+  ErrorCode,
+  type RegionLocation,
+  type SecretRegion,
+  SecureMemoryError,
+  isSecureMemoryError,
+  secretClosed,
+} from '@secure-memory/core';
+import { BACKEND, systemError } from './errors.js';
+import { type Libc, PROT_NONE, PROT_READ, PROT_WRITE } from './libc.js';
+import type { Mapping } from './region.js';
+
+/** Bytes of canary right before each slot's data. */
+export const CANARY_BYTES = 8;
+
+/**
+ * The slot sizes (canary plus data) of the size classes. The last three fill a 4 KiB page exactly
+ * (8, 4 and 2 slots); every stride is a multiple of 8, so data is 8-byte aligned.
+ */
+export const SLOT_STRIDES: readonly number[] = Object.freeze([24, 40, 72, 136, 264, 512, 1024, 2048]);
+
+/** The data bytes each size class holds: 16, 32, 64, 128, 256, 504, 1016 and 2040. A larger secret gets its own mapping. */
+export const SIZE_CLASSES: readonly number[] = Object.freeze(SLOT_STRIDES.map((stride) => stride - CANARY_BYTES));
+
+/**
+ * The largest slab: the slabs of a class start at one page and double, up to 64 KiB (16 pages of
+ * 4 KiB). A slab that RLIMIT_MEMLOCK refuses is tried again at half the size, down to one page.
+ */
+export const MAX_SLAB_BYTES = 64 * 1024;
+
+/** What the allocator needs from its factory: mappings made and released by the factory's policy. */
+export interface SlabHost {
+  readonly lib: Libc;
+  /** Maps `length` bytes, locked and advised per the factory's policy (and map headroom); releases what it took when it throws. */
+  map(length: number): Mapping;
+  /** Unlocks and unmaps (or defers the unmap of) a mapping from {@link SlabHost.map}. */
+  release(mapping: Mapping): void;
+}
+
+/** The counters of slab packing, added to the mapping counters in `stats()`. */
+export interface SlabStats {
+  [counter: string]: number;
+  /** Slots in use in shared slabs: live secrets of up to 2040 bytes, plus `pendingWipes`. */
+  slots: number;
+  /** Shared slabs mapped (each one mapping). */
+  slabs: number;
+  /** Freed slots whose wipe failed (`mprotect` refused) and is retried before the next allocation or close. */
+  pendingWipes: number;
+}
+
+/** The size class index for `size` bytes, or `undefined` when it needs its own mapping. */
+export function sizeClassOf(size: number): number | undefined {
+  const index = SIZE_CLASSES.findIndex((capacity) => size <= capacity);
+  return index === -1 ? undefined : index;
+}
+
+/**
+ * One slab: a mapping split into protection groups (a page each; the whole mapping for a slab of
+ * one large secret), each holding whole slots.
+ */
+class Slab {
+  readonly mapping: Mapping;
+  /** The size class, or `undefined` for the slab of one large secret. */
+  readonly sizeClass: number | undefined;
+  readonly stride: number;
+  readonly capacity: number;
+  readonly #lib: Libc;
+  readonly #groupBytes: number;
+  readonly #slotsPerGroup: number;
+  /** Open accesses per group. */
+  readonly #opens: Uint32Array;
+  /** Free slot indices; the lowest is taken first. */
+  readonly #free: number[] = [];
+  /** The canary value of this slab's slots (random, never written anywhere but before the data). */
+  readonly #canary = new Uint8Array(CANARY_BYTES);
+  /** The whole slab, for writing canaries and wiping; never handed out. */
+  readonly #memory: Uint8Array;
+  /** Groups whose protection could not be set back; retried before the next allocation or close. */
+  readonly stale = new Set<number>();
+  used = 0;
+
+  constructor(lib: Libc, mapping: Mapping, sizeClass: number | undefined, stride: number, groupBytes: number) {
+    this.#lib = lib;
+    this.mapping = mapping;
+    this.sizeClass = sizeClass;
+    this.stride = stride;
+    this.#groupBytes = groupBytes;
+    this.#slotsPerGroup = Math.floor(groupBytes / stride);
+    const groups = mapping.length / groupBytes;
+    this.capacity = groups * this.#slotsPerGroup;
+    this.#opens = new Uint32Array(groups);
+    for (let slot = this.capacity - 1; slot >= 0; slot -= 1) this.#free.push(slot);
+    randomFillSync(this.#canary);
+    // Up to the end of the last slot. (A large secret's stride is more than half its mapping, so its slab has one slot.)
+    this.#memory = lib.view(mapping.address, (groups - 1) * groupBytes + this.#slotsPerGroup * stride);
+  }
+
+  get full(): boolean {
+    return this.#free.length === 0;
+  }
+
+  take(): number {
+    const slot = this.#free.pop() as number; // callers take only from slabs that are not full
+    this.used += 1;
+    return slot;
+  }
+
+  giveBack(slot: number): void {
+    this.#free.push(slot);
+    this.used -= 1;
+  }
+
+  group(slot: number): number {
+    return Math.floor(slot / this.#slotsPerGroup);
+  }
+
+  /** Offset of the slot (its canary) in the slab. */
+  offset(slot: number): number {
+    return this.group(slot) * this.#groupBytes + (slot % this.#slotsPerGroup) * this.stride;
+  }
+
+  /** The address of the slot's first data byte. */
+  dataAddress(slot: number): bigint {
+    return this.mapping.address + BigInt(this.offset(slot) + CANARY_BYTES);
+  }
+
+  #mprotect(group: number, prot: number): number {
+    return this.#lib.mprotect(this.mapping.address + BigInt(group * this.#groupBytes), this.#groupBytes, prot);
+  }
+
+  /**
+   * Gives `group` the protection its open count calls for: `PROT_READ` while an access is open,
+   * else `PROT_NONE`. When the kernel refuses, remembers the group for a retry and throws.
+   * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` (or `ERR_MAP_LIMIT`).
+   */
+  settle(group: number): void {
+    if (this.#mprotect(group, (this.#opens[group] as number) > 0 ? PROT_READ : PROT_NONE) === 0) {
+      this.stale.delete(group);
+      return;
+    }
+    this.stale.add(group);
+    throw systemError(ErrorCode.PROTECTION_FAILED, 'mprotect', this.#lib.errno(), this.#groupBytes);
+  }
+
+  /** Retries the groups whose protection could not be set back; true when none is left. */
+  retrySettle(): boolean {
+    for (const group of this.stale) {
+      try {
+        this.settle(group);
+      } catch {
+        // still refused: kept for the next retry
+      }
+    }
+    return this.stale.size === 0;
+  }
+
+  /** Makes the slot's group writable (for a fill or a wipe). */
+  #writable(group: number): void {
+    if (this.#mprotect(group, PROT_READ | PROT_WRITE) !== 0) {
+      throw systemError(ErrorCode.PROTECTION_FAILED, 'mprotect', this.#lib.errno(), this.#groupBytes);
+    }
+  }
+
+  /**
+   * Opens an access to a slot: its page becomes readable on the first open access of any of the
+   * page's secrets.
+   * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED`; nothing changed then.
+   */
+  open(slot: number): void {
+    const group = this.group(slot);
+    const opens = this.#opens[group] as number;
+    if (opens === 0 || this.stale.has(group)) {
+      if (this.#mprotect(group, PROT_READ) !== 0) {
+        throw systemError(ErrorCode.PROTECTION_FAILED, 'mprotect', this.#lib.errno());
+      }
+      this.stale.delete(group);
+    }
+    this.#opens[group] = opens + 1;
+  }
+
+  /**
+   * Ends an access: the page is `PROT_NONE` again when its last open access ends.
+   * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when the kernel refuses (the access has ended all the same).
+   */
+  end(slot: number): void {
+    const group = this.group(slot);
+    const opens = (this.#opens[group] as number) - 1;
+    this.#opens[group] = opens;
+    if (opens === 0) this.settle(group);
+  }
+
+  /**
+   * Writes a fresh canary and the data of a slot taken from this slab. On failure it zero-fills the
+   * slot and throws; the caller gives the slot back.
+   */
+  fill(slot: number, size: number, fill: (writable: Uint8Array) => void): Uint8Array {
+    const group = this.group(slot);
+    const start = this.offset(slot);
+    this.#writable(group);
+    const view = this.#lib.view(this.dataAddress(slot), size);
+    try {
+      this.#memory.set(this.#canary, start);
+      fill(view);
+    } catch (error) {
+      this.#memory.fill(0, start, start + this.stride);
+      try {
+        this.settle(group);
+      } catch {
+        // remembered in `stale`; the fill's error is the one to report
+      }
+      throw error;
+    }
+    try {
+      this.settle(group);
+    } catch (error) {
+      this.#memory.fill(0, start, start + this.stride); // the group is still writable (settle failed)
+      throw error;
+    }
+    return view;
+  }
+
+  /**
+   * Checks the slot's canary, then zero-fills the whole slot (canary and data). Returns true when
+   * the canary was damaged. A group whose protection cannot be set back afterwards is retried later
+   * (the slot is zero already).
+   * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when the slot cannot be made writable: nothing was wiped.
+   */
+  clear(slot: number): boolean {
+    const group = this.group(slot);
+    const start = this.offset(slot);
+    this.#writable(group);
+    let difference = 0;
+    for (let i = 0; i < CANARY_BYTES; i += 1) difference |= (this.#memory[start + i] as number) ^ (this.#canary[i] as number);
+    this.#memory.fill(0, start, start + this.stride);
+    try {
+      this.settle(group);
+    } catch {
+      // remembered in `stale` and retried before the next allocation or close
+    }
+    return difference !== 0;
+  }
+}
+
+/** The secrets of one factory's slabs, by size class. */
+export class SlabAllocator {
+  readonly #host: SlabHost;
+  /** Per size class, the slabs with a free slot, oldest first. */
+  readonly #open: Set<Slab>[] = SIZE_CLASSES.map(() => new Set<Slab>());
+  /** Per size class, the slabs mapped. */
+  readonly #count: number[] = SIZE_CLASSES.map(() => 0);
+  /** Every slab mapped, shared or of one large secret. */
+  readonly #slabs = new Set<Slab>();
+  /** Freed slots that could not be wiped yet. */
+  readonly #pendingWipes = new Map<Slab, Set<number>>();
+  /** Slabs with groups whose protection could not be set back. */
+  readonly #unsettled = new Set<Slab>();
+
+  constructor(host: SlabHost) {
+    this.#host = host;
+  }
+
+  #newSlab(sizeClass: number | undefined, size: number): Slab {
+    const { lib } = this.#host;
+    const page = lib.pageSize;
+    let length: number;
+    let stride: number;
+    if (sizeClass === undefined) {
+      stride = size + CANARY_BYTES;
+      length = Math.ceil(stride / page) * page;
+    } else {
+      stride = SLOT_STRIDES[sizeClass] as number;
+      const maxPages = Math.max(1, Math.floor(MAX_SLAB_BYTES / page));
+      length = Math.min(maxPages, 2 ** Math.min(16, this.#count[sizeClass] as number)) * page;
+    }
+    let mapping: Mapping | undefined;
+    while (mapping === undefined) {
+      try {
+        mapping = this.#host.map(length);
+      } catch (error) {
+        // Under a tight limit, a smaller slab may still fit (lengths are powers of two pages).
+        if (sizeClass === undefined || length <= page || !isSecureMemoryError(error, ErrorCode.MEMLOCK_LIMIT)) throw error;
+        length /= 2;
+      }
+    }
+    if (lib.mprotect(mapping.address, length, PROT_NONE) !== 0) {
+      const error = systemError(ErrorCode.PROTECTION_FAILED, 'mprotect', lib.errno(), length);
+      this.#host.release(mapping);
+      throw error;
+    }
+    const slab = new Slab(lib, mapping, sizeClass, stride, sizeClass === undefined ? length : page);
+    this.#slabs.add(slab);
+    if (sizeClass !== undefined) {
+      this.#count[sizeClass] = (this.#count[sizeClass] as number) + 1;
+      this.#open[sizeClass]?.add(slab);
+    }
+    return slab;
+  }
+
+  /** Returns a slot; unmaps the slab when it is empty. */
+  #giveBack(slab: Slab, slot: number): void {
+    slab.giveBack(slot);
+    if (slab.used === 0) {
+      this.#slabs.delete(slab);
+      this.#unsettled.delete(slab);
+      if (slab.sizeClass !== undefined) {
+        this.#open[slab.sizeClass]?.delete(slab);
+        this.#count[slab.sizeClass] = (this.#count[slab.sizeClass] as number) - 1;
+      }
+      this.#host.release(slab.mapping); // the slots are all zero: munlock and munmap
+    } else if (slab.sizeClass !== undefined) {
+      this.#open[slab.sizeClass]?.add(slab);
+    }
+  }
+
+  /** Retries what failed before: protections to set back and wipes of freed slots. */
+  retry(): void {
+    for (const slab of this.#unsettled) if (slab.retrySettle()) this.#unsettled.delete(slab);
+    for (const [slab, slots] of this.#pendingWipes) {
+      for (const slot of slots) {
+        try {
+          slab.clear(slot); // a damaged canary found now has no one left to tell
+        } catch {
+          continue;
+        }
+        slots.delete(slot);
+        this.#giveBack(slab, slot);
+      }
+      if (slots.size === 0) this.#pendingWipes.delete(slab);
+    }
+  }
+
+  /** Notes a slab whose protection must be retried. */
+  noteUnsettled(slab: Slab): void {
+    if (slab.stale.size > 0) this.#unsettled.add(slab);
+  }
+
+  /**
+   * Places `size` bytes in a slot of their size class (in a new slab when every slab of the class is
+   * full), or in a slab of their own when larger than the largest class; fills and protects it.
+   * @throws {SecureMemoryError} `ERR_MEMLOCK_LIMIT`, `ERR_MAP_LIMIT`, `ERR_ALLOCATION_FAILED` for a new
+   * slab; `ERR_PROTECTION_FAILED`. What `fill` wrote is zeroed and the slot given back.
+   */
+  allocate(size: number, fill: (writable: Uint8Array) => void): SecretRegion {
+    this.retry();
+    const sizeClass = sizeClassOf(size);
+    let slab: Slab | undefined;
+    if (sizeClass !== undefined) for (slab of this.#open[sizeClass] as Set<Slab>) break;
+    slab ??= this.#newSlab(sizeClass, size);
+    const slot = slab.take();
+    if (slab.full && sizeClass !== undefined) this.#open[sizeClass]?.delete(slab);
+    let view: Uint8Array;
+    try {
+      view = slab.fill(slot, size, fill);
+    } catch (error) {
+      this.noteUnsettled(slab);
+      this.#giveBack(slab, slot);
+      throw error;
+    }
+    return new SlotRegion(this, slab, slot, size, view);
+  }
+
+  /** Frees a wiped slot. */
+  release(slab: Slab, slot: number): void {
+    this.#giveBack(slab, slot);
+  }
+
+  /** Keeps a freed slot whose wipe failed, to wipe and free it before the next allocation or close. */
+  defer(slab: Slab, slot: number): void {
+    let slots = this.#pendingWipes.get(slab);
+    if (slots === undefined) this.#pendingWipes.set(slab, (slots = new Set()));
+    slots.add(slot);
+  }
+
+  stats(): SlabStats {
+    let slots = 0;
+    let slabs = 0;
+    for (const slab of this.#slabs) {
+      if (slab.sizeClass === undefined) continue;
+      slabs += 1;
+      slots += slab.used;
+    }
+    let pendingWipes = 0;
+    for (const pending of this.#pendingWipes.values()) pendingWipes += pending.size;
+    return { slots, slabs, pendingWipes };
+  }
+}
+
+/**
+ * The {@link SecretRegion} of one slot. Opening an access makes the slot's whole page readable (the
+ * other secrets on that page too) until the page's last open access ends.
+ */
+class SlotRegion implements SecretRegion {
+  readonly #allocator: SlabAllocator;
+  readonly #slab: Slab;
+  readonly #slot: number;
+  readonly #size: number;
+  #view: Uint8Array | undefined;
+  #wiped = false;
+  #damaged = false;
+
+  constructor(allocator: SlabAllocator, slab: Slab, slot: number, size: number, view: Uint8Array) {
+    this.#allocator = allocator;
+    this.#slab = slab;
+    this.#slot = slot;
+    this.#size = size;
+    this.#view = view;
+  }
+
+  /** Makes the slot's page readable (not writable) and returns the view of the data. */
+  protectRead(): Uint8Array {
+    const view = this.#view;
+    if (view === undefined) throw secretClosed(BACKEND); // unreachable: core never touches a freed region
+    this.#slab.open(this.#slot);
+    return view;
+  }
+
+  /** Ends this access; the page is `PROT_NONE` again once none of its secrets is being accessed. */
+  protectIdle(): void {
+    try {
+      this.#slab.end(this.#slot);
+    } finally {
+      this.#allocator.noteUnsettled(this.#slab);
+    }
+  }
+
+  /**
+   * Checks the canary and zero-fills the slot (core calls it only when idle, right before free).
+   * When the page cannot be made writable, `free` tries again and reports it.
+   */
+  wipe(): void {
+    try {
+      this.#damaged = this.#slab.clear(this.#slot);
+      this.#wiped = true;
+    } catch {
+      // free() retries at once, and throws if it fails again
+    } finally {
+      this.#allocator.noteUnsettled(this.#slab);
+    }
+  }
+
+  /**
+   * Frees the slot (and unmaps the slab when it was the last one).
+   * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when the slot could not be wiped: it is kept,
+   * inaccessible, and wiped and freed before the next allocation or close (`stats().pendingWipes`).
+   * @throws {SecureMemoryError} `ERR_INTEGRITY` after freeing, when the canary before the data was damaged.
+   */
+  free(): void {
+    this.#view = undefined;
+    this.#allocator.retry();
+    if (!this.#wiped) {
+      try {
+        this.#damaged = this.#slab.clear(this.#slot);
+        this.#wiped = true;
+      } catch (error) {
+        this.#allocator.defer(this.#slab, this.#slot);
+        throw error;
+      } finally {
+        this.#allocator.noteUnsettled(this.#slab);
+      }
+    }
+    this.#allocator.release(this.#slab, this.#slot);
+    if (this.#damaged) {
+      throw new SecureMemoryError(ErrorCode.INTEGRITY, 'The canary before the secret was overwritten: memory was written out of bounds', {
+        backend: BACKEND,
+      });
+    }
+  }
+
+  /** The address of the first data byte (right after the slot's canary) and the secret's size. */
+  location(): RegionLocation {
+    return { address: this.#slab.dataAddress(this.#slot), size: this.#size };
+  }
+}
