@@ -4,9 +4,12 @@
  * Buffer), measured in one run. A benchmark, never a test: it prints figures, it asserts nothing.
  * @module
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes, randomFillSync } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { cpus, release } from 'node:os';
 import { loadBackend, type SecretFactory } from '@secure-memory/core';
+import { unprivileged } from '@secure-memory/testkit';
 import type { MatrixTarget } from './matrix.js';
 
 /** The floor an operation is compared with. */
@@ -29,11 +32,29 @@ export interface BenchResult {
   ratioToFloor: number | null;
 }
 
+/** How many live 32-byte secrets one backend holds under the memlock limit in force. */
+export interface CapacityResult {
+  backend: string;
+  operation: 'capacity';
+  /** Live secrets made before the backend refused one, or the cap. */
+  secrets: number;
+  /** The error code that stopped it, or null when the cap was reached first. */
+  stoppedBy: string | null;
+  cap: number;
+  /** Growth of VmLck and of the mapping count, divided by `secrets`. */
+  lockedBytesPerSecret: number;
+  mappingsPerSecret: number;
+  /** Whether it ran as an unprivileged user (as root, RLIMIT_MEMLOCK does not bind). */
+  unprivileged: boolean;
+  ms: number;
+}
+
 /** The whole benchmark, as `--json` prints it. */
 export interface BenchReport {
   machine: { platform: string; kernel: string; node: string; cpu: string; cores: number };
   floor: { mprotectPairNs: number | null; guardedAllocNs: number | null; source: string | null };
   results: BenchResult[];
+  capacity: CapacityResult[];
 }
 
 /** How long to measure: the full run, or the short one inside `report`. */
@@ -41,10 +62,40 @@ export interface BenchPlan {
   batches: number;
   iterations: number;
   warmup: number;
+  /** The most live secrets the capacity operation makes per backend. */
+  capacityCap: number;
 }
 
-export const FULL_PLAN: BenchPlan = { batches: 15, iterations: 1000, warmup: 2000 };
-export const SHORT_PLAN: BenchPlan = { batches: 7, iterations: 300, warmup: 300 };
+export const FULL_PLAN: BenchPlan = { batches: 15, iterations: 1000, warmup: 2000, capacityCap: 1_000_000 };
+export const SHORT_PLAN: BenchPlan = { batches: 7, iterations: 300, warmup: 300, capacityCap: 20_000 };
+
+const CAPACITY_CHILD = fileURLToPath(new URL('../dist/capacity-child.js', import.meta.url));
+
+/** Runs the capacity child for one backend, as `nobody` when this process is root. */
+function measureCapacity(target: MatrixTarget, cap: number): CapacityResult {
+  const argv = [process.execPath, CAPACITY_CHILD, JSON.stringify({ module: target.module, options: target.options ?? {}, cap })];
+  const asRoot = process.getuid?.() === 0;
+  const [command, ...args] = asRoot ? unprivileged(argv) : argv;
+  const child = spawnSync(command as string, args, { encoding: 'utf8', timeout: 300_000, maxBuffer: 1 << 20 });
+  const line = child.stdout?.trim().split('\n').pop();
+  if (child.status !== 0 || line === undefined || !line.startsWith('{')) {
+    throw new Error(`the capacity child failed (${child.status ?? child.signal}): ${(child.stderr ?? '').trim().split('\n').slice(-2).join(' | ')}`);
+  }
+  const r = JSON.parse(line) as { count: number; stoppedBy: string | null; ms: number; lockedBytes: number; mappings: number; readable: boolean; uid: number };
+  if (!r.readable) throw new Error('the capacity child could not read back its secrets');
+  const per = (n: number): number => (r.count === 0 ? 0 : Math.round((n / r.count) * 100) / 100);
+  return {
+    backend: target.name,
+    operation: 'capacity',
+    secrets: r.count,
+    stoppedBy: r.stoppedBy,
+    cap,
+    lockedBytesPerSecret: per(r.lockedBytes),
+    mappingsPerSecret: per(r.mappings),
+    unprivileged: r.uid !== 0,
+    ms: Math.round(r.ms),
+  };
+}
 
 type Op = () => unknown;
 type AsyncOp = () => Promise<unknown>;
@@ -336,9 +387,11 @@ export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan
   }
 
   const cases: Case[] = [];
+  const capacityTargets: MatrixTarget[] = [];
   for (const target of targets) {
     try {
       cases.push(...factoryCases(target.name, await loadBackend(target.module, target.options)));
+      capacityTargets.push(target);
     } catch (error) {
       log(`${target.name}: skipped (${(error as { code?: string }).code ?? (error as Error).message})`);
     }
@@ -347,6 +400,16 @@ export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan
   if (sodium !== undefined) cases.push(...sodiumPeerCases(sodium.default));
   else log('peer:sodium-native: skipped (sodium-native is not installed)');
   cases.push(...bufferPeerCases());
+
+  const capacity: CapacityResult[] = [];
+  for (const target of capacityTargets) {
+    log(`capacity: ${target.name} (up to ${plan.capacityCap} live 32-byte secrets${process.getuid?.() === 0 ? ', as nobody' : ''})`);
+    try {
+      capacity.push(measureCapacity(target, plan.capacityCap));
+    } catch (error) {
+      log(`capacity: ${target.name}: ${(error as Error).message}`);
+    }
+  }
 
   const results: BenchResult[] = [];
   for (const [index, c] of cases.entries()) {
@@ -365,6 +428,7 @@ export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan
     },
     floor,
     results,
+    capacity,
   };
 }
 
@@ -387,5 +451,20 @@ export function formatBench(report: BenchReport): string {
   const widths = header.map((_, c) => Math.max(...[header, ...rows].map((row) => (row[c] as string).length)));
   const line = (row: string[]): string => row.map((cell, c) => (c >= 2 ? cell.padStart(widths[c] as number) : cell.padEnd(widths[c] as number))).join('  ');
   lines.push(line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line));
+  if (report.capacity.length > 0) {
+    lines.push('', 'capacity: live 32-byte secrets under the RLIMIT_MEMLOCK in force' + (report.capacity.some((c) => c.unprivileged) ? ', as nobody' : ''));
+    const capHeader = ['backend', 'secrets', 'stopped by', 'locked B/secret', 'mappings/secret', 'ms'];
+    const capRows = report.capacity.map((c) => [
+      c.backend,
+      c.stoppedBy === null ? `>= ${c.secrets}` : String(c.secrets),
+      c.stoppedBy ?? `cap (${c.cap})`,
+      String(c.lockedBytesPerSecret),
+      String(c.mappingsPerSecret),
+      String(c.ms),
+    ]);
+    const capWidths = capHeader.map((_, c) => Math.max(...[capHeader, ...capRows].map((row) => (row[c] as string).length)));
+    const capLine = (row: string[]): string => row.map((cell, c) => (c === 0 || c === 2 ? cell.padEnd(capWidths[c] as number) : cell.padStart(capWidths[c] as number))).join('  ');
+    lines.push(capLine(capHeader), capWidths.map((w) => '-'.repeat(w)).join('  '), ...capRows.map(capLine));
+  }
   return lines.join('\n');
 }

@@ -50,14 +50,28 @@ function dumpable(): number | null {
   }
 }
 
-/** Probes memfd_secret through the protected-memory backend, when it is installed. */
-async function secretMemory(): Promise<boolean | null> {
+interface ProtectedMemoryModule {
+  secretMemoryAvailable?: () => boolean;
+  SIZE_CLASSES?: readonly number[];
+  SLOT_STRIDES?: readonly number[];
+}
+
+/** The protected-memory backend, when it is installed: it probes memfd_secret and knows its slot sizes. */
+async function protectedMemory(): Promise<ProtectedMemoryModule | undefined> {
   try {
-    const mod = (await import('@secure-memory/protected-memory' as string)) as { secretMemoryAvailable?: () => boolean };
-    return typeof mod.secretMemoryAvailable === 'function' ? mod.secretMemoryAvailable() : null;
+    return (await import('@secure-memory/protected-memory' as string)) as ProtectedMemoryModule;
   } catch {
-    return null;
+    return undefined;
   }
+}
+
+/** 32-byte secrets that fit in `budget` locked bytes: one page each, or packed in slab slots. */
+function capacityEstimates(budget: number | undefined, page: number | undefined, pm: ProtectedMemoryModule | undefined): { perPage: number | null; slab: number | null } {
+  if (budget === undefined || page === undefined || !Number.isFinite(budget)) return { perPage: null, slab: null };
+  const pages = Math.floor(budget / page);
+  const classIndex = pm?.SIZE_CLASSES?.findIndex((size) => size >= 32) ?? -1;
+  const stride = classIndex === -1 ? undefined : pm?.SLOT_STRIDES?.[classIndex];
+  return { perPage: pages, slab: stride === undefined ? null : pages * Math.floor(page / stride) };
 }
 
 /** Collects the doctor's findings. */
@@ -70,20 +84,36 @@ export async function runDoctor(): Promise<DoctorItem[]> {
   const swapTotal = readText('/proc/meminfo')?.match(/^SwapTotal:\s+(\d+) kB/m)?.[1];
   const gcore = spawnSync('sh', ['-c', 'command -v gcore && command -v gdb'], { encoding: 'utf8' }).status === 0;
   const ptrace = readText('/proc/sys/kernel/yama/ptrace_scope');
-  const memfd = await secretMemory();
+  const pm = await protectedMemory();
+  const memfd = typeof pm?.secretMemoryAvailable === 'function' ? pm.secretMemoryAvailable() : null;
+  const page = pageSize();
+  const budget = memlock.soft === undefined || locked === undefined ? undefined : Math.max(0, memlock.soft - locked);
+  const capacity = capacityEstimates(budget, page, pm);
   const items: DoctorItem[] = [
     { key: 'platform', label: 'platform', value: `${process.platform}-${process.arch}` },
     { key: 'kernel', label: 'kernel', value: release() },
     { key: 'node', label: 'node', value: process.version },
-    { key: 'pageSize', label: 'page size', value: pageSize() ?? null },
+    { key: 'pageSize', label: 'page size', value: page ?? null },
     { key: 'memlockSoft', label: 'RLIMIT_MEMLOCK soft', value: bytes(memlock.soft) },
     { key: 'memlockHard', label: 'RLIMIT_MEMLOCK hard', value: bytes(memlock.hard) },
     { key: 'lockedNow', label: 'locked now (VmLck)', value: bytes(locked) },
     {
       key: 'memlockLeft',
       label: 'locked memory left',
-      value: memlock.soft === undefined || locked === undefined ? null : bytes(Math.max(0, memlock.soft - locked)),
+      value: bytes(budget),
       ...(process.getuid?.() === 0 ? { note: 'root has CAP_IPC_LOCK: the limit binds only unprivileged users' } : {}),
+    },
+    {
+      key: 'capacityPerPage',
+      label: 'capacity, a page per secret',
+      value: capacity.perPage,
+      note: '32-byte secrets in the memlock left: protected-memory page, sodium, memguard locked',
+    },
+    {
+      key: 'capacitySlab',
+      label: 'capacity, slab-packed',
+      value: capacity.slab,
+      note: capacity.slab === null ? 'install @secure-memory/protected-memory' : "32-byte secrets: protected-memory packing: 'slab'; memguard enclave mode is bounded by heap",
     },
     { key: 'mappings', label: 'mappings used', value: maps ?? null },
     { key: 'maxMapCount', label: 'vm.max_map_count', value: maxMaps ?? null },

@@ -17,6 +17,7 @@ export const DEFAULT_TARGETS: readonly MatrixTarget[] = [
   { name: 'control', module: '@secure-memory/testkit/control' },
   { name: 'protected-memory', module: '@secure-memory/protected-memory', options: { secretMemory: 'off' } },
   { name: 'protected-memory (secret)', module: '@secure-memory/protected-memory', options: { secretMemory: 'require' } },
+  { name: 'protected-memory (slab)', module: '@secure-memory/protected-memory', options: { secretMemory: 'off', packing: 'slab' } },
   { name: 'memguard', module: '@secure-memory/memguard' },
   { name: 'sodium', module: '@secure-memory/sodium' },
 ];

@@ -10,11 +10,12 @@ describe('secure-memory doctor', () => {
     const result = run('doctor', '--json');
     expect(result.status).toBe(0);
     const facts = JSON.parse(result.stdout) as Record<string, unknown>;
-    for (const key of ['kernel', 'pageSize', 'memlockSoft', 'memlockHard', 'lockedNow', 'mappings', 'maxMapCount', 'corePattern', 'coreLimit', 'swap', 'memfdSecret', 'dumpable', 'ptraceScope']) {
+    for (const key of ['kernel', 'pageSize', 'memlockSoft', 'memlockHard', 'lockedNow', 'mappings', 'maxMapCount', 'corePattern', 'coreLimit', 'swap', 'memfdSecret', 'dumpable', 'ptraceScope', 'capacityPerPage', 'capacitySlab']) {
       expect(facts, key).toHaveProperty(key);
     }
     expect(facts.pageSize).toBeGreaterThan(0);
     expect(facts.dumpable).toBe(1);
+    expect(facts.capacitySlab as number).toBeGreaterThan((facts.capacityPerPage as number) * 50);
     expect(facts.maxMapCount).toBeGreaterThan(facts.mappings as number);
   });
 
@@ -75,5 +76,16 @@ describe('secure-memory bench', () => {
       if (report.floor.mprotectPairNs !== null) expect(r.ratioToFloor).toBeGreaterThan(0);
     }
     expect(result.stderr).toMatch(/\[1\/\d+\]/);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('measures capacity as nobody: a page per secret stops at the memlock limit, slabs go far past it', () => {
+    const result = run('bench', '--short', '--json');
+    const { capacity } = JSON.parse(result.stdout) as { capacity: { backend: string; secrets: number; stoppedBy: string | null; unprivileged: boolean; lockedBytesPerSecret: number }[] };
+    const page = capacity.find((c) => c.backend === 'protected-memory');
+    const slab = capacity.find((c) => c.backend === 'protected-memory (slab)');
+    expect(page).toMatchObject({ stoppedBy: 'ERR_MEMLOCK_LIMIT', unprivileged: true });
+    expect(page?.lockedBytesPerSecret).toBeGreaterThanOrEqual(4096);
+    expect(slab?.secrets).toBeGreaterThan((page?.secrets ?? 0) * 5);
+    expect(slab?.lockedBytesPerSecret).toBeLessThan(100);
   });
 });

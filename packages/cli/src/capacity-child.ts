@@ -1,0 +1,30 @@
+/**
+ * The child of the `capacity` benchmark: makes live 32-byte secrets until the backend refuses one
+ * or the cap is reached, then reports one JSON line. Run as an unprivileged user so that
+ * RLIMIT_MEMLOCK binds. `node capacity-child.js '<{"module","options","cap"}>'`
+ * @module
+ */
+import { loadBackend, readMapCount, readStatusBytes, type Secret } from '@secure-memory/core';
+
+const { module, options, cap } = JSON.parse(process.argv[2] ?? '{}') as { module: string; options?: Record<string, unknown>; cap: number };
+const factory = await loadBackend(module, options);
+const mapsBefore = readMapCount() ?? 0;
+const lockedBefore = readStatusBytes('VmLck') ?? 0;
+const secrets: Secret[] = [];
+let stoppedBy: string | null = null;
+const started = process.hrtime.bigint();
+while (secrets.length < cap) {
+  try {
+    secrets.push(factory.createRandom(32));
+  } catch (error) {
+    stoppedBy = (error as { code?: string }).code ?? String(error);
+    break;
+  }
+}
+const ms = Number(process.hrtime.bigint() - started) / 1e6;
+const count = secrets.length;
+const lockedBytes = (readStatusBytes('VmLck') ?? 0) - lockedBefore;
+const mappings = (readMapCount() ?? 0) - mapsBefore;
+const readable = secrets.every((s) => s.withBytes((b) => b.byteLength === 32));
+process.stdout.write(`${JSON.stringify({ count, stoppedBy, ms, lockedBytes, mappings, readable, uid: process.getuid?.() })}\n`);
+process.exit(0);
