@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
 const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
@@ -55,8 +55,12 @@ describe('secure-memory conformance', () => {
 });
 
 describe('secure-memory bench', () => {
+  let result: ReturnType<typeof run>;
+  beforeAll(() => {
+    result = run('bench', '--short', '--json');
+  });
+
   it('emits the JSON schema: machine, floor, and one result per backend and operation', () => {
-    const result = run('bench', '--short', '--json');
     expect(result.status, result.stderr).toBe(0);
     const report = JSON.parse(result.stdout) as {
       machine: Record<string, unknown>;
@@ -79,7 +83,6 @@ describe('secure-memory bench', () => {
   });
 
   it.skipIf(process.getuid?.() !== 0)('measures capacity as nobody: a page per secret stops at the memlock limit, slabs go far past it', () => {
-    const result = run('bench', '--short', '--json');
     const { capacity } = JSON.parse(result.stdout) as { capacity: { backend: string; secrets: number; stoppedBy: string | null; unprivileged: boolean; lockedBytesPerSecret: number }[] };
     const page = capacity.find((c) => c.backend === 'protected-memory');
     const slab = capacity.find((c) => c.backend === 'protected-memory (slab)');
