@@ -1,18 +1,28 @@
-// The system calls of @secure-memory/memguard, and nothing else.
+// The system calls of @secure-memory/memguard, and the OpenSSL calls of its Enclaves, and nothing else.
 //
 // Every function makes the calls it is named after and returns a status: 0 or an errno, a byte
 // count or a negative errno, an address (BigInt) or an errno (Number). TypeScript validates every
 // argument before it calls here and turns each status into an error. Nothing in this file aborts
 // the process: an argument of the wrong type becomes a JavaScript exception (node-addon-api with
 // C++ exceptions), never an assertion.
+//
+// Cryptography is OpenSSL's, reached through the EVP interface of the OpenSSL that Node.js is built
+// with (the node binary exports its symbols; the headers are installed in <prefix>/include/node).
+// No primitive is written here.
 #include <napi.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +32,12 @@
 #endif
 #ifndef MADV_WIPEONFORK
 #define MADV_WIPEONFORK 18
+#endif
+#ifndef MADV_DONTFORK
+#define MADV_DONTFORK 10
+#endif
+#ifndef SYS_memfd_secret
+#define SYS_memfd_secret 447
 #endif
 #endif
 
@@ -98,6 +114,19 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
   return Status(info.Env(), ErrnoOf(mlock(address, length)));
 }
 
+// lockOnFault(address, length): mlock2(MLOCK_ONFAULT): the range is locked (and charged to
+// RLIMIT_MEMLOCK) now, its pages as they are touched, so that making it writable again does not
+// walk it to populate it. Falls back to mlock where mlock2 is missing; 0 or the errno.
+Napi::Value LockOnFault(const Napi::CallbackInfo& info) {
+  uint8_t* address = AddressOf(info[0]);
+  size_t length = LengthOf(info[1]);
+#if defined(__linux__) && defined(SYS_mlock2)
+  if (syscall(SYS_mlock2, address, length, 1 /* MLOCK_ONFAULT */) == 0) return Status(info.Env(), 0);
+  if (errno != ENOSYS && errno != EINVAL) return Status(info.Env(), errno);
+#endif
+  return Status(info.Env(), ErrnoOf(mlock(address, length)));
+}
+
 // unlock(address, length): munlock; 0 or the errno.
 Napi::Value Unlock(const Napi::CallbackInfo& info) {
   uint8_t* address = AddressOf(info[0]);
@@ -157,6 +186,35 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
     }
     return Status(info.Env(), -error);
   }
+}
+
+// canaryFill(address, length, pattern): fills `length` bytes with the Uint8Array `pattern` repeated
+// from the first byte (the memory must be writable).
+Napi::Value CanaryFill(const Napi::CallbackInfo& info) {
+  uint8_t* address = AddressOf(info[0]);
+  size_t length = LengthOf(info[1]);
+  Napi::Uint8Array pattern = info[2].As<Napi::Uint8Array>();
+  size_t n = pattern.ByteLength();
+  if (n == 0) return info.Env().Undefined();
+  memcpy(address, pattern.Data(), length < n ? length : n);
+  for (size_t filled = n; filled < length; filled *= 2) {
+    size_t piece = filled < length - filled ? filled : length - filled;
+    memcpy(address + filled, address, piece);
+  }
+  return info.Env().Undefined();
+}
+
+// canaryIntact(address, length, pattern): 1 when the `length` bytes are still `pattern` repeated
+// from the first byte (its first bytes equal the pattern, and each byte equals the one a pattern's
+// length before it), else 0. The memory must be readable.
+Napi::Value CanaryIntact(const Napi::CallbackInfo& info) {
+  const uint8_t* address = AddressOf(info[0]);
+  size_t length = LengthOf(info[1]);
+  Napi::Uint8Array pattern = info[2].As<Napi::Uint8Array>();
+  size_t n = pattern.ByteLength();
+  size_t head = length < n ? length : n;
+  bool intact = memcmp(address, pattern.Data(), head) == 0 && (length <= n || memcmp(address + n, address, length - n) == 0);
+  return Status(info.Env(), intact ? 1 : 0);
 }
 
 // disableCoreDumps(): setrlimit(RLIMIT_CORE, 0, 0); 0 or the errno.
@@ -223,6 +281,250 @@ Napi::Value FloorGuardedAlloc(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), elapsed / iterations);
 }
 
+
+// --- Secret memory --------------------------------------------------------------------------------
+
+// mapSecret(total, offset, length): reserves `total` bytes of PROT_NONE anonymous memory, then maps
+// `length` bytes of memfd_secret(2) memory, read-write, at `offset` inside it (so the reservation's
+// rest stays as guard pages). The base address of the reservation (BigInt), or an errno (Number):
+// ENOSYS whenever memfd_secret itself fails (no secret memory in this kernel, disabled, or refused
+// by a seccomp filter, which says EPERM), else the errno of ftruncate or mmap (EAGAIN: the mapping
+// would exceed RLIMIT_MEMLOCK, which secret memory is charged to). The descriptor is closed.
+Napi::Value MapSecret(const Napi::CallbackInfo& info) {
+  size_t total = LengthOf(info[0]);
+  size_t offset = LengthOf(info[1]);
+  size_t length = LengthOf(info[2]);
+#if defined(__linux__)
+  int fd = static_cast<int>(syscall(SYS_memfd_secret, static_cast<unsigned int>(O_CLOEXEC)));
+  if (fd < 0) return Status(info.Env(), ENOSYS);
+  if (ftruncate(fd, static_cast<off_t>(length)) != 0) {
+    int error = errno;
+    close(fd);
+    return Status(info.Env(), error);
+  }
+  void* base = mmap(nullptr, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED) {
+    int error = errno;
+    close(fd);
+    return Status(info.Env(), error);
+  }
+  uint8_t* at = static_cast<uint8_t*>(base) + offset;
+  void* p = mmap(at, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+  int error = p == MAP_FAILED ? errno : 0;
+  close(fd);
+  if (error != 0) {
+    munmap(base, total);
+    return Status(info.Env(), error);
+  }
+  return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(base)));
+#else
+  (void)total;
+  (void)offset;
+  (void)length;
+  return Status(info.Env(), ENOSYS);
+#endif
+}
+
+// --- The process key ------------------------------------------------------------------------------
+//
+// The key state is one region of KEY_STATE_BYTES that TypeScript maps (secret memory, or a guarded,
+// locked one) and passes by address:
+//
+//   [pre-key: 16 KiB][right: 32][key: 32][hash: 2 x 32][scratch: 16 KiB]
+//
+// The enclave key is K = SHA-256(pre-key) XOR right: memguard's coffer (key = H(left) XOR right),
+// with OpenSSH's 16 KiB pre-key as the left part, so that a read-out of the state with a single bit
+// error gives a key unrelated to K. `key` holds K only while derived (TypeScript wipes it at the end
+// of the event-loop turn); the hash and scratch slots are wiped by the function that used them.
+
+constexpr size_t kPreKeyBytes = 16384;
+constexpr size_t kRightOffset = kPreKeyBytes;
+constexpr size_t kKeyOffset = kRightOffset + 32;
+constexpr size_t kHashOffset = kKeyOffset + 32;
+constexpr size_t kScratchOffset = kHashOffset + 64;
+constexpr size_t kScratchBytes = kPreKeyBytes;
+constexpr size_t kKeyStateBytes = kScratchOffset + kScratchBytes;
+constexpr size_t kKeyBytes = 32;
+constexpr size_t kNonceBytes = 12;
+constexpr size_t kTagBytes = 16;
+
+const EVP_MD* Sha256() {
+#if OPENSSL_VERSION_MAJOR >= 3
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+#else
+  return EVP_sha256();
+#endif
+}
+
+const EVP_CIPHER* Aead() {
+#if OPENSSL_VERSION_MAJOR >= 3
+  static EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "ChaCha20-Poly1305", nullptr);
+  return cipher;
+#else
+  return EVP_chacha20_poly1305();
+#endif
+}
+
+// SHA-256 of `length` bytes at `data` into `out` (32 bytes); true on success.
+bool Hash(const uint8_t* data, size_t length, uint8_t* out) {
+  const EVP_MD* md = Sha256();
+  unsigned int written = 0;
+  return md != nullptr && EVP_Digest(data, length, out, &written, md, nullptr) == 1 && written == 32;
+}
+
+// Fills `length` bytes with OpenSSL's CSPRNG, in pieces RAND_bytes takes; true on success.
+bool Random(uint8_t* out, size_t length) {
+  while (length > 0) {
+    int piece = length > (1u << 30) ? (1 << 30) : static_cast<int>(length);
+    if (RAND_bytes(out, piece) != 1) return false;
+    out += piece;
+    length -= static_cast<size_t>(piece);
+  }
+  return true;
+}
+
+// random(address, length): OpenSSL's CSPRNG straight into the memory; 0, or -1 when it failed.
+Napi::Value RandomFill(const Napi::CallbackInfo& info) {
+  uint8_t* address = AddressOf(info[0]);
+  size_t length = LengthOf(info[1]);
+  return Status(info.Env(), Random(address, length) ? 0 : -1);
+}
+
+// keyInit(state): a fresh random pre-key and right part (so a fresh random key); 0 or -1.
+Napi::Value KeyInit(const Napi::CallbackInfo& info) {
+  uint8_t* state = AddressOf(info[0]);
+  bool ok = Random(state, kPreKeyBytes) && Random(state + kRightOffset, 32);
+  Wipe(state + kKeyOffset, kKeyStateBytes - kKeyOffset);
+  return Status(info.Env(), ok ? 0 : -1);
+}
+
+// keyDerive(state): key = SHA-256(pre-key) XOR right, into the key slot; 0 or -1.
+Napi::Value KeyDerive(const Napi::CallbackInfo& info) {
+  uint8_t* state = AddressOf(info[0]);
+  uint8_t* key = state + kKeyOffset;
+  bool ok = Hash(state, kPreKeyBytes, key);
+  if (ok) {
+    for (size_t i = 0; i < kKeyBytes; i += 1) key[i] ^= state[kRightOffset + i];
+  } else {
+    Wipe(key, kKeyBytes);
+  }
+  return Status(info.Env(), ok ? 0 : -1);
+}
+
+// keyRekey(state): re-randomises both parts without changing the key, as memguard's coffer does:
+// pre' = pre XOR mask (16 KiB of CSPRNG output), right' = right XOR H(pre) XOR H(pre'), so that
+// H(pre') XOR right' = H(pre) XOR right. 0, or -1 when OpenSSL failed: the state is then as it was.
+Napi::Value KeyRekey(const Napi::CallbackInfo& info) {
+  uint8_t* state = AddressOf(info[0]);
+  uint8_t* oldHash = state + kHashOffset;
+  uint8_t* newHash = oldHash + 32;
+  uint8_t* mask = state + kScratchOffset;
+  bool ok = Hash(state, kPreKeyBytes, oldHash) && Random(mask, kPreKeyBytes);
+  if (ok) {
+    for (size_t i = 0; i < kPreKeyBytes; i += 1) state[i] ^= mask[i];
+    ok = Hash(state, kPreKeyBytes, newHash);
+    if (ok) {
+      for (size_t i = 0; i < 32; i += 1) state[kRightOffset + i] ^= oldHash[i] ^ newHash[i];
+    } else {
+      for (size_t i = 0; i < kPreKeyBytes; i += 1) state[i] ^= mask[i];  // undo
+    }
+  }
+  Wipe(oldHash, 64);
+  Wipe(mask, kPreKeyBytes);
+  return Status(info.Env(), ok ? 0 : -1);
+}
+
+// --- Authenticated encryption -------------------------------------------------------------------
+//
+// ChaCha20-Poly1305 under the derived key (the key slot). A sealed box is
+// [nonce: 12][ciphertext: n][tag: 16]; TypeScript writes the nonce (a per-key counter) first.
+
+// Encrypts `length` bytes at `source` into `box` (length + 28 bytes, nonce already in its first 12)
+// under the key in the state's key slot; true on success.
+bool SealRaw(const uint8_t* state, const uint8_t* source, size_t length, uint8_t* box, size_t boxLength) {
+  if (boxLength != length + kNonceBytes + kTagBytes || length > (1u << 30)) return false;
+  const EVP_CIPHER* cipher = Aead();
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  if (cipher == nullptr || ctx == nullptr) {
+    EVP_CIPHER_CTX_free(ctx);
+    return false;
+  }
+  int n = 0;
+  int tail = 0;
+  bool ok = EVP_EncryptInit_ex(ctx, cipher, nullptr, state + kKeyOffset, box) == 1 &&
+            EVP_EncryptUpdate(ctx, box + kNonceBytes, &n, source, static_cast<int>(length)) == 1 &&
+            EVP_EncryptFinal_ex(ctx, box + kNonceBytes + n, &tail) == 1 &&
+            static_cast<size_t>(n + tail) == length &&
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kTagBytes, box + kNonceBytes + length) == 1;
+  EVP_CIPHER_CTX_free(ctx);  // OpenSSL cleanses its copy of the key
+  return ok;
+}
+
+// seal(state, source, box): encrypts `source` (a Uint8Array: a heap buffer, or a view of a locked
+// region) into `box` (a Uint8Array of source length + 28 whose first 12 bytes are the nonce).
+// 0, or -1 when OpenSSL failed.
+Napi::Value Seal(const Napi::CallbackInfo& info) {
+  const uint8_t* state = AddressOf(info[0]);
+  Napi::Uint8Array source = info[1].As<Napi::Uint8Array>();
+  Napi::Uint8Array box = info[2].As<Napi::Uint8Array>();
+  bool ok = SealRaw(state, source.Data(), source.ByteLength(), box.Data(), box.ByteLength());
+  return Status(info.Env(), ok ? 0 : -1);
+}
+
+// sealAt(state, address, length, box): as seal, from `length` readable bytes at `address` (a locked
+// region), without making a view of them.
+Napi::Value SealAt(const Napi::CallbackInfo& info) {
+  const uint8_t* state = AddressOf(info[0]);
+  const uint8_t* source = AddressOf(info[1]);
+  size_t length = LengthOf(info[2]);
+  Napi::Uint8Array box = info[3].As<Napi::Uint8Array>();
+  bool ok = SealRaw(state, source, length, box.Data(), box.ByteLength());
+  return Status(info.Env(), ok ? 0 : -1);
+}
+
+// open(state, box, destination): checks and decrypts `box` straight into the memory at
+// `destination` (box length - 28 bytes, writable). 0; 1 when the tag does not match (tampered, or
+// another key), after wiping what was written; -1 when OpenSSL failed (also wiped).
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  const uint8_t* key = AddressOf(info[0]) + kKeyOffset;
+  Napi::Uint8Array box = info[1].As<Napi::Uint8Array>();
+  uint8_t* destination = AddressOf(info[2]);
+  size_t boxLength = box.ByteLength();
+  if (boxLength <= kNonceBytes + kTagBytes || boxLength - kNonceBytes - kTagBytes > (1u << 30)) return Status(info.Env(), -1);
+  size_t length = boxLength - kNonceBytes - kTagBytes;
+  const uint8_t* in = box.Data();
+  // OpenSSL wants a writable tag buffer.
+  uint8_t tag[kTagBytes];
+  memcpy(tag, in + kNonceBytes + length, kTagBytes);
+  const EVP_CIPHER* cipher = Aead();
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  if (cipher == nullptr || ctx == nullptr) {
+    EVP_CIPHER_CTX_free(ctx);
+    return Status(info.Env(), -1);
+  }
+  int n = 0;
+  int tail = 0;
+  bool ready = EVP_DecryptInit_ex(ctx, cipher, nullptr, key, in) == 1 &&
+               EVP_DecryptUpdate(ctx, destination, &n, in + kNonceBytes, static_cast<int>(length)) == 1 &&
+               static_cast<size_t>(n) == length &&
+               EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTagBytes, tag) == 1;
+  bool authentic = ready && EVP_DecryptFinal_ex(ctx, destination + n, &tail) == 1;
+  EVP_CIPHER_CTX_free(ctx);
+  if (authentic) return Status(info.Env(), 0);
+  Wipe(destination, length);  // never leave unauthenticated plaintext behind
+  return Status(info.Env(), ready ? 1 : -1);
+}
+
+// xorByte(address, mask): flips bits of one writable byte. For the test hook that damages the
+// pre-key (secret memory cannot be written through /proc/self/mem).
+Napi::Value XorByte(const Napi::CallbackInfo& info) {
+  uint8_t* address = AddressOf(info[0]);
+  int mask = info[1].As<Napi::Number>().Int32Value();
+  *address ^= static_cast<uint8_t>(mask);
+  return info.Env().Undefined();
+}
+
 void Constant(Napi::Object& exports, const char* name, int value) {
   exports.Set(name, Napi::Number::New(exports.Env(), value));
 }
@@ -233,29 +535,50 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unmap", Napi::Function::New(env, Unmap, "unmap"));
   exports.Set("protect", Napi::Function::New(env, Protect, "protect"));
   exports.Set("lock", Napi::Function::New(env, Lock, "lock"));
+  exports.Set("lockOnFault", Napi::Function::New(env, LockOnFault, "lockOnFault"));
   exports.Set("unlock", Napi::Function::New(env, Unlock, "unlock"));
   exports.Set("advise", Napi::Function::New(env, Advise, "advise"));
   exports.Set("wipe", Napi::Function::New(env, WipeMemory, "wipe"));
   exports.Set("view", Napi::Function::New(env, View, "view"));
   exports.Set("detach", Napi::Function::New(env, Detach, "detach"));
   exports.Set("read", Napi::Function::New(env, Read, "read"));
+  exports.Set("canaryFill", Napi::Function::New(env, CanaryFill, "canaryFill"));
+  exports.Set("canaryIntact", Napi::Function::New(env, CanaryIntact, "canaryIntact"));
   exports.Set("disableCoreDumps", Napi::Function::New(env, DisableCoreDumps, "disableCoreDumps"));
   exports.Set("floorMprotectPair", Napi::Function::New(env, FloorMprotectPair, "floorMprotectPair"));
   exports.Set("floorGuardedAlloc", Napi::Function::New(env, FloorGuardedAlloc, "floorGuardedAlloc"));
+  exports.Set("mapSecret", Napi::Function::New(env, MapSecret, "mapSecret"));
+  exports.Set("random", Napi::Function::New(env, RandomFill, "random"));
+  exports.Set("keyInit", Napi::Function::New(env, KeyInit, "keyInit"));
+  exports.Set("keyDerive", Napi::Function::New(env, KeyDerive, "keyDerive"));
+  exports.Set("keyRekey", Napi::Function::New(env, KeyRekey, "keyRekey"));
+  exports.Set("seal", Napi::Function::New(env, Seal, "seal"));
+  exports.Set("sealAt", Napi::Function::New(env, SealAt, "sealAt"));
+  exports.Set("open", Napi::Function::New(env, Open, "open"));
+  exports.Set("xorByte", Napi::Function::New(env, XorByte, "xorByte"));
+  Constant(exports, "KEY_STATE_BYTES", static_cast<int>(kKeyStateBytes));
+  Constant(exports, "PRE_KEY_BYTES", static_cast<int>(kPreKeyBytes));
+  Constant(exports, "KEY_OFFSET", static_cast<int>(kKeyOffset));
+  Constant(exports, "KEY_BYTES", static_cast<int>(kKeyBytes));
+  Constant(exports, "SEAL_OVERHEAD", static_cast<int>(kNonceBytes + kTagBytes));
+  Constant(exports, "NONCE_BYTES", static_cast<int>(kNonceBytes));
   Constant(exports, "PROT_NONE", PROT_NONE);
   Constant(exports, "PROT_READ", PROT_READ);
   Constant(exports, "PROT_WRITE", PROT_WRITE);
 #if defined(__linux__)
   Constant(exports, "MADV_DONTDUMP", MADV_DONTDUMP);
   Constant(exports, "MADV_WIPEONFORK", MADV_WIPEONFORK);
+  Constant(exports, "MADV_DONTFORK", MADV_DONTFORK);
 #else
   Constant(exports, "MADV_DONTDUMP", -1);
   Constant(exports, "MADV_WIPEONFORK", -1);
+  Constant(exports, "MADV_DONTFORK", -1);
 #endif
   Constant(exports, "ENOMEM", ENOMEM);
   Constant(exports, "EPERM", EPERM);
   Constant(exports, "EAGAIN", EAGAIN);
   Constant(exports, "EINVAL", EINVAL);
+  Constant(exports, "ENOSYS", ENOSYS);
   return exports;
 }
 

@@ -19,7 +19,7 @@ import {
   invalidThis,
 } from '@secure-memory/core';
 import { destroyed, frozen, integrityError, readError } from './errors.js';
-import { track, untrack } from './lifetime.js';
+import { track } from './lifetime.js';
 import { addon } from './native.js';
 import { GuardedRegion, Ledger, MIN_CANARY, pageSize, writable } from './region.js';
 
@@ -39,9 +39,13 @@ const ledger = new Ledger();
 /** Proves a LockedBuffer was made by this module's constructors. */
 const TOKEN: unique symbol = Symbol('LockedBuffer');
 
+/** The live region of a buffer (set by the class's static block: its private field, without a WeakMap). */
+let regionOf: (buffer: LockedBuffer) => GuardedRegion | undefined;
+
 const inspectCustom = Symbol.for('nodejs.util.inspect.custom');
 
-function debugOption(options: unknown): boolean {
+/** The `debug` option of an options bag, validated. */
+export function debugOption(options: unknown): boolean {
   assertOptions(options, 'options');
   const debug = options?.['debug'];
   if (debug === undefined) return false;
@@ -118,13 +122,17 @@ export class LockedBuffer implements Disposable {
   #region: GuardedRegion | undefined;
   #view: Uint8Array | undefined;
 
+  static {
+    regionOf = (buffer) => buffer.#live();
+  }
+
   /** @internal Use {@link newBuffer} and the other constructors. */
   constructor(token: typeof TOKEN, region: GuardedRegion, debug: boolean) {
     if (token !== TOKEN) {
       throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, 'LockedBuffer has no public constructor: use newBuffer()');
     }
     this.#region = region;
-    track(this, region, 'LockedBuffer', debug);
+    track(this, region, 'LockedBuffer', debug, false);
   }
 
   static #check(self: unknown): LockedBuffer {
@@ -139,7 +147,6 @@ export class LockedBuffer implements Disposable {
       // Purged (or collected) behind our back: forget it.
       this.#region = undefined;
       this.#view = undefined;
-      untrack(this);
       return undefined;
     }
     return region;
@@ -306,7 +313,6 @@ export class LockedBuffer implements Disposable {
     const intact = region.destroy();
     self.#region = undefined;
     self.#view = undefined;
-    untrack(self);
     if (!intact) throw integrityError();
   }
 
@@ -351,20 +357,27 @@ export class LockedBuffer implements Disposable {
   }
 }
 
-/** The region of each buffer made here, so that the descriptor readers can aim read(2) at it. */
-const regions = new WeakMap<LockedBuffer, GuardedRegion>();
-
 function make(size: number, debug: boolean): LockedBuffer {
-  const region = GuardedRegion.allocate(size, ledger);
-  const buffer = new LockedBuffer(TOKEN, region, debug);
-  regions.set(buffer, region);
-  return buffer;
+  return new LockedBuffer(TOKEN, GuardedRegion.allocate(size, ledger), debug);
 }
 
-/** The live region of a buffer made here. */
-function bufferRegion(buffer: LockedBuffer): GuardedRegion {
-  const region = regions.get(buffer);
-  if (region === undefined || !region.alive) throw destroyed();
+/**
+ * A mutable, zeroed LockedBuffer over a region leased from the pool (for Enclave.open and Stream):
+ * destroying it gives the mapping back to the pool, wiped.
+ * @throws {SecureMemoryError} as {@link newBuffer}.
+ */
+export function leaseBuffer(size: number, debug: boolean): { buffer: LockedBuffer; region: GuardedRegion } {
+  const region = GuardedRegion.lease(size, ledger);
+  return { buffer: new LockedBuffer(TOKEN, region, debug), region };
+}
+
+/**
+ * The live region of a buffer made here.
+ * @throws {SecureMemoryError} `ERR_SECRET_CLOSED` when destroyed.
+ */
+export function bufferRegion(buffer: LockedBuffer): GuardedRegion {
+  const region = regionOf(buffer);
+  if (region === undefined) throw destroyed();
   return region;
 }
 

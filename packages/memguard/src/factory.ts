@@ -1,6 +1,9 @@
 /**
- * The `SecretFactory` of the memguard backend: each secret is a guarded, locked allocation kept
- * `PROT_NONE` when idle and `PROT_READ` during an access, whose view is revoked when the access ends.
+ * The `SecretFactory` of the memguard backend. In `mode: 'enclave'` (the default) each secret is an
+ * Enclave at rest (ciphertext under the process key, no locked memory) and is opened into a guarded,
+ * locked region of the pool for each access. In `mode: 'locked'` each secret is a guarded, locked
+ * allocation kept `PROT_NONE` when idle. In both, the data is `PROT_READ` during an access and the
+ * view is revoked when the access ends.
  * @module
  */
 import {
@@ -19,17 +22,25 @@ import {
   invalidThis,
 } from '@secure-memory/core';
 import { BACKEND, destroyed, frozen, integrityError } from './errors.js';
+import { type Sealed, isCurrent, openInto, sealBytes } from './key.js';
 import { track, untrack } from './lifetime.js';
 import { MAPPINGS_PER_BUFFER } from './map-budget.js';
 import { addon } from './native.js';
 import { GuardedRegion, Ledger, writable } from './region.js';
 
-/** `mode` option: `'locked'`, a guarded LockedBuffer per secret. (Part 2 adds `'enclave'`.) */
-export type MemguardMode = 'locked';
+/**
+ * `mode` option: `'enclave'`, an Enclave at rest opened into a pooled guarded region per access;
+ * `'locked'`, a guarded LockedBuffer per secret, `PROT_NONE` when idle.
+ */
+export type MemguardMode = 'enclave' | 'locked';
 
 /** Options of {@link createFactory}. Keys it does not know are ignored (core's "auto" passes one options object to every backend). */
 export interface MemguardOptions {
-  /** `'locked'` (default): each secret is a guarded, locked buffer, `PROT_NONE` when idle. */
+  /**
+   * `'enclave'` (default): each secret is encrypted at rest and costs no locked memory until it is
+   * read. `'locked'`: each secret is a guarded, locked buffer (one locked page or more), `PROT_NONE`
+   * when idle.
+   */
   mode?: MemguardMode;
   /**
    * `true`: a secret garbage-collected without `close()` emits a `SecureMemoryWarning` (code
@@ -51,9 +62,23 @@ export interface MemguardStats {
   mappedBytes: number;
   /** Allocations wiped but not unmapped (a failed munmap); normally 0. */
   leaked: number;
+  /** Enclave mode: bytes of ciphertext the live secrets hold on the heap (0 in locked mode). */
+  ciphertextBytes: number;
 }
 
-const MODES: readonly MemguardMode[] = ['locked'];
+const MODES: readonly MemguardMode[] = ['enclave', 'locked'];
+
+const LOCKED_GUARANTEES = {
+  wipesOnClose: true,
+  lockedInRam: true,
+  excludedFromCoreDumps: true,
+  noAccessWhenIdle: true,
+  viewsRevoked: true,
+  guardPages: true,
+  canary: true,
+  notInheritedByFork: true,
+  constantTimeEquals: true,
+} as const;
 
 /** One secret's region, as core drives it. */
 class LockedRegion implements SecretRegion {
@@ -104,13 +129,139 @@ class LockedRegion implements SecretRegion {
   }
 }
 
+/** The counters an enclave-mode factory keeps beyond its ledger. */
+interface EnclaveCounters {
+  ciphertextBytes: number;
+}
+
+/**
+ * One enclave-mode secret, as core drives it. At rest it is a sealed box on the heap and nothing
+ * else. An access leases a guarded region from the pool, decrypts into it, makes it read-only and
+ * hands out a view; when the access ends the view is revoked and the region goes back to the pool
+ * (canary checked, data wiped).
+ *
+ * A native probe that asks where the data is (`location()`) while the secret is idle anchors a
+ * region to it: from then on every access decrypts into that same region, which is wiped and made
+ * `PROT_NONE` between accesses and released at close. That costs one region of locked memory for
+ * as long as the secret lives, and makes the answer true: the plaintext appears there, and only
+ * there, during the next access.
+ */
+class EnclaveRegion implements SecretRegion {
+  #sealed: Sealed | undefined;
+  readonly #size: number;
+  readonly #ledger: Ledger;
+  readonly #counters: EnclaveCounters;
+  /** The region of the current access, or the anchored one. */
+  #lease: GuardedRegion | undefined;
+  #anchored = false;
+  /** A canary was found damaged when an access ended: close() reports it. */
+  #damaged = false;
+  /** The secret it belongs to, to watch an anchored region for garbage collection. */
+  owner: object | undefined;
+
+  constructor(sealed: Sealed, ledger: Ledger, counters: EnclaveCounters) {
+    this.#sealed = sealed;
+    this.#size = sealed.size;
+    this.#ledger = ledger;
+    this.#counters = counters;
+    counters.ciphertextBytes += sealed.box.byteLength;
+  }
+
+  /** The live lease, forgetting one that a purge destroyed. */
+  #current(): GuardedRegion | undefined {
+    const lease = this.#lease;
+    if (lease !== undefined && !lease.alive) {
+      this.#lease = undefined;
+      this.#anchored = false;
+    }
+    return this.#lease;
+  }
+
+  /** Decrypts into a region (the anchored one, or one from the pool), makes it read-only, hands out a view. */
+  protectRead(): Uint8Array {
+    const sealed = this.#sealed;
+    // Purged: the key it was sealed under is gone; as in locked mode, a purged secret is closed.
+    if (sealed === undefined || !isCurrent(sealed)) throw destroyed();
+    const anchored = this.#current();
+    const lease = anchored ?? GuardedRegion.lease(this.#size, this.#ledger);
+    try {
+      if (anchored !== undefined) lease.protect('readwrite');
+      openInto(sealed, lease.data);
+      lease.protect('read');
+    } catch (error) {
+      this.#end(lease);
+      throw error;
+    }
+    this.#lease = lease;
+    return lease.view();
+  }
+
+  /** Revokes the view; the region is wiped and goes back to the pool (or, anchored, is wiped and made inaccessible). */
+  protectIdle(view: Uint8Array): void {
+    const lease = this.#current();
+    if (lease === undefined) return; // purged during the access: already wiped and released
+    lease.revoke(view);
+    this.#end(lease);
+  }
+
+  #end(lease: GuardedRegion): void {
+    if (this.#anchored) {
+      if (!lease.scrub()) this.#damaged = true;
+      return;
+    }
+    this.#lease = undefined;
+    if (!lease.destroy()) this.#damaged = true;
+  }
+
+  /** Drops the ciphertext (there is no plaintext at rest). */
+  wipe(): void {
+    const sealed = this.#sealed;
+    if (sealed === undefined) return;
+    this.#sealed = undefined;
+    this.#counters.ciphertextBytes -= sealed.box.byteLength;
+    sealed.box.fill(0);
+  }
+
+  /** Releases an anchored region; throws `ERR_INTEGRITY` afterwards when a canary was found damaged. */
+  free(): void {
+    if (this.owner !== undefined) untrack(this.owner);
+    const lease = this.#current();
+    this.#lease = undefined;
+    this.#anchored = false;
+    if (lease !== undefined && !lease.destroy()) this.#damaged = true;
+    if (this.#damaged) throw integrityError();
+  }
+
+  /**
+   * During an access, the region holding the plaintext. While idle, anchors a region (see the class
+   * comment) and says where it is.
+   */
+  location(): RegionLocation {
+    if (this.#sealed === undefined) throw destroyed();
+    let lease = this.#current();
+    if (lease === undefined) {
+      lease = GuardedRegion.lease(this.#size, this.#ledger);
+      try {
+        lease.protect('none');
+      } catch (error) {
+        lease.destroy();
+        throw error;
+      }
+      this.#lease = lease;
+      this.#anchored = true;
+      if (this.owner !== undefined) track(this.owner, lease, 'secret', false);
+    }
+    return { address: lease.data, size: this.#size };
+  }
+}
+
 /**
  * memguard for the `SecretFactory` contract. Build it with {@link createFactory}.
  * @example
  * ```ts
- * const factory = new MemguardSecretFactory({ mode: 'locked' });
- * using key = factory.createRandom(32);
- * key.withBytes((bytes) => hmac(bytes, message)); // a view kept past this reads byteLength 0
+ * const factory = new MemguardSecretFactory();          // mode 'enclave'
+ * using key = factory.createRandom(32);                  // ciphertext at rest
+ * key.withBytes((bytes) => hmac(bytes, message));        // a view kept past this reads byteLength 0
  * ```
  */
 export class MemguardSecretFactory extends SecretFactoryBase {
@@ -120,11 +271,12 @@ export class MemguardSecretFactory extends SecretFactoryBase {
   readonly mode: MemguardMode;
   readonly #debug: boolean;
   readonly #ledger = new Ledger();
-  #made: LockedRegion | undefined;
+  readonly #counters: EnclaveCounters = { ciphertextBytes: 0 };
+  #made: LockedRegion | EnclaveRegion | undefined;
 
   /**
    * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `options` is not an object or `debug` not a
-   * boolean; `ERR_INVALID_ARG_VALUE` for a `mode` other than `'locked'`.
+   * boolean; `ERR_INVALID_ARG_VALUE` for a `mode` other than `'enclave'` or `'locked'`.
    * @throws {SecureMemoryError} `ERR_UNSUPPORTED_PLATFORM` off Linux; `ERR_BACKEND_UNAVAILABLE` when
    * the addon is not built for this platform.
    */
@@ -132,7 +284,7 @@ export class MemguardSecretFactory extends SecretFactoryBase {
     super();
     const given: unknown = options;
     assertOptions(given, 'options');
-    const mode = given?.['mode'] ?? 'locked';
+    const mode = given?.['mode'] ?? 'enclave';
     assertOneOf(mode, 'mode', MODES);
     const debug = given?.['debug'] ?? false;
     if (typeof debug !== 'boolean') {
@@ -141,24 +293,16 @@ export class MemguardSecretFactory extends SecretFactoryBase {
     addon();
     this.mode = mode;
     this.#debug = debug;
-    this.guarantees = defineGuarantees({
-      wipesOnClose: true,
-      lockedInRam: true,
-      excludedFromCoreDumps: true,
-      noAccessWhenIdle: true,
-      viewsRevoked: true,
-      guardPages: true,
-      canary: true,
-      notInheritedByFork: true,
-      constantTimeEquals: true,
-    });
+    this.guarantees = defineGuarantees(mode === 'enclave' ? { ...LOCKED_GUARANTEES, encryptedAtRest: true } : LOCKED_GUARANTEES);
   }
 
   /**
-   * Allocates a guarded region, fills it through a view that is revoked right after, and leaves it
-   * `PROT_NONE`. On failure the region is wiped and released.
+   * Locked mode: allocates a guarded region, fills it through a view that is revoked right after,
+   * and leaves it `PROT_NONE`. Enclave mode: fills a guarded region of the pool, seals it, and gives
+   * the region back wiped. On failure the region is wiped and released.
    */
   protected allocate(size: number, fill: RegionFill): SecretRegion {
+    if (this.mode === 'enclave') return this.#allocateEnclave(size, fill);
     const region = GuardedRegion.allocate(size, this.#ledger);
     try {
       const view = region.view();
@@ -181,6 +325,25 @@ export class MemguardSecretFactory extends SecretFactoryBase {
     return locked;
   }
 
+  #allocateEnclave(size: number, fill: RegionFill): SecretRegion {
+    const staging = GuardedRegion.lease(size, this.#ledger);
+    let sealed: Sealed;
+    try {
+      const view = staging.view();
+      try {
+        fill(view);
+        sealed = sealBytes(view);
+      } finally {
+        staging.revoke(view);
+      }
+    } finally {
+      if (!staging.destroy()) throw integrityError();
+    }
+    const region = new EnclaveRegion(sealed, this.#ledger, this.#counters);
+    this.#made = region;
+    return region;
+  }
+
   static #check(self: unknown): MemguardSecretFactory {
     if (typeof self === 'object' && self !== null && #ledger in self) return self as MemguardSecretFactory;
     throw invalidThis('SecretFactory');
@@ -189,11 +352,15 @@ export class MemguardSecretFactory extends SecretFactoryBase {
   #watch(secret: Secret): Secret {
     const locked = this.#made;
     this.#made = undefined;
-    if (locked !== undefined) {
+    if (locked instanceof LockedRegion) {
       locked.owner = secret;
       // The region is reached through the LockedRegion, which the secret holds: the registry's
       // held value (the GuardedRegion) does not keep the secret alive.
       track(secret, locked.region, 'secret', this.#debug);
+    } else if (locked !== undefined) {
+      // Nothing native at rest: only the debug warning, and an anchored region later (location()).
+      locked.owner = secret;
+      if (this.#debug) track(secret, undefined, 'secret', true);
     }
     return secret;
   }
@@ -222,7 +389,23 @@ export class MemguardSecretFactory extends SecretFactoryBase {
     return self.#watch(super.createRandom.call(self, size));
   }
 
-  /** Locked bytes, live allocations, their mappings and mapped bytes. */
+  /**
+   * Reads exactly `size` bytes from `fd` with read(2) straight into a guarded region (see
+   * `SecretFactory.fromFd`); in enclave mode the region is then sealed and wiped.
+   * @throws {TypeError} `ERR_INVALID_ARG_TYPE` for a bad `fd` or `size` type; `ERR_INVALID_ARG_VALUE` for a bad `fd`.
+   * @throws {RangeError} `ERR_INVALID_SIZE` for a bad `size`, or when the descriptor ends first (nothing is kept).
+   * @throws {Error} the system error of read(2); nothing is kept.
+   * @throws {SecureMemoryError} `ERR_MEMLOCK_LIMIT`, `ERR_MAP_LIMIT` or `ERR_ALLOCATION_FAILED`.
+   */
+  override fromFd(fd: number, size: number): Secret {
+    const self = MemguardSecretFactory.#check(this);
+    return self.#watch(super.fromFd.call(self, fd, size));
+  }
+
+  /**
+   * Locked bytes, live allocations, their mappings and mapped bytes; in enclave mode these count the
+   * regions of accesses in progress (and anchored ones), and `ciphertextBytes` what rests on the heap.
+   */
   protected backendStats(): MemguardStats {
     const l = this.#ledger;
     return {
@@ -231,21 +414,23 @@ export class MemguardSecretFactory extends SecretFactoryBase {
       mappings: l.regions * MAPPINGS_PER_BUFFER,
       mappedBytes: l.mappedBytes,
       leaked: l.leaked,
+      ciphertextBytes: this.#counters.ciphertextBytes,
     };
   }
 }
 
 /**
- * Builds a memguard factory. It changes nothing process-wide.
+ * Builds a memguard factory. It changes nothing process-wide (the process key is made by the first
+ * secret of an enclave-mode factory).
  * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `options` is not an object or `debug` not a
- * boolean; `ERR_INVALID_ARG_VALUE` for a `mode` other than `'locked'`.
+ * boolean; `ERR_INVALID_ARG_VALUE` for a `mode` other than `'enclave'` or `'locked'`.
  * @throws {SecureMemoryError} `ERR_UNSUPPORTED_PLATFORM` off Linux; `ERR_BACKEND_UNAVAILABLE` when
  * the addon is not built for this platform.
  * @example
  * ```ts
  * import { createFactory } from '@secure-memory/memguard';
- * const factory = createFactory({ mode: 'locked' });
- * using key = factory.new(keyBytes); // keyBytes is zeroed
+ * const factory = createFactory();     // mode 'enclave': encrypted at rest
+ * using key = factory.new(keyBytes);    // keyBytes is zeroed
  * ```
  */
 export function createFactory(options?: MemguardOptions): MemguardSecretFactory {

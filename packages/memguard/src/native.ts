@@ -1,7 +1,7 @@
 /**
  * The addon, loaded on first use through node-gyp-build (a prebuild from `prebuilds/` or the binary
- * built at install in `build/Release`). Its functions only make system calls and return statuses;
- * every argument is validated before it gets here.
+ * built at install in `build/Release`). Its functions only make system calls or OpenSSL calls (of
+ * the OpenSSL inside Node.js) and return statuses; every argument is validated before it gets here.
  * @module
  */
 import { createRequire } from 'node:module';
@@ -20,6 +20,8 @@ export interface Addon {
   protect(address: bigint, length: number, prot: number): number;
   /** mlock: 0 or the errno. */
   lock(address: bigint, length: number): number;
+  /** mlock2(MLOCK_ONFAULT) (mlock where it is missing): 0 or the errno. */
+  lockOnFault(address: bigint, length: number): number;
   /** munlock: 0 or the errno. */
   unlock(address: bigint, length: number): number;
   /** madvise: 0 or the errno. */
@@ -32,21 +34,61 @@ export interface Addon {
   detach(buffer: ArrayBuffer): number;
   /** read(2) into the memory (EINTR retried, EAGAIN waited for): bytes read, or a negative errno. */
   read(fd: number, address: bigint, length: number): number;
+  /** Fills the memory with `pattern` repeated (writable memory). */
+  canaryFill(address: bigint, length: number, pattern: Uint8Array): void;
+  /** 1 when the memory is still `pattern` repeated, else 0 (readable memory). */
+  canaryIntact(address: bigint, length: number, pattern: Uint8Array): number;
   /** setrlimit(RLIMIT_CORE, 0): 0 or the errno. */
   disableCoreDumps(): number;
   /** ns per mprotect PROT_READ + PROT_NONE pair on one page, or a negative errno. */
   floorMprotectPair(iterations: number): number;
   /** ns per guarded allocation and free of one page, or a negative errno. */
   floorGuardedAlloc(iterations: number): number;
+  /**
+   * A PROT_NONE reservation of `total` bytes with `length` bytes of memfd_secret memory mapped
+   * read-write at `offset`: the reservation's address, or an errno as a number (ENOSYS: no secret
+   * memory here, whatever memfd_secret said; EAGAIN: RLIMIT_MEMLOCK).
+   */
+  mapSecret(total: number, offset: number, length: number): bigint | number;
+  /** OpenSSL's CSPRNG straight into the memory: 0, or -1. */
+  random(address: bigint, length: number): number;
+  /** A fresh random pre-key and right part in the key state: 0, or -1. */
+  keyInit(state: bigint): number;
+  /** key = SHA-256(pre-key) XOR right, into the state's key slot: 0, or -1. */
+  keyDerive(state: bigint): number;
+  /** Re-randomises the pre-key and the right part, keeping the key: 0, or -1 (state unchanged). */
+  keyRekey(state: bigint): number;
+  /** ChaCha20-Poly1305 of `source` into `box` (nonce already in its first 12 bytes): 0, or -1. */
+  seal(state: bigint, source: Uint8Array, box: Uint8Array): number;
+  /** As `seal`, from `length` readable bytes at `address`: 0, or -1. */
+  sealAt(state: bigint, address: bigint, length: number, box: Uint8Array): number;
+  /** Checks and decrypts `box` into the memory at `destination`: 0; 1 when the tag fails; -1. */
+  open(state: bigint, box: Uint8Array, destination: bigint): number;
+  /** Flips the bits `mask` of one writable byte (a test hook). */
+  xorByte(address: bigint, mask: number): void;
+  /** Bytes of the key state: pre-key, right part, key, hashes, scratch. */
+  readonly KEY_STATE_BYTES: number;
+  /** Bytes of the pre-key (16 KiB), at the start of the key state. */
+  readonly PRE_KEY_BYTES: number;
+  /** Where the derived key is in the key state. */
+  readonly KEY_OFFSET: number;
+  /** Bytes of the derived key. */
+  readonly KEY_BYTES: number;
+  /** Bytes a sealed box adds to its plaintext: nonce and tag. */
+  readonly SEAL_OVERHEAD: number;
+  /** Bytes of the nonce at the start of a sealed box. */
+  readonly NONCE_BYTES: number;
   readonly PROT_NONE: number;
   readonly PROT_READ: number;
   readonly PROT_WRITE: number;
   readonly MADV_DONTDUMP: number;
   readonly MADV_WIPEONFORK: number;
+  readonly MADV_DONTFORK: number;
   readonly ENOMEM: number;
   readonly EPERM: number;
   readonly EAGAIN: number;
   readonly EINVAL: number;
+  readonly ENOSYS: number;
 }
 
 /** The package root, the same from src/ (tests) and dist/. */

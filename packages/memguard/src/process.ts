@@ -15,8 +15,18 @@ import {
   describeType,
 } from '@secure-memory/core';
 import { BACKEND, integrityError, systemError } from './errors.js';
+import { purgeKey } from './key.js';
 import { addon } from './native.js';
 import { type PurgeOutcome, purgeRegions } from './region.js';
+
+/** Destroys every region, drains the pool, and replaces the process key. */
+function purgeAll(): PurgeOutcome {
+  try {
+    return purgeRegions();
+  } finally {
+    purgeKey();
+  }
+}
 
 function outcomeError(outcome: PurgeOutcome): SecureMemoryError | undefined {
   if (outcome.damaged > 0) return integrityError(outcome.damaged);
@@ -29,8 +39,11 @@ function outcomeError(outcome: PurgeOutcome): SecureMemoryError | undefined {
 
 /**
  * Destroys every live LockedBuffer and every secret of every memguard factory in the process:
- * detaches their views, checks their canaries, wipes, unlocks and unmaps them. Secrets purged this
- * way throw `ERR_SECRET_CLOSED` on their next access.
+ * detaches their views, checks their canaries, wipes, unlocks and unmaps them; unmaps the pool; and
+ * wipes the process key (memguard's Purge): the next Enclave gets a new key, and every Enclave,
+ * Stream chunk and enclave-mode secret sealed before can no longer be opened. Such an Enclave's
+ * `open()` throws `ERR_INTEGRITY`; secrets purged this way (either mode) throw `ERR_SECRET_CLOSED`
+ * on their next access.
  * @throws {SecureMemoryError} `ERR_INTEGRITY` when a canary was damaged, after every buffer was
  * destroyed; `ERR_PROTECTION_FAILED` when a buffer could not be made writable to be wiped (the
  * others are destroyed all the same).
@@ -40,13 +53,13 @@ function outcomeError(outcome: PurgeOutcome): SecureMemoryError | undefined {
  * ```
  */
 export function purge(): void {
-  const error = outcomeError(purgeRegions());
+  const error = outcomeError(purgeAll());
   if (error !== undefined) throw error;
 }
 
 /** Purges, and says on stderr what went wrong, without throwing: for paths that are about to exit. */
 function purgeQuietly(): void {
-  const error = outcomeError(purgeRegions());
+  const error = outcomeError(purgeAll());
   if (error === undefined) return;
   try {
     writeSync(2, `@secure-memory/memguard: purge: ${error.code}: ${error.message}\n`);

@@ -11,6 +11,11 @@
  * data holds a random per-buffer canary, checked on destroy. Every view handed to JavaScript is an
  * external ArrayBuffer that is detached before the memory is released, so a view kept too long
  * reads zero bytes instead of faulting.
+ *
+ * A region is either allocated (its own mapping, unmapped on destroy: the LockedBuffer
+ * constructors) or leased from the pool (Enclave.open, the enclave-mode factory, Stream): a leased
+ * region's mapping goes back to a bounded pool of its size class when it is destroyed, after its
+ * canary is checked and its data wiped, so that opening an Enclave costs no mmap or mlock.
  * @module
  */
 import { randomFillSync } from 'node:crypto';
@@ -63,26 +68,6 @@ export function writable(bytes: Uint8Array): boolean {
   return owner === undefined || owner.protection === 'readwrite';
 }
 
-/** Fills `slack` with `pattern` repeated from its first byte (memcpy by doubling). */
-function fillCanary(slack: Uint8Array, pattern: Uint8Array): void {
-  const length = slack.byteLength;
-  slack.set(pattern.subarray(0, Math.min(pattern.byteLength, length)));
-  for (let filled = pattern.byteLength; filled < length; filled *= 2) {
-    slack.copyWithin(filled, 0, Math.min(filled, length - filled));
-  }
-}
-
-/**
- * True when `slack` is still `pattern` repeated: its first bytes equal the pattern, and every byte
- * equals the one a pattern's length before it (two memcmp, whatever the slack's length).
- */
-function canaryIntact(slack: Uint8Array, pattern: Uint8Array): boolean {
-  const bytes = Buffer.from(slack.buffer, slack.byteOffset, slack.byteLength);
-  const head = Math.min(pattern.byteLength, bytes.byteLength);
-  if (!bytes.subarray(0, head).equals(pattern.subarray(0, head))) return false;
-  return bytes.subarray(pattern.byteLength).equals(bytes.subarray(0, Math.max(0, bytes.byteLength - pattern.byteLength)));
-}
-
 /**
  * An external ArrayBuffer over native memory. A runtime that forbids them (Electron's V8 sandbox)
  * makes the addon throw; that is `ERR_BACKEND_UNAVAILABLE` here.
@@ -103,9 +88,177 @@ function protFlags(lib: Addon, protection: Protection): number {
   return protection === 'read' ? lib.PROT_READ : lib.PROT_READ | lib.PROT_WRITE;
 }
 
+/** The inner pages a region of `size` data bytes needs: the data plus at least {@link MIN_CANARY} bytes. */
+export function innerLengthFor(size: number): number {
+  const page = pageSize();
+  return Math.ceil((size + MIN_CANARY) / page) * page;
+}
+
+/** One guarded mapping: `[guard page][inner pages][guard page]`, with its canary pattern. */
+export interface Mapping {
+  readonly base: bigint;
+  readonly total: number;
+  readonly inner: bigint;
+  readonly innerLength: number;
+  /** The random pattern repeated across the slack before the data. */
+  readonly canary: Uint8Array;
+  /** How many bytes from the first inner byte hold the pattern now. */
+  slack: number;
+  /** A view could not be detached: the memory must never be unmapped or reused. */
+  pinned: boolean;
+}
+
 /**
- * A guarded, locked allocation holding `size` data bytes. Only this package's LockedBuffers and
- * secrets call it, with arguments they validated.
+ * Maps, protects, locks and advises `innerLength` bytes between two guard pages, and leaves them
+ * zeroed and writable. On failure it unmaps what it mapped. `onFault`: lock with MLOCK_ONFAULT
+ * (charged to RLIMIT_MEMLOCK all the same; each page is locked when first touched, and making the
+ * pages writable again does not walk them), for the pool's mappings that toggle between read-only
+ * and writable at every lease.
+ * @throws {SecureMemoryError} `ERR_MAP_LIMIT`, `ERR_ALLOCATION_FAILED`, `ERR_MEMLOCK_LIMIT` or `ERR_PROTECTION_FAILED`.
+ */
+export function mapFresh(lib: Addon, innerLength: number, onFault = false): Mapping {
+  assertMapHeadroom();
+  const page = pageSize();
+  const total = innerLength + 2 * page;
+  const base = lib.map(total);
+  if (typeof base === 'number') throw systemError(ErrorCode.ALLOCATION_FAILED, 'mmap', base, total);
+  const inner = base + BigInt(page);
+  try {
+    let errno = lib.protect(inner, innerLength, lib.PROT_READ | lib.PROT_WRITE);
+    if (errno !== 0) throw systemError(ErrorCode.PROTECTION_FAILED, 'mprotect', errno, innerLength);
+    errno = onFault ? lib.lockOnFault(inner, innerLength) : lib.lock(inner, innerLength);
+    if (errno !== 0) throw lockError(errno, innerLength);
+    errno = lib.advise(base, total, lib.MADV_DONTDUMP);
+    if (errno !== 0) throw systemError(ErrorCode.PROTECTION_FAILED, 'madvise', errno, total);
+    errno = lib.advise(base, total, lib.MADV_WIPEONFORK);
+    if (errno !== 0) throw systemError(ErrorCode.PROTECTION_FAILED, 'madvise', errno, total);
+  } catch (error) {
+    lib.unmap(base, total); // unlocks too; nothing was written yet
+    throw error;
+  }
+  bufferMapped();
+  const canary = new Uint8Array(new ArrayBuffer(CANARY_PATTERN));
+  randomFillSync(canary);
+  return { base, total, inner, innerLength, canary, slack: 0, pinned: false };
+}
+
+/** As {@link mapFresh}; when the memlock or mapping limit refuses it, drains the pool once and tries again. */
+function mapWithRoom(lib: Addon, innerLength: number, onFault: boolean): Mapping {
+  try {
+    return mapFresh(lib, innerLength, onFault);
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if ((code === ErrorCode.MEMLOCK_LIMIT || code === ErrorCode.MAP_LIMIT) && pool.drain() > 0) return mapFresh(lib, innerLength, onFault);
+    throw error;
+  }
+}
+
+/** Unlocks and unmaps a mapping whose inner pages hold nothing secret any more; false when munmap failed. */
+export function unmapMapping(lib: Addon, map: Mapping): boolean {
+  lib.unlock(map.inner, map.innerLength); // munmap unlocks too; first, so a failed munmap leaves nothing locked
+  if (lib.unmap(map.base, map.total) !== 0) {
+    lib.protect(map.inner, map.innerLength, lib.PROT_NONE); // zeroed already; best effort
+    return false;
+  }
+  bufferUnmapped();
+  return true;
+}
+
+/** Free mappings a size class may keep. */
+export const POOL_MAX_PER_CLASS = 16;
+/** Locked bytes the pool may keep in free mappings, over every size class. */
+export const POOL_MAX_BYTES = 4 * 1024 * 1024;
+
+/** Counters of the pool of guarded mappings that leased regions return to. */
+export interface PoolStats {
+  /** Free mappings kept, ready to be leased. */
+  free: number;
+  /** Bytes locked by the free mappings (their inner pages). */
+  freeLockedBytes: number;
+  /** Leases served by a free mapping (no mmap, no mlock). */
+  hits: number;
+  /** Leases that had to map a new mapping. */
+  misses: number;
+  /** Mappings given back to the pool, wiped. */
+  returned: number;
+  /** Mappings unmapped instead of kept: the pool was full, the canary was damaged, or it was drained. */
+  discarded: number;
+}
+
+/**
+ * The pool: free mappings by size class (inner length), wiped (zero data, canary slack intact),
+ * locked, read-write (nothing secret is in them), between their guard pages. Bounded by
+ * {@link POOL_MAX_PER_CLASS} and {@link POOL_MAX_BYTES}; drained by purge, at exit, and whenever
+ * a new mapping is refused by RLIMIT_MEMLOCK or the mapping limit.
+ */
+class Pool {
+  readonly #free = new Map<number, Mapping[]>();
+  readonly stats: PoolStats = { free: 0, freeLockedBytes: 0, hits: 0, misses: 0, returned: 0, discarded: 0 };
+
+  take(innerLength: number): Mapping | undefined {
+    const map = this.#free.get(innerLength)?.pop();
+    if (map === undefined) {
+      this.stats.misses += 1;
+      return undefined;
+    }
+    this.stats.hits += 1;
+    this.stats.free -= 1;
+    this.stats.freeLockedBytes -= innerLength;
+    return map;
+  }
+
+  accepts(innerLength: number): boolean {
+    return (
+      (this.#free.get(innerLength)?.length ?? 0) < POOL_MAX_PER_CLASS &&
+      this.stats.freeLockedBytes + innerLength <= POOL_MAX_BYTES
+    );
+  }
+
+  give(map: Mapping): void {
+    let list = this.#free.get(map.innerLength);
+    if (list === undefined) {
+      list = [];
+      this.#free.set(map.innerLength, list);
+    }
+    list.push(map);
+    this.stats.free += 1;
+    this.stats.freeLockedBytes += map.innerLength;
+    this.stats.returned += 1;
+  }
+
+  /** Unmaps every free mapping; returns how many. */
+  drain(): number {
+    if (this.stats.free === 0) return 0;
+    const lib = addon();
+    let count = 0;
+    for (const list of this.#free.values()) {
+      for (const map of list.splice(0)) {
+        unmapMapping(lib, map);
+        count += 1;
+      }
+    }
+    this.stats.free = 0;
+    this.stats.freeLockedBytes = 0;
+    this.stats.discarded += count;
+    return count;
+  }
+}
+
+const pool = new Pool();
+
+/** The pool's counters. */
+export function poolStats(): PoolStats {
+  return { ...pool.stats };
+}
+
+/** Unmaps every free mapping of the pool (they hold nothing secret); returns how many. */
+export function drainPool(): number {
+  return pool.drain();
+}
+
+/**
+ * A guarded, locked region holding `size` data bytes. Only this package's LockedBuffers, Enclaves
+ * and secrets call it, with arguments they validated.
  */
 export class GuardedRegion {
   /** The number of data bytes. */
@@ -113,30 +266,26 @@ export class GuardedRegion {
   /** The address of the first data byte (right-aligned against the trailing guard page). */
   readonly data: bigint;
   readonly #lib: Addon;
-  readonly #base: bigint;
-  readonly #total: number;
-  readonly #inner: bigint;
-  readonly #innerLength: number;
-  readonly #canary: Uint8Array;
+  readonly #map: Mapping;
   readonly #ledger: Ledger;
-  readonly #views = new Set<ArrayBuffer>();
+  /** Leased from the pool: its mapping goes back there on destroy. */
+  readonly #leased: boolean;
+  /** The views handed out and not yet detached (made on the first view). */
+  #views: Set<ArrayBuffer> | undefined;
   #protection: Protection = 'readwrite';
   #alive = true;
-  /** A view could not be detached: the memory must never be unmapped. */
-  #pinned = false;
 
-  private constructor(lib: Addon, base: bigint, total: number, innerLength: number, size: number, ledger: Ledger) {
-    const page = pageSize();
+  private constructor(lib: Addon, map: Mapping, size: number, ledger: Ledger, leased: boolean) {
     this.#lib = lib;
-    this.#base = base;
-    this.#total = total;
-    this.#inner = base + BigInt(page);
-    this.#innerLength = innerLength;
+    this.#map = map;
     this.size = size;
-    this.data = this.#inner + BigInt(innerLength - size);
+    this.data = map.inner + BigInt(map.innerLength - size);
     this.#ledger = ledger;
-    this.#canary = new Uint8Array(new ArrayBuffer(CANARY_PATTERN));
-    randomFillSync(this.#canary);
+    this.#leased = leased;
+    live.add(this);
+    ledger.regions += 1;
+    ledger.lockedBytes += map.innerLength;
+    ledger.mappedBytes += map.total;
   }
 
   /**
@@ -147,39 +296,41 @@ export class GuardedRegion {
    */
   static allocate(size: number, ledger: Ledger): GuardedRegion {
     const lib = addon();
-    assertMapHeadroom();
-    const page = pageSize();
-    const innerLength = Math.ceil((size + MIN_CANARY) / page) * page;
-    const total = innerLength + 2 * page;
-    const base = lib.map(total);
-    if (typeof base === 'number') throw systemError(ErrorCode.ALLOCATION_FAILED, 'mmap', base, total);
-    const inner = base + BigInt(page);
+    const map = mapWithRoom(lib, innerLengthFor(size), false);
+    GuardedRegion.#prepareSlack(lib, map, size);
+    return new GuardedRegion(lib, map, size, ledger, false);
+  }
+
+  /**
+   * A region of `size` data bytes whose mapping comes from the pool when one of its size class is
+   * free (no mmap, no mlock), else is mapped as {@link allocate} does. The data is zeroed and
+   * writable. On destroy the mapping goes back to the pool, wiped.
+   * @throws {SecureMemoryError} as {@link allocate}.
+   */
+  static lease(size: number, ledger: Ledger): GuardedRegion {
+    const lib = addon();
+    const innerLength = innerLengthFor(size);
+    const map = pool.take(innerLength) ?? mapWithRoom(lib, innerLength, true);
+    GuardedRegion.#prepareSlack(lib, map, size);
+    return new GuardedRegion(lib, map, size, ledger, true);
+  }
+
+  /**
+   * Makes the slack before `size` data bytes hold the canary pattern, and the data bytes zero (the
+   * mapping is writable). A mapping comes back from the pool with its slack intact and its last
+   * data wiped, so a lease of the same size writes nothing.
+   */
+  static #prepareSlack(lib: Addon, map: Mapping, size: number): void {
+    const want = map.innerLength - size;
     try {
-      let errno = lib.protect(inner, innerLength, lib.PROT_READ | lib.PROT_WRITE);
-      if (errno !== 0) throw systemError(ErrorCode.PROTECTION_FAILED, 'mprotect', errno, innerLength);
-      errno = lib.lock(inner, innerLength);
-      if (errno !== 0) throw lockError(errno, innerLength);
-      errno = lib.advise(base, total, lib.MADV_DONTDUMP);
-      if (errno !== 0) throw systemError(ErrorCode.PROTECTION_FAILED, 'madvise', errno, total);
-      errno = lib.advise(base, total, lib.MADV_WIPEONFORK);
-      if (errno !== 0) throw systemError(ErrorCode.PROTECTION_FAILED, 'madvise', errno, total);
+      if (map.slack < want) lib.canaryFill(map.inner, want, map.canary);
+      else if (map.slack > want) lib.wipe(map.inner + BigInt(want), map.slack - want);
     } catch (error) {
-      lib.unmap(base, total); // unlocks too; nothing was written yet
+      lib.wipe(map.inner, map.innerLength);
+      if (!map.pinned) unmapMapping(lib, map);
       throw error;
     }
-    const region = new GuardedRegion(lib, base, total, innerLength, size, ledger);
-    try {
-      region.#withSlack((slack) => fillCanary(slack, region.#canary));
-    } catch (error) {
-      lib.unmap(base, total);
-      throw error;
-    }
-    live.add(region);
-    ledger.regions += 1;
-    ledger.lockedBytes += innerLength;
-    ledger.mappedBytes += total;
-    bufferMapped();
-    return region;
+    map.slack = want;
   }
 
   /** True until destroyed (or purged). */
@@ -194,17 +345,7 @@ export class GuardedRegion {
 
   /** Bytes of the inner pages (locked). */
   get innerLength(): number {
-    return this.#innerLength;
-  }
-
-  /** Runs `action` on a short-lived view of the canary slack (the inner pages must be readable). */
-  #withSlack<R>(action: (slack: Uint8Array) => R): R {
-    const buffer = externalView(this.#lib, this.#inner, this.#innerLength - this.size);
-    try {
-      return action(new Uint8Array(buffer));
-    } finally {
-      if (this.#lib.detach(buffer) !== 0) this.#pinned = true;
-    }
+    return this.#map.innerLength;
   }
 
   /**
@@ -214,8 +355,9 @@ export class GuardedRegion {
   protect(protection: Protection): void {
     if (!this.#alive) throw destroyed();
     if (protection === this.#protection) return;
-    const errno = this.#lib.protect(this.#inner, this.#innerLength, protFlags(this.#lib, protection));
-    if (errno !== 0) throw systemError(ErrorCode.PROTECTION_FAILED, 'mprotect', errno, this.#innerLength);
+    const map = this.#map;
+    const errno = this.#lib.protect(map.inner, map.innerLength, protFlags(this.#lib, protection));
+    if (errno !== 0) throw systemError(ErrorCode.PROTECTION_FAILED, 'mprotect', errno, map.innerLength);
     this.#protection = protection;
   }
 
@@ -226,7 +368,7 @@ export class GuardedRegion {
   view(): Uint8Array {
     if (!this.#alive) throw destroyed();
     const buffer = externalView(this.#lib, this.data, this.size);
-    this.#views.add(buffer);
+    (this.#views ??= new Set()).add(buffer);
     owners.set(buffer, this);
     return new Uint8Array(buffer);
   }
@@ -237,9 +379,14 @@ export class GuardedRegion {
   }
 
   #detach(buffer: ArrayBuffer): void {
-    if (!this.#views.delete(buffer)) return;
+    if (this.#views?.delete(buffer) !== true) return;
     owners.delete(buffer);
-    if (this.#lib.detach(buffer) !== 0) this.#pinned = true;
+    if (this.#lib.detach(buffer) !== 0) this.#map.pinned = true;
+  }
+
+  #detachAll(): void {
+    if (this.#views === undefined || this.#views.size === 0) return;
+    for (const buffer of [...this.#views]) this.#detach(buffer);
   }
 
   /** Zero-fills the data; the region must be writable. */
@@ -248,37 +395,63 @@ export class GuardedRegion {
     this.#lib.wipe(this.data, this.size);
   }
 
+  /** True when the canary slack is intact; the inner pages must be readable. */
+  #canaryIntact(): boolean {
+    const map = this.#map;
+    return this.#lib.canaryIntact(map.inner, map.innerLength - this.size, map.canary) === 1;
+  }
+
   /**
-   * Detaches every view, checks the canary, wipes the inner pages, unlocks and unmaps. Idempotent.
-   * Returns `false` when the canary was damaged (the memory is released all the same).
+   * Wipes the data and makes the region inaccessible, keeping it: for a secret whose plaintext
+   * must always come back to the same place (its region was shown to a probe). Detaches every
+   * view first. Returns `false` when the canary was damaged.
+   * @throws {SecureMemoryError} `ERR_SECRET_CLOSED` when destroyed; `ERR_PROTECTION_FAILED` when mprotect fails.
+   */
+  scrub(): boolean {
+    if (!this.#alive) throw destroyed();
+    this.#detachAll();
+    this.protect('readwrite');
+    const intact = this.#canaryIntact();
+    this.#lib.wipe(this.data, this.size);
+    this.protect('none');
+    return intact;
+  }
+
+  /**
+   * Detaches every view, checks the canary and wipes. An allocated region (or a leased one that the
+   * pool cannot take, or whose canary was damaged) is then wiped whole, unlocked and unmapped; a
+   * leased one goes back to the pool with its data wiped. Idempotent. Returns `false` when the
+   * canary was damaged (the memory is released all the same).
    * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when the pages cannot be made writable to be
    * wiped; the region then stays alive (without views) and may be destroyed again.
    */
   destroy(): boolean {
     if (!this.#alive) return true;
-    for (const buffer of [...this.#views]) this.#detach(buffer);
+    this.#detachAll();
     this.protect('readwrite');
-    const intact = this.#withSlack((slack) => canaryIntact(slack, this.#canary));
-    this.#lib.wipe(this.#inner, this.#innerLength);
+    const intact = this.#canaryIntact();
+    const map = this.#map;
+    const lib = this.#lib;
     this.#alive = false;
     live.delete(this);
     const ledger = this.#ledger;
     ledger.regions -= 1;
-    if (this.#pinned) {
+    ledger.lockedBytes -= map.innerLength;
+    ledger.mappedBytes -= map.total;
+    if (this.#leased && intact && !map.pinned && pool.accepts(map.innerLength)) {
+      lib.wipe(this.data, this.size);
+      pool.give(map);
+      return intact;
+    }
+    lib.wipe(map.inner, map.innerLength);
+    if (this.#leased) pool.stats.discarded += 1;
+    if (map.pinned) {
       // A view could not be detached (never seen on Node; possible in a runtime that refuses to
       // detach external buffers): the zeroed pages stay mapped and readable rather than fault.
       ledger.leaked += 1;
       return intact;
     }
-    this.#lib.unlock(this.#inner, this.#innerLength); // munmap unlocks too; first, so a failed munmap leaves nothing locked
-    if (this.#lib.unmap(this.#base, this.#total) !== 0) {
-      this.#lib.protect(this.#inner, this.#innerLength, this.#lib.PROT_NONE); // zeroed already; best effort
-      ledger.leaked += 1;
-    } else {
-      bufferUnmapped();
-    }
-    ledger.lockedBytes -= this.#innerLength;
-    ledger.mappedBytes -= this.#total;
+    if (!unmapMapping(lib, map)) ledger.leaked += 1;
     return intact;
   }
 }
@@ -293,7 +466,7 @@ export interface PurgeOutcome {
   errors: unknown[];
 }
 
-/** Destroys every live region of the process (LockedBuffers and secrets alike). */
+/** Destroys every live region of the process (LockedBuffers and secrets alike), then drains the pool. */
 export function purgeRegions(): PurgeOutcome {
   const outcome: PurgeOutcome = { destroyed: 0, damaged: 0, errors: [] };
   for (const region of [...live]) {
@@ -304,6 +477,7 @@ export function purgeRegions(): PurgeOutcome {
       outcome.errors.push(error);
     }
   }
+  pool.drain();
   return outcome;
 }
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scanMemory, unprivileged } from '@secure-memory/testkit';
+import { findMapping, readMappings, scanMemory, tryReadRegion, unprivileged } from '@secure-memory/testkit';
 import { PAGE, assertBuilt, fixture, hasSetpriv, isRoot, lastJson, runFixture } from './helpers.js';
 
 beforeAll(assertBuilt);
@@ -225,28 +225,37 @@ describe('the MMU enforces read-only; kept views are revoked', () => {
     expect(result.signal).toBe('SIGSEGV');
   });
 
-  it("a write through a secret's view during its access kills the process by SIGSEGV", () => {
-    const result = runFixture('segv.mjs', ['access-write']);
+  it.each(['enclave', 'locked'])("%s mode: a write through a secret's view during its access kills the process by SIGSEGV", (mode) => {
+    const result = runFixture('segv.mjs', ['access-write', mode]);
     expect(result.stdout).toContain('touching');
     expect(result.stdout).not.toContain('survived');
     expect(result.signal).toBe('SIGSEGV');
   });
 
-  it('a view kept past its access reads nothing, and the process lives', () => {
-    const result = runFixture('segv.mjs', ['kept-view']);
+  it.each(['enclave', 'locked'])('%s mode: a view kept past its access reads nothing, and the process lives', (mode) => {
+    const result = runFixture('segv.mjs', ['kept-view', mode]);
     expect(result.signal).toBeNull();
     expect(result.status).toBe(0);
     expect(result.stdout).toContain('survived 0');
+  });
+
+  it('a write through the buffer an Enclave opened into (frozen) kills the process by SIGSEGV', () => {
+    const result = runFixture('segv.mjs', ['open-write']);
+    expect(result.stdout).toContain('touching');
+    expect(result.stdout).not.toContain('survived');
+    expect(result.signal).toBe('SIGSEGV');
   });
 });
 
 describe('the garbage collector releases what nobody destroyed', () => {
   it('with debug: released, and a warning names the stack where each was made', () => {
-    const report = lastJson<{ before: Record<string, number>; after: Record<string, number>; warnings: Record<string, unknown>[] }>(
+    const report = lastJson<{ before: Record<string, number>; after: Record<string, number>; pooled: number; warnings: Record<string, unknown>[] }>(
       runFixture('gc.mjs', ['debug'], { node: ['--expose-gc'] }),
     );
-    expect(report.before).toEqual({ buffers: 1, secrets: 1 });
+    // One LockedBuffer, one secret, and one buffer opened from an Enclave (which goes back to the pool).
+    expect(report.before).toEqual({ buffers: 2, secrets: 1 });
     expect(report.after).toEqual({ buffers: 0, secrets: 0, lockedBytes: 0 });
+    expect(report.pooled).toBeGreaterThanOrEqual(1);
     expect(report.warnings).toEqual([
       { name: 'SecureMemoryWarning', code: 'MEMGUARD_UNRELEASED', fromHere: true },
       { name: 'SecureMemoryWarning', code: 'MEMGUARD_UNRELEASED', fromHere: true },
@@ -312,5 +321,96 @@ describe.skipIf(!isRoot)('vm.max_map_count', () => {
     expect(report.requested).toBeGreaterThan(report.limit as number);
     expect(report.intact).toBe(report.made);
     expect(report.stats).toEqual({ buffers: 0, lockedBytes: 0, mappedBytes: 0, leaked: 0 });
+  });
+});
+
+describe('Enclaves, seen from outside', () => {
+  it('idle: the plaintext is nowhere; opened: once, in a locked, undumped, wiped-on-fork mapping; destroyed: nowhere; the key state cannot be read', async () => {
+    const session = new Session('enclave-hold.mjs', []);
+    const ready = await session.next('ready');
+    expect(ready.wiped).toBe(true);
+    const plaintext = await session.fd3;
+    expect(plaintext.byteLength).toBe(64);
+    const needles = [plaintext, plaintext.subarray(0, 16)];
+    expect(scanMemory(session.pid, needles).hits).toEqual([]);
+    session.send('open');
+    const opened = await session.next('opened');
+    const scan = scanMemory(session.pid, needles);
+    expect(where(scan.hits.filter((h) => h.needle === 0))).toEqual([opened.address]);
+    expect(scan.hits.every((h) => h.address >= BigInt(opened.address as string))).toBe(true);
+    expect(scan.hits[0]?.mapping.vmFlags).toEqual(expect.arrayContaining(['lo', 'dd', 'wf']));
+    expect(scan.hits[0]?.mapping.perms).toBe('r--p');
+    session.send('destroy');
+    await session.next('destroyed');
+    expect(scanMemory(session.pid, needles).hits).toEqual([]);
+    if (ready.storage === 'secret-memory') {
+      const key = readMappings(session.pid).find((m) => m.path.startsWith('/secretmem'));
+      expect(key).toBeDefined();
+      expect(key?.vmFlags).toEqual(expect.arrayContaining(['lo', 'dd', 'dc']));
+      const mapping = findMapping(readMappings(session.pid), (key as { start: bigint }).start);
+      expect(tryReadRegion(session.pid, (mapping as { start: bigint }).start, 64)).toBeDefined(); // the read fails
+    }
+    session.send('exit');
+    expect((await session.exited).code).toBe(0);
+  });
+
+  it('the re-key timer never holds the process open: a script that makes an Enclave and returns exits on its own', () => {
+    const result = runFixture('enclave-exit.mjs', ['return']);
+    expect(result.signal).toBeNull(); // runFixture kills it after 60 s
+    expect(result.status).toBe(0);
+    expect(lastJson(result)).toMatchObject({ event: 'done' });
+  });
+
+  it('while the event loop lives, the timer re-keys (500 ms), and the derived key is forgotten after each turn', () => {
+    const result = runFixture('enclave-exit.mjs', ['linger']);
+    expect(result.status).toBe(0);
+    const report = lastJson<{ rekeys: number; derived: boolean }>(result);
+    expect(report.rekeys).toBeGreaterThanOrEqual(1);
+    expect(report.derived).toBe(false);
+  });
+});
+
+interface CapacityReport {
+  uid: number;
+  mode: string;
+  made: number;
+  code?: string;
+  intact: number;
+  atRest: Record<string, number>;
+  heapUsed: number;
+  rss: number;
+  createMs: number;
+  readMs: number;
+}
+
+describe.skipIf(!isRoot || !hasSetpriv)('capacity: live enclave-mode secrets are bounded by the heap, not by RLIMIT_MEMLOCK', () => {
+  const EIGHT_MIB = 8 * 1024 * 1024;
+
+  it('the key state (36 KiB) is charged to RLIMIT_MEMLOCK: under 16 KiB sealing is refused with ERR_MEMLOCK_LIMIT, the process lives on', () => {
+    const report = lastJson<Record<string, unknown>>(runFixture('memlock-enclave.mjs', [], { wrap: unprivileged([], { memlock: 16 * 1024 }) }));
+    expect(report).toMatchObject({ uid: 65534, sealed: 'ERR_MEMLOCK_LIMIT', limit: 16 * 1024, bufferAfter: 32 });
+    expect(report.requested).toBeGreaterThanOrEqual(36 * 1024);
+  });
+
+  it('under 64 KiB: the key and the open buffers share the limit; open buffers stop with ERR_MEMLOCK_LIMIT, and once destroyed the pool serves again', () => {
+    const report = lastJson<Record<string, unknown>>(runFixture('memlock-enclave.mjs', [], { wrap: unprivileged([], { memlock: 64 * 1024 }) }));
+    // 64 KiB - 36 KiB of key state = 7 pages: 7 open buffers of one page each.
+    expect(report).toMatchObject({ uid: 65534, sealed: 'ok', openCode: 'ERR_MEMLOCK_LIMIT', opened: (64 - 36) / (PAGE / 1024), intact: (64 - 36) / (PAGE / 1024) });
+    expect(report).toMatchObject({ reopened: true, fromPool: true, lockedBuffers: 0 });
+  });
+
+  it('as nobody under 8 MiB of memlock: 100,000 secrets of 32 bytes, all read back, none of them locked at rest', () => {
+    const result = runFixture('capacity.mjs', ['100000'], { wrap: unprivileged([], { memlock: EIGHT_MIB }) });
+    const report = lastJson<CapacityReport>(result);
+    expect(report.uid).toBe(65534);
+    expect(report).toMatchObject({ mode: 'enclave', made: 100_000, intact: 100_000 });
+    expect(report.code).toBeUndefined();
+    // Locked mode stops at 2048 (one locked page each); at rest an enclave-mode secret locks nothing.
+    expect(report.atRest).toMatchObject({ lockedBytes: 0, buffers: 0, inUse: 100_000, ciphertextBytes: 100_000 * (32 + 28) });
+    // The process locks only the key state and the pool's few regions.
+    expect(report.atRest.vmLck).toBeLessThan(256 * 1024);
+    console.log(
+      `capacity: ${report.made} enclave-mode secrets as nobody under 8 MiB memlock: made in ${report.createMs} ms, read back in ${report.readMs} ms; heap ${Math.round(report.heapUsed / 2 ** 20)} MiB, rss ${Math.round(report.rss / 2 ** 20)} MiB, locked ${report.atRest.vmLck} bytes`,
+    );
   });
 });

@@ -1,5 +1,9 @@
 // The SecretFactory adapter, in process: options, manifest, counters, protection per phase, views
-// revoked per access, purge, the canary, and the floor functions.
+// revoked per access, purge, the canary, and the floor functions; both modes ('enclave', the
+// default, and 'locked').
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GUARANTEE_FLAGS, type Secret, claimedFlags, createSecretFactory } from '@secure-memory/core';
 import {
@@ -7,10 +11,12 @@ import {
   createFactory,
   floorGuardedAllocNs,
   floorMprotectPairNs,
+  keyInfo,
   lockedBufferStats,
   newBuffer,
   newBufferRandom,
   purge,
+  testHooks,
 } from '@secure-memory/memguard';
 import { PAGE, locate, mappingsAt, peekSelf, pokeSelf } from './helpers.js';
 
@@ -28,55 +34,61 @@ afterEach(() => {
 });
 
 describe('createFactory options', () => {
-  it("defaults to mode 'locked' and names itself memguard", () => {
+  it("defaults to mode 'enclave' and names itself memguard", () => {
     const factory = createFactory();
     expect(factory).toBeInstanceOf(MemguardSecretFactory);
     expect(factory.name).toBe('memguard');
-    expect(factory.mode).toBe('locked');
+    expect(factory.mode).toBe('enclave');
     expect(createFactory({ mode: 'locked', debug: false }).mode).toBe('locked');
+    expect(createFactory({ mode: 'enclave', debug: true }).mode).toBe('enclave');
   });
 
   it('refuses other modes, bad option types, and ignores unknown keys', () => {
-    expect(code(() => createFactory({ mode: 'enclave' as never }))).toBe('ERR_INVALID_ARG_VALUE');
+    expect(code(() => createFactory({ mode: 'sealed' as never }))).toBe('ERR_INVALID_ARG_VALUE');
     expect(code(() => createFactory({ mode: 'LOCKED' as never }))).toBe('ERR_INVALID_ARG_VALUE');
     expect(code(() => createFactory({ mode: 1 as never }))).toBe('ERR_INVALID_ARG_VALUE');
     expect(code(() => createFactory('locked' as never))).toBe('ERR_INVALID_ARG_TYPE');
     expect(code(() => createFactory([] as never))).toBe('ERR_INVALID_ARG_TYPE');
     expect(code(() => createFactory({ debug: 1 as never }))).toBe('ERR_INVALID_ARG_TYPE');
     expect(() => createFactory({ secretMemory: 'off' } as never)).not.toThrow();
-    expect(() => createFactory({ mode: 'enclave' as never })).toThrow(TypeError);
+    expect(() => createFactory({ mode: 'sealed' as never })).toThrow(TypeError);
   });
 
   it('loads through core by short name', async () => {
     const factory = await createSecretFactory({ backend: 'memguard', options: { mode: 'locked' } });
     expect(factory.name).toBe('memguard');
+    expect((await createSecretFactory({ backend: 'memguard' })).guarantees.encryptedAtRest).toBe(true);
   });
 });
 
+const LOCKED_CLAIMS = [
+  'wipesOnClose',
+  'lockedInRam',
+  'excludedFromCoreDumps',
+  'noAccessWhenIdle',
+  'viewsRevoked',
+  'guardPages',
+  'canary',
+  'notInheritedByFork',
+  'constantTimeEquals',
+];
+
 describe('the manifest', () => {
-  it('claims exactly what the issue lists, and every flag is a boolean', () => {
-    const { guarantees } = createFactory();
+  it.each([
+    ['locked', LOCKED_CLAIMS],
+    ['enclave', [...LOCKED_CLAIMS, 'encryptedAtRest']],
+  ] as const)('%s: claims exactly what the issues list, and every flag is a boolean', (mode, claims) => {
+    const { guarantees } = createFactory({ mode });
     expect(Object.keys(guarantees).sort()).toEqual([...GUARANTEE_FLAGS].sort());
-    expect(claimedFlags(guarantees).sort()).toEqual(
-      [
-        'wipesOnClose',
-        'lockedInRam',
-        'excludedFromCoreDumps',
-        'noAccessWhenIdle',
-        'viewsRevoked',
-        'guardPages',
-        'canary',
-        'notInheritedByFork',
-        'constantTimeEquals',
-      ].sort(),
-    );
+    expect(claimedFlags(guarantees).sort()).toEqual([...claims].sort());
+    expect(guarantees.hiddenFromKernel).toBe(false);
     expect(Object.isFrozen(guarantees)).toBe(true);
   });
 });
 
 describe('secrets', () => {
   it('are PROT_NONE when idle and PROT_READ during an access, in a locked, undumped, wiped-on-fork mapping between guard pages', () => {
-    const factory = createFactory();
+    const factory = createFactory({ mode: 'locked' });
     const secret = factory.createRandom(32);
     const { address, size } = locate(secret);
     expect(size).toBe(32);
@@ -94,8 +106,8 @@ describe('secrets', () => {
     secret.close();
   });
 
-  it('hand out a fresh view per access and detach it when the access ends (also nested, async and thrown)', async () => {
-    const factory = createFactory();
+  it.each(['enclave', 'locked'] as const)('%s: hand out a fresh view per access and detach it when the access ends (also nested, async and thrown)', async (mode) => {
+    const factory = createFactory({ mode });
     const secret = factory.new(Uint8Array.of(1, 2, 3, 4));
     const kept: Uint8Array[] = [];
     secret.withBytes((outer) => {
@@ -125,8 +137,8 @@ describe('secrets', () => {
     secret.close();
   });
 
-  it('new() wipes its source, and refuses a read-only view of this package as the source', () => {
-    const factory = createFactory();
+  it.each(['enclave', 'locked'] as const)('%s: new() wipes its source, and refuses a read-only view of this package as the source', (mode) => {
+    const factory = createFactory({ mode });
     const source = Uint8Array.of(9, 9, 9);
     factory.new(source).close();
     expect([...source]).toEqual([0, 0, 0]);
@@ -143,7 +155,7 @@ describe('secrets', () => {
   });
 
   it('count locked bytes, allocations and mappings, and give them all back on close', () => {
-    const factory = createFactory();
+    const factory = createFactory({ mode: 'locked' });
     const secrets = [factory.createRandom(32), factory.createRandom(PAGE), factory.createRandom(3000)];
     expect(factory.stats()).toMatchObject({
       allocated: 3,
@@ -159,7 +171,7 @@ describe('secrets', () => {
   });
 
   it('a write just before the data during an access makes close() throw ERR_INTEGRITY; the memory is released', () => {
-    const factory = createFactory();
+    const factory = createFactory({ mode: 'locked' });
     const secret = factory.createRandom(32);
     const { address } = locate(secret);
     secret.withBytes(() => pokeSelf(address - 1n, peekSelf(address - 1n) ^ 0xff));
@@ -171,8 +183,8 @@ describe('secrets', () => {
 });
 
 describe('purge', () => {
-  it('destroys every LockedBuffer and every secret of every factory; secrets then refuse access', () => {
-    const a = createFactory();
+  it('destroys every LockedBuffer and every secret of every factory (both modes); secrets then refuse access', () => {
+    const a = createFactory({ mode: 'locked' });
     const b = createFactory();
     const secrets: Secret[] = [a.createRandom(32), b.new(Uint8Array.of(1, 2, 3))];
     const buffer = newBuffer(64);
@@ -189,8 +201,8 @@ describe('purge', () => {
     }
   });
 
-  it('during an async access: the view is revoked at once, the access ends without faulting', async () => {
-    const factory = createFactory();
+  it.each(['enclave', 'locked'] as const)('%s: during an async access, the view is revoked at once, the access ends without faulting', async (mode) => {
+    const factory = createFactory({ mode });
     const secret = factory.createRandom(32);
     const lengths = await secret.withBytesAsync(async (view) => {
       const before = view.byteLength;
@@ -228,5 +240,115 @@ describe('native floor', () => {
       expect(code(() => floorGuardedAllocNs(n))).toBe('ERR_INVALID_ARG_VALUE');
     }
     expect(code(() => floorMprotectPairNs('10' as never))).toBe('ERR_INVALID_ARG_TYPE');
+  });
+});
+
+describe("enclave mode: a secret is an Enclave at rest, opened into a pooled region per access", () => {
+  it('costs no locked memory at rest: only ciphertext on the heap; one locked region during an access', () => {
+    const factory = createFactory();
+    const secrets = [factory.createRandom(32), factory.new(new Uint8Array(100).fill(7)), factory.createRandom(3000)];
+    expect(factory.stats()).toMatchObject({
+      allocated: 3,
+      inUse: 3,
+      lockedBytes: 0,
+      buffers: 0,
+      mappings: 0,
+      ciphertextBytes: 32 + 100 + 3000 + 3 * 28,
+    });
+    secrets[1]?.withBytes((bytes) => {
+      expect([...bytes.subarray(0, 3)]).toEqual([7, 7, 7]);
+      expect(factory.stats()).toMatchObject({ lockedBytes: PAGE, buffers: 1, mappings: 3 });
+    });
+    expect(factory.stats()).toMatchObject({ lockedBytes: 0, buffers: 0 });
+    for (const s of secrets) s.close();
+    expect(factory.stats()).toMatchObject({ inUse: 0, ciphertextBytes: 0, lockedBytes: 0 });
+  });
+
+  it('during an access the plaintext is in a read-only, locked, undumped, wiped-on-fork mapping between guard pages; after it, that memory is wiped', () => {
+    const factory = createFactory();
+    const secret = factory.new(new Uint8Array(32).fill(0xa5));
+    let address = 0n;
+    secret.withBytes((bytes) => {
+      ({ address } = locate(secret));
+      expect(peekSelf(address)).toBe(0xa5);
+      expect(bytes[0]).toBe(0xa5);
+      expect((address + 32n) % BigInt(PAGE)).toBe(0n);
+      const [data, before, after] = mappingsAt(address, address - (address % BigInt(PAGE)) - 1n, address + 32n);
+      expect(data?.perms).toBe('r--p');
+      expect(data?.flags).toEqual(expect.arrayContaining(['lo', 'dd', 'wf']));
+      expect(before?.perms).toBe('---p');
+      expect(after?.perms).toBe('---p');
+    });
+    // The region went back to the pool, its data wiped.
+    for (let i = 0n; i < 32n; i += 1n) expect(peekSelf(address + i)).toBe(0);
+    secret.close();
+  });
+
+  it('a probe asking where an idle secret is anchors a region: PROT_NONE and empty when idle, where the plaintext appears during access', () => {
+    const factory = createFactory();
+    const secret = factory.new(new Uint8Array(32).fill(0x5a));
+    const { address, size } = locate(secret);
+    expect(size).toBe(32);
+    expect(mappingsAt(address)[0]?.perms).toBe('---p');
+    expect(peekSelf(address)).toBe(0);
+    expect(factory.stats()).toMatchObject({ lockedBytes: PAGE, buffers: 1 });
+    secret.withBytes(() => {
+      expect(locate(secret).address).toBe(address);
+      expect(peekSelf(address)).toBe(0x5a);
+      expect(mappingsAt(address)[0]?.perms).toBe('r--p');
+    });
+    expect(mappingsAt(address)[0]?.perms).toBe('---p');
+    expect(peekSelf(address + 31n)).toBe(0);
+    expect(locate(secret).address).toBe(address);
+    secret.close();
+    expect(factory.stats()).toMatchObject({ lockedBytes: 0, buffers: 0 });
+  });
+
+  it.each(['anchored', 'pooled'])('%s: a write just before the data during an access makes close() throw ERR_INTEGRITY', (how) => {
+    const factory = createFactory();
+    const secret = factory.createRandom(32);
+    if (how === 'anchored') locate(secret);
+    secret.withBytes(() => {
+      const { address } = locate(secret);
+      pokeSelf(address - 1n, peekSelf(address - 1n) ^ 0xff);
+    });
+    expect(secret.withBytes((bytes) => bytes.byteLength)).toBe(32); // the data itself is intact
+    expect(code(() => secret.close())).toBe('ERR_INTEGRITY');
+    expect(secret.closed).toBe(true);
+    expect(factory.stats()).toMatchObject({ inUse: 0, buffers: 0, lockedBytes: 0 });
+  });
+
+  it('secrets read back the same across re-keying and across event-loop turns (the derived key is forgotten and derived again)', async () => {
+    const factory = createFactory();
+    const bytes = Uint8Array.from({ length: 64 }, (_, i) => i);
+    const secret = factory.new(Uint8Array.from(bytes));
+    const before = keyInfo();
+    testHooks.rekeyNow();
+    expect(secret.equals(bytes)).toBe(true);
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(keyInfo().derived).toBe(false);
+    expect(secret.equals(bytes)).toBe(true);
+    expect(keyInfo().rekeys).toBeGreaterThan(before.rekeys);
+    expect(keyInfo().derivations).toBeGreaterThan(before.derivations);
+    secret.close();
+  });
+
+  it('fromFd reads straight into a pooled region, seals it and wipes the region', () => {
+    const factory = createFactory();
+    const dir = mkdtempSync(join(tmpdir(), 'memguard-fromfd-'));
+    try {
+      const path = join(dir, 'key');
+      const key = Uint8Array.from({ length: 48 }, (_, i) => 255 - i);
+      writeFileSync(path, key);
+      const fd = openSync(path, 'r');
+      const secret = factory.fromFd(fd, 48);
+      closeSync(fd);
+      expect(factory.stats()).toMatchObject({ lockedBytes: 0, ciphertextBytes: 48 + 28 });
+      expect(secret.equals(key)).toBe(true);
+      secret.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,0 +1,314 @@
+/**
+ * The process key that seals every Enclave, Stream chunk and enclave-mode secret of this thread.
+ *
+ * It is never stored whole at rest. Its state is one region, in secret memory (`memfd_secret(2)`:
+ * out of the kernel's direct map, unreadable through `/proc/<pid>/mem` or ptrace, locked, never
+ * dumped, kept from forked children) where the kernel has it, else in a guarded, locked,
+ * `MADV_DONTDUMP`, `MADV_WIPEONFORK` mapping:
+ *
+ * ```
+ * [guard page][pre-key: 16 KiB | right: 32 | key: 32 | scratch][guard page]
+ * ```
+ *
+ * The key is `K = SHA-256(pre-key) XOR right`: memguard's coffer (`key = H(left) XOR right`) with
+ * OpenSSH's 16 KiB random pre-key as its left part, so that a read-out of the state with a single
+ * wrong bit gives a key unrelated to `K`. Both parts are re-randomised without changing `K`
+ * (`pre' = pre XOR mask`, `right' = right XOR H(pre) XOR H(pre')`) every 500 ms by an unref'd timer,
+ * and on use whenever that is overdue (a busy event loop). `K` itself is derived into the state on
+ * the first use in an event-loop turn and wiped by an unref'd `setImmediate` at the end of that turn,
+ * so a burst of opens pays for one 16 KiB hash. {@link purgeKey} wipes and unmaps the state: the next
+ * use makes a new key, and what was sealed before can no longer be opened.
+ *
+ * Nonces are a random 32-bit prefix per key and a 64-bit counter: they never repeat under a key.
+ * Each thread (worker) has its own key.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { ErrorCode, SecureMemoryError, SecureMemoryRangeError, memlockLimitError } from '@secure-memory/core';
+import { BACKEND, systemError } from './errors.js';
+import { addExitTask } from './lifetime.js';
+import { bufferMapped, bufferUnmapped } from './map-budget.js';
+import { type Addon, addon } from './native.js';
+import { type Mapping, mapFresh, pageSize, unmapMapping } from './region.js';
+
+/** How often the key's parts are re-randomised, in milliseconds (memguard's coffer: 500 ms). */
+export const REKEY_INTERVAL_MS = 500;
+
+/** Where the key state lives. */
+export type KeyStorage = 'secret-memory' | 'locked-memory';
+
+interface KeyState {
+  readonly lib: Addon;
+  /** The first byte of the state (the pre-key). */
+  readonly state: bigint;
+  /** Bytes of the state's pages. */
+  readonly length: number;
+  readonly storage: KeyStorage;
+  /** Releases the memory (after it was wiped). */
+  readonly release: () => void;
+  readonly prefix: number;
+  counter: number;
+  derived: boolean;
+  lastRekey: number;
+  readonly timer: NodeJS.Timeout;
+  forget: NodeJS.Immediate | undefined;
+}
+
+let current: KeyState | undefined;
+/** Test hook: `false` makes the next key use locked memory even where secret memory exists. */
+let useSecretMemory = true;
+/** Incremented by every purge: boxes sealed under an earlier epoch cannot be opened. */
+let epoch = 0;
+let rekeys = 0;
+let derivations = 0;
+
+/** What {@link keyInfo} reports. */
+export interface KeyInfo {
+  /** Where the key state lives, or `undefined` before the first use (and after a purge). */
+  storage: KeyStorage | undefined;
+  /** The key generation: 0 at start, one more after each purge. */
+  epoch: number;
+  /** Times the parts were re-randomised (timer and use), over every generation. */
+  rekeys: number;
+  /** Times the key was derived from the pre-key (once per event-loop turn that used it). */
+  derivations: number;
+  /** True while the derived key is held (until the end of the current event-loop turn). */
+  derived: boolean;
+}
+
+/** Facts about the process key, for tests, benchmarks and `doctor`. */
+export function keyInfo(): KeyInfo {
+  return { storage: current?.storage, epoch, rekeys, derivations, derived: current?.derived ?? false };
+}
+
+function cryptoError(what: string): SecureMemoryError {
+  return new SecureMemoryError(ErrorCode.BACKEND_UNAVAILABLE, `OpenSSL failed to ${what}`, { backend: BACKEND });
+}
+
+/** The key state in secret memory, or `undefined` where the kernel has none. */
+function mapSecretState(lib: Addon, length: number): { state: bigint; release: () => void } | undefined {
+  const page = pageSize();
+  const total = length + 2 * page;
+  const base = lib.mapSecret(total, page, length);
+  if (typeof base === 'number') {
+    // Secret memory is charged to RLIMIT_MEMLOCK: its mmap says EAGAIN when it would exceed it.
+    if (base === lib.EAGAIN) throw memlockLimitError(length, { backend: BACKEND, errno: base, syscall: 'mmap' });
+    return undefined; // ENOSYS (no secret memory, or refused by seccomp), ...: fall back to locked memory
+  }
+  const state = base + BigInt(page);
+  // Secret memory is locked and left out of core dumps by the kernel; it is a shared mapping, so a
+  // forked child would share it: MADV_DONTFORK keeps it out of children.
+  let errno = lib.advise(state, length, lib.MADV_DONTFORK);
+  if (errno === 0) errno = lib.advise(base, total, lib.MADV_DONTDUMP);
+  if (errno !== 0) {
+    lib.unmap(base, total);
+    throw systemError(ErrorCode.PROTECTION_FAILED, 'madvise', errno, total);
+  }
+  bufferMapped();
+  return {
+    state,
+    release: () => {
+      if (lib.unmap(base, total) === 0) bufferUnmapped();
+    },
+  };
+}
+
+function createKey(): KeyState {
+  const lib = addon();
+  const page = pageSize();
+  const length = Math.ceil(lib.KEY_STATE_BYTES / page) * page;
+  let storage: KeyStorage = 'secret-memory';
+  let held = useSecretMemory ? mapSecretState(lib, length) : undefined;
+  if (held === undefined) {
+    storage = 'locked-memory';
+    const map: Mapping = mapFresh(lib, length);
+    held = { state: map.inner, release: () => unmapMapping(lib, map) };
+  }
+  const { state, release } = held;
+  if (lib.keyInit(state) !== 0) {
+    lib.wipe(state, length);
+    release();
+    throw cryptoError('generate the process key');
+  }
+  const timer = setInterval(tick, REKEY_INTERVAL_MS);
+  timer.unref(); // never keeps the process alive
+  const key: KeyState = {
+    lib,
+    state,
+    length,
+    storage,
+    release,
+    prefix: randomBytes(4).readUInt32BE(0),
+    counter: 0,
+    derived: false,
+    lastRekey: performance.now(),
+    timer,
+    forget: undefined,
+  };
+  addExitTask(purgeKeyAtExit);
+  return key;
+}
+
+function rekey(key: KeyState, now: number): void {
+  // A failure leaves the state as it was (and the key unchanged): nothing to undo, try again later.
+  if (key.lib.keyRekey(key.state) === 0) rekeys += 1;
+  key.lastRekey = now;
+}
+
+function tick(): void {
+  if (current !== undefined) rekey(current, performance.now());
+}
+
+/** Wipes the derived key (the parts stay). */
+function forget(key: KeyState): void {
+  if (key.forget !== undefined) clearImmediate(key.forget);
+  key.forget = undefined;
+  if (!key.derived) return;
+  key.lib.wipe(key.state + BigInt(key.lib.KEY_OFFSET), key.lib.KEY_BYTES);
+  key.derived = false;
+}
+
+/**
+ * The key, ready: made on first use, re-keyed when overdue, derived for this event-loop turn.
+ * @throws {SecureMemoryError} `ERR_MEMLOCK_LIMIT`, `ERR_MAP_LIMIT`, `ERR_ALLOCATION_FAILED` when its
+ * memory is refused; `ERR_BACKEND_UNAVAILABLE` when OpenSSL fails.
+ */
+function useKey(): KeyState {
+  current ??= createKey();
+  const key = current;
+  const now = performance.now();
+  if (now - key.lastRekey >= REKEY_INTERVAL_MS) rekey(key, now);
+  if (!key.derived) {
+    if (key.lib.keyDerive(key.state) !== 0) throw cryptoError('derive the process key');
+    derivations += 1;
+    key.derived = true;
+    const immediate = setImmediate(() => forget(key));
+    immediate.unref();
+    key.forget = immediate;
+  }
+  return key;
+}
+
+/** A sealed box: `[nonce: 12][ciphertext][tag: 16]` under the key of `epoch`. */
+export interface Sealed {
+  readonly box: Uint8Array;
+  readonly size: number;
+  readonly epoch: number;
+}
+
+/**
+ * Seals `source` (a heap buffer, or a view of a locked region) under the process key.
+ * @throws {SecureMemoryError} as {@link useKey}.
+ */
+export function sealBytes(source: Uint8Array): Sealed {
+  const key = useKey();
+  const box = newBox(key, source.byteLength);
+  if (key.lib.seal(key.state, source, box) !== 0) throw cryptoError('seal');
+  return { box, size: source.byteLength, epoch };
+}
+
+/**
+ * Seals `size` bytes at `address` (readable memory of a locked region) under the process key,
+ * without making a view of them.
+ * @throws {SecureMemoryError} as {@link useKey}.
+ */
+export function sealAt(address: bigint, size: number): Sealed {
+  const key = useKey();
+  const box = newBox(key, size);
+  if (key.lib.sealAt(key.state, address, size, box) !== 0) throw cryptoError('seal');
+  return { box, size, epoch };
+}
+
+/** A box for `size` bytes with the next nonce in its first 12 bytes. */
+function newBox(key: KeyState, size: number): Buffer {
+  // Ciphertext is not secret: an ordinary buffer (small ones share Node's pool slab).
+  const box = Buffer.allocUnsafe(size + key.lib.SEAL_OVERHEAD);
+  const counter = key.counter;
+  key.counter = counter + 1;
+  box.writeUInt32BE(key.prefix, 0);
+  box.writeUInt32BE(Math.floor(counter / 0x1_0000_0000), 4);
+  box.writeUInt32BE(counter >>> 0, 8);
+  return box;
+}
+
+/** True when `sealed` was made under the current key (no purge since). */
+export function isCurrent(sealed: Sealed): boolean {
+  return sealed.epoch === epoch;
+}
+
+/** The error for a box sealed before a purge. */
+export function purgedError(): SecureMemoryError {
+  return new SecureMemoryError(
+    ErrorCode.INTEGRITY,
+    'The process key was purged: what was sealed under it can no longer be opened',
+    { backend: BACKEND },
+  );
+}
+
+/**
+ * Checks `sealed` and decrypts it straight into `destination` (`sealed.size` writable bytes of a
+ * locked region). On failure nothing of the plaintext is left there.
+ * @throws {SecureMemoryError} `ERR_INTEGRITY` when it was sealed before a purge, or its tag does not
+ * match (the ciphertext was modified, or the key state was damaged); as {@link useKey}.
+ */
+export function openInto(sealed: Sealed, destination: bigint): void {
+  if (sealed.epoch !== epoch) throw purgedError();
+  const key = useKey();
+  const status = key.lib.open(key.state, sealed.box, destination);
+  if (status === 0) return;
+  if (status === 1) {
+    throw new SecureMemoryError(
+      ErrorCode.INTEGRITY,
+      'Authentication failed: the ciphertext was modified, or the process key was damaged',
+      { backend: BACKEND },
+    );
+  }
+  throw cryptoError('open');
+}
+
+/** Wipes and releases the key state; the next use makes a new key, and older boxes cannot be opened. */
+export function purgeKey(): void {
+  epoch += 1;
+  const key = current;
+  if (key === undefined) return;
+  current = undefined;
+  clearInterval(key.timer);
+  if (key.forget !== undefined) clearImmediate(key.forget);
+  key.lib.wipe(key.state, key.length);
+  key.release();
+}
+
+function purgeKeyAtExit(): void {
+  purgeKey();
+}
+
+/**
+ * Test hook: flips bit `bit` of the pre-key (0 to 131071) and drops the derived key, as a read-out
+ * with one bit error would see the state. Opening anything sealed before then fails.
+ * @throws {RangeError} `ERR_INVALID_ARG_VALUE` for a bit outside the pre-key.
+ */
+export function flipPreKeyBit(bit: number): void {
+  const key = useKey();
+  const bits = key.lib.PRE_KEY_BYTES * 8;
+  if (!Number.isInteger(bit) || bit < 0 || bit >= bits) {
+    throw new SecureMemoryRangeError(ErrorCode.INVALID_ARG_VALUE, `The "bit" argument must be a whole number from 0 to ${bits - 1}`);
+  }
+  key.lib.xorByte(key.state + BigInt(bit >>> 3), 1 << (bit & 7));
+  forget(key);
+}
+
+/**
+ * Test hook: where the next key (after a purge) keeps its state: `'locked-memory'` forces the
+ * fallback used where the kernel has no secret memory; `'auto'` restores the default.
+ */
+export function setKeyStorage(storage: 'auto' | 'locked-memory'): void {
+  useSecretMemory = storage === 'auto';
+}
+
+/** Test hook: re-randomises the key's parts now (the key does not change). */
+export function rekeyNow(): void {
+  const key = useKey();
+  forget(key);
+  rekey(key, performance.now());
+}
