@@ -12,8 +12,8 @@ import { loadBackend, type SecretFactory } from '@secure-memory/core';
 import { unprivileged } from '@secure-memory/testkit';
 import type { MatrixTarget } from './matrix.js';
 
-/** The floor an operation is compared with. */
-export type FloorKind = 'mprotectPair' | 'guardedAlloc';
+/** The floor an operation is compared with; 'none' for throughput figures. */
+export type FloorKind = 'mprotectPair' | 'guardedAlloc' | 'none';
 
 /** One measured operation. */
 export interface BenchResult {
@@ -30,6 +30,8 @@ export interface BenchResult {
   floor: FloorKind;
   /** medianNs over the floor measured in the same run, or null when no floor is available. */
   ratioToFloor: number | null;
+  /** For operations on 1 MiB: megabytes (10^6 bytes) per second at the median. */
+  throughputMBps?: number;
 }
 
 /** How many live 32-byte secrets one backend holds under the memlock limit in force. */
@@ -105,6 +107,8 @@ interface Case {
   backend: string;
   operation: string;
   floor: FloorKind;
+  /** Bytes processed per operation, for a throughput figure. */
+  bytes?: number;
   setup(): { op: Op | AsyncOp; async: boolean; teardown(): void };
 }
 
@@ -349,9 +353,55 @@ function bufferPeerCases(): Case[] {
   ];
 }
 
+interface Opened {
+  destroy(): void;
+}
+interface EnclaveLike {
+  open(): Opened;
+}
 interface FloorModule {
   floorMprotectPairNs(iterations: number): number;
   floorGuardedAllocNs(iterations: number): number;
+  newEnclave?(source: Uint8Array): EnclaveLike;
+  newEnclaveRandom?(size: number): EnclaveLike;
+}
+
+/** memguard's own Enclave operations: open+destroy of 32 B (pooled), and seal and open of 1 MiB. */
+function enclaveCases(mg: FloorModule): Case[] {
+  const { newEnclave, newEnclaveRandom } = mg;
+  if (newEnclave === undefined || newEnclaveRandom === undefined) return [];
+  const MiB = 1 << 20;
+  return [
+    {
+      backend: 'memguard',
+      operation: 'enclaveOpenDestroy',
+      floor: 'mprotectPair',
+      setup: () => {
+        const enclave = newEnclaveRandom(32);
+        return { op: () => enclave.open().destroy(), async: false, teardown: () => {} };
+      },
+    },
+    {
+      backend: 'memguard',
+      operation: 'seal1MiB',
+      floor: 'none',
+      bytes: MiB,
+      setup: () => {
+        const source = new Uint8Array(MiB); // zero-filled by each seal, as seal's contract says
+        return { op: () => newEnclave(source), async: false, teardown: () => {} };
+      },
+    },
+    {
+      backend: 'memguard',
+      operation: 'open1MiB',
+      floor: 'none',
+      bytes: MiB,
+      setup: () => {
+        const enclave = newEnclaveRandom(MiB);
+        return { op: () => enclave.open().destroy(), async: false, teardown: () => {} };
+      },
+    },
+  ];
 }
 
 async function optionalImport<T>(specifier: string): Promise<T | undefined> {
@@ -396,6 +446,7 @@ export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan
       log(`${target.name}: skipped (${(error as { code?: string }).code ?? (error as Error).message})`);
     }
   }
+  if (floorModule !== undefined) cases.push(...enclaveCases(floorModule));
   const sodium = await optionalImport<{ default: SodiumNative }>('sodium-native');
   if (sodium !== undefined) cases.push(...sodiumPeerCases(sodium.default));
   else log('peer:sodium-native: skipped (sodium-native is not installed)');
@@ -414,9 +465,14 @@ export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan
   const results: BenchResult[] = [];
   for (const [index, c] of cases.entries()) {
     log(`[${index + 1}/${cases.length}] ${c.backend} ${c.operation}`);
-    const measured = await measure(c, plan);
-    const floorNs = c.floor === 'mprotectPair' ? floor.mprotectPairNs : floor.guardedAllocNs;
-    results.push({ ...measured, ratioToFloor: floorNs === null ? null : Math.round((measured.medianNs / floorNs) * 100) / 100 });
+    // 1 MiB operations take about a millisecond: fewer per batch.
+    const measured = await measure(c, c.bytes === undefined ? plan : { ...plan, iterations: 20, warmup: 20 });
+    const floorNs = c.floor === 'mprotectPair' ? floor.mprotectPairNs : c.floor === 'guardedAlloc' ? floor.guardedAllocNs : null;
+    results.push({
+      ...measured,
+      ratioToFloor: floorNs === null ? null : Math.round((measured.medianNs / floorNs) * 100) / 100,
+      ...(c.bytes === undefined ? {} : { throughputMBps: Math.round((c.bytes / measured.medianNs) * 1000) }),
+    });
   }
   return {
     machine: {
@@ -446,7 +502,7 @@ export function formatBench(report: BenchReport): string {
     String(r.medianNs),
     `${r.p25Ns}-${r.p75Ns}`,
     `${r.spreadPct}%`,
-    r.ratioToFloor === null ? 'n/a' : `${r.ratioToFloor}x`,
+    r.throughputMBps !== undefined ? `${r.throughputMBps} MB/s` : r.ratioToFloor === null ? 'n/a' : `${r.ratioToFloor}x`,
   ]);
   const widths = header.map((_, c) => Math.max(...[header, ...rows].map((row) => (row[c] as string).length)));
   const line = (row: string[]): string => row.map((cell, c) => (c >= 2 ? cell.padStart(widths[c] as number) : cell.padEnd(widths[c] as number))).join('  ');

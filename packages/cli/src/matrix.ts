@@ -18,7 +18,8 @@ export const DEFAULT_TARGETS: readonly MatrixTarget[] = [
   { name: 'protected-memory', module: '@secure-memory/protected-memory', options: { secretMemory: 'off' } },
   { name: 'protected-memory (secret)', module: '@secure-memory/protected-memory', options: { secretMemory: 'require' } },
   { name: 'protected-memory (slab)', module: '@secure-memory/protected-memory', options: { secretMemory: 'off', packing: 'slab' } },
-  { name: 'memguard', module: '@secure-memory/memguard' },
+  { name: 'memguard (locked)', module: '@secure-memory/memguard', options: { mode: 'locked' } },
+  { name: 'memguard (enclave)', module: '@secure-memory/memguard', options: { mode: 'enclave' } },
   { name: 'sodium', module: '@secure-memory/sodium' },
 ];
 

@@ -82,6 +82,13 @@ describe('secure-memory bench', () => {
     expect(result.stderr).toMatch(/\[1\/\d+\]/);
   });
 
+  it("includes memguard's Enclave operations, with throughput for 1 MiB", () => {
+    const { results } = JSON.parse(result.stdout) as { results: { backend: string; operation: string; throughputMBps?: number }[] };
+    const memguard = results.filter((r) => r.backend === 'memguard').map((r) => r.operation);
+    expect(memguard).toEqual(['enclaveOpenDestroy', 'seal1MiB', 'open1MiB']);
+    for (const r of results.filter((x) => x.operation.endsWith('1MiB'))) expect(r.throughputMBps).toBeGreaterThan(0);
+  });
+
   it.skipIf(process.getuid?.() !== 0)('measures capacity as nobody: a page per secret stops at the memlock limit, slabs go far past it', () => {
     const { capacity } = JSON.parse(result.stdout) as { capacity: { backend: string; secrets: number; stoppedBy: string | null; unprivileged: boolean; lockedBytesPerSecret: number }[] };
     const page = capacity.find((c) => c.backend === 'protected-memory');
