@@ -80,10 +80,10 @@ export const hasSetpriv = ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => exist
 export function runFixture(
   name: string,
   args: string[] = [],
-  { wrap = [], node = [] }: { wrap?: string[]; node?: string[] } = {},
+  { wrap = [], node = [], timeout = 60_000 }: { wrap?: string[]; node?: string[]; timeout?: number } = {},
 ): SpawnSyncReturns<string> {
   const command = [...wrap, process.execPath, ...node, fixture(name), ...args];
-  return spawnSync(command[0] as string, command.slice(1), { encoding: 'utf8', timeout: 60_000 });
+  return spawnSync(command[0] as string, command.slice(1), { encoding: 'utf8', timeout });
 }
 
 /** The last JSON line a fixture printed. */
