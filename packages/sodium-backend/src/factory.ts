@@ -18,8 +18,8 @@ import {
 } from '@secure-memory/core';
 import { kernelMapLimit, takeMappings } from './budget.js';
 import { type Libsodium, libsodium, lockedLength, mappedLength, unprotectedStart } from './layout.js';
-import { BACKEND, EAGAIN, ENOMEM, EPERM, MAPPINGS_PER_SECRET, type SodiumBuffer } from './native.js';
-import { type RegionRelease, SodiumRegion } from './region.js';
+import { BACKEND, EAGAIN, ENOMEM, EPERM, MADV_DONTDUMP, MAPPINGS_PER_SECRET, type SodiumBuffer, errnoOf } from './native.js';
+import { type RegionEvents, SodiumRegion, protectionFailed } from './region.js';
 
 /** `lock` option: fail when memory cannot be locked (`'require'`), or go on unlocked (`'best-effort'`). */
 export type LockOption = 'require' | 'best-effort';
@@ -44,6 +44,11 @@ export interface SodiumStats {
   unlocked: number;
   /** Closes that found the canary before the data damaged. */
   integrityFailures: number;
+  /**
+   * Idle secrets whose pages could not be made PROT_NONE again after an access (they are read-only,
+   * never writable); retried at each allocation of this factory, at their next access and at close.
+   */
+  exposed: number;
   [counter: string]: number;
 }
 
@@ -57,6 +62,11 @@ function allocationFailed(syscall: string, errno: number | undefined, requested:
     ...(errno === undefined ? {} : { errno }),
     ...(cause === undefined ? {} : { cause }),
   });
+}
+
+/** The error for memory libsodium did not give: `ERR_MAP_LIMIT` at the mapping limit, else `ERR_ALLOCATION_FAILED`. */
+function mallocFailed(errno: number | undefined, size: number, cause?: unknown): SecureMemoryError {
+  return (errno === undefined ? undefined : kernelMapLimit(errno, ENOMEM)) ?? allocationFailed('sodium_malloc', errno, size, cause);
 }
 
 /**
@@ -80,19 +90,26 @@ export class SodiumSecretFactory extends SecretFactoryBase {
   #lockedBytes = 0;
   #unlocked = 0;
   #integrityFailures = 0;
-  readonly #onFree = (release: RegionRelease): void => {
-    this.#live -= 1;
-    if (release.lockedBytes > 0) this.#lockedBytes -= release.lockedBytes;
-    else this.#unlocked -= 1;
-    if (release.damaged) this.#integrityFailures += 1;
+  readonly #exposed = new Set<SodiumRegion>();
+  readonly #events: RegionEvents = {
+    onFree: (_region, release) => {
+      this.#live -= 1;
+      if (release.lockedBytes > 0) this.#lockedBytes -= release.lockedBytes;
+      else this.#unlocked -= 1;
+      if (release.damaged) this.#integrityFailures += 1;
+    },
+    onExposed: (region, exposed) => {
+      if (exposed) this.#exposed.add(region);
+      else this.#exposed.delete(region);
+    },
   };
 
   /**
    * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `options` is not an object; `ERR_INVALID_ARG_VALUE` for an unknown `lock` value.
    * @throws {SecureMemoryError} `ERR_UNSUPPORTED_PLATFORM` off Linux; `ERR_BACKEND_UNAVAILABLE` when
    * sodium-native, koffi or libc cannot be loaded, or the libsodium build has no guard pages; for the
-   * first factory of a process, `ERR_MAP_LIMIT` or `ERR_ALLOCATION_FAILED` when its sentinel
-   * allocation (the reference canary) cannot be made.
+   * first factory of a process, `ERR_MAP_LIMIT`, `ERR_ALLOCATION_FAILED` or `ERR_PROTECTION_FAILED`
+   * when its sentinel allocation (the reference canary) cannot be made.
    */
   constructor(options?: SodiumOptions) {
     super();
@@ -115,75 +132,91 @@ export class SodiumSecretFactory extends SecretFactoryBase {
 
   /**
    * Takes the mappings from the budget, checks that the kernel would grant the mapping, lets
-   * libsodium allocate, checks the lock, fills, and leaves the pages PROT_NONE. On any failure it
-   * zeroes what `fill` may have written and frees; the other secrets are untouched.
+   * libsodium allocate, checks the lock (and MADV_DONTDUMP, when claimed), fills, and leaves the
+   * pages PROT_NONE. On any failure it zeroes what `fill` may have written, unlocks and frees; the
+   * other secrets are untouched. First it tries PROT_NONE again on secrets left exposed.
    */
   protected allocate(size: number, fill: RegionFill): SecretRegion {
+    if (this.#exposed.size !== 0) for (const region of this.#exposed) region.reprotect();
     const lib = this.#lib;
-    const { sodium, pageSize } = lib.native;
+    const n = lib.native;
+    const { pageSize } = n;
     takeMappings();
     const mapped = mappedLength(size, pageSize);
     // sodium-native passes a failed sodium_malloc (NULL) to Node, which aborts: ask the kernel first.
-    const refused = lib.native.probeMap(mapped);
+    const refused = n.probeMap(mapped);
     if (refused !== 0) throw kernelMapLimit(refused, ENOMEM) ?? allocationFailed('mmap', refused, mapped);
-    let buf: SodiumBuffer;
+    let buf: SodiumBuffer | number;
     try {
-      buf = sodium.sodium_malloc(size);
+      buf = n.malloc(size);
     } catch (error) {
-      throw allocationFailed('sodium_malloc', undefined, size, error);
+      throw mallocFailed(errnoOf(error), size, error);
     }
-    let lockedBytes = lockedLength(size, pageSize);
+    if (typeof buf === 'number') throw mallocFailed(buf, size);
+    const pages = lockedLength(size, pageSize);
+    let lockedBytes = pages;
+    let start: bigint | undefined;
     let view: Uint8Array;
     let address: bigint;
     try {
-      if (buf.byteLength !== size) throw allocationFailed('sodium_malloc', undefined, size);
-      address = lib.native.address(buf);
+      address = n.address(buf);
+      start = unprotectedStart(address, pageSize);
       // libsodium ignores a failed mlock; lock the same pages again to learn the outcome (a page
       // already locked is not charged twice against RLIMIT_MEMLOCK).
-      if (lib.native.mlock(unprotectedStart(address, pageSize), lockedBytes) !== 0) {
-        const errno = lib.native.errno();
-        const overLimit = errno === ENOMEM || errno === EPERM || errno === EAGAIN;
+      const lockErrno = n.mlock(start, pages);
+      if (lockErrno !== 0) {
+        const overLimit = lockErrno === ENOMEM || lockErrno === EPERM || lockErrno === EAGAIN;
         if (this.lock === 'require') {
           throw overLimit
-            ? memlockLimitError(lockedBytes, { backend: BACKEND, errno, syscall: 'mlock' })
-            : allocationFailed('mlock', errno, lockedBytes);
+            ? memlockLimitError(pages, { backend: BACKEND, errno: lockErrno, syscall: 'mlock' })
+            : allocationFailed('mlock', lockErrno, pages);
         }
         lockedBytes = 0;
+      }
+      // libsodium also ignores a failed madvise(MADV_DONTDUMP): advise the same pages again, where the manifest claims it.
+      if (lib.dumpExcluded) {
+        const adviceErrno = n.madvise(start, pages, MADV_DONTDUMP);
+        if (adviceErrno !== 0) {
+          throw new SecureMemoryError(ErrorCode.PROTECTION_FAILED, `madvise failed with errno ${adviceErrno}`, {
+            backend: BACKEND,
+            errno: adviceErrno,
+            syscall: 'madvise',
+          });
+        }
       }
       view = new Uint8Array(buf.buffer, buf.byteOffset, size);
       try {
         fill(view);
       } catch (error) {
-        sodium.sodium_memzero(view);
+        n.memzero(view);
         throw error;
       }
-      try {
-        sodium.sodium_mprotect_noaccess(buf);
-      } catch (error) {
-        sodium.sodium_memzero(view);
-        throw new SecureMemoryError(ErrorCode.PROTECTION_FAILED, 'sodium_mprotect_noaccess failed', {
-          backend: BACKEND,
-          syscall: 'mprotect',
-          cause: error,
-        });
+      const protectErrno = n.protect(buf, 'noaccess', start, pages);
+      if (protectErrno !== 0) {
+        n.memzero(view);
+        throw protectionFailed('noaccess', protectErrno);
       }
     } catch (error) {
-      sodium.sodium_free(buf);
+      // Nothing secret is left in the pages now: give the lock back at once (libsodium's deferred
+      // free would, one turn later), then free.
+      if (start !== undefined) n.munlock(start, pages);
+      n.free(buf);
       throw error;
     }
     this.#live += 1;
     if (lockedBytes > 0) this.#lockedBytes += lockedBytes;
     else this.#unlocked += 1;
-    return new SodiumRegion(lib, buf, view, address, lockedBytes, this.#onFree);
+    return new SodiumRegion(lib, buf, view, address, lockedBytes, this.#events);
   }
 
-  /** Locked bytes, mappings of live secrets, secrets left unlocked (best-effort) and canary failures seen at close. */
+  /** Locked bytes, mappings of live secrets, secrets left unlocked (best-effort), canary failures seen at close, and exposed secrets. */
   protected backendStats(): SodiumStats {
     return {
       lockedBytes: this.#lockedBytes,
       mappings: this.#live * MAPPINGS_PER_SECRET,
       unlocked: this.#unlocked,
       integrityFailures: this.#integrityFailures,
+      exposed: this.#exposed.size,
     };
   }
 }

@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
 import { kernelMapLimit, takeMappings } from './budget.js';
-import { BACKEND, CANARY_SIZE, ENOMEM, type Native, native } from './native.js';
+import { BACKEND, CANARY_SIZE, ENOMEM, type Native, type SodiumBuffer, errnoOf, native } from './native.js';
 
 /** The unprotected (locked) length of a `size`-byte allocation: canary plus data, rounded up to pages. */
 export function lockedLength(size: number, pageSize: number): number {
@@ -82,7 +82,8 @@ function unavailable(message: string): SecureMemoryError {
  * both sides. It also reads whether the build marks the pages MADV_DONTDUMP.
  * @throws {SecureMemoryError} `ERR_UNSUPPORTED_PLATFORM` or `ERR_BACKEND_UNAVAILABLE` from the native
  * layer; `ERR_BACKEND_UNAVAILABLE` when the build has no guard pages or another layout;
- * `ERR_MAP_LIMIT` or `ERR_ALLOCATION_FAILED` when the sentinel cannot be allocated (not cached).
+ * `ERR_MAP_LIMIT` or `ERR_ALLOCATION_FAILED` when the sentinel cannot be allocated, `ERR_PROTECTION_FAILED`
+ * when it cannot be made read-only (these are not cached: the next factory tries again).
  */
 export function libsodium(): Libsodium {
   if (cached !== undefined) return cached;
@@ -100,6 +101,8 @@ export function libsodium(): Libsodium {
     cached = check(n);
     return cached;
   } catch (error) {
+    // A failed system call may pass: not cached. A build that lays memory out otherwise will not change: cached.
+    if (error instanceof SecureMemoryError && error.code !== ErrorCode.BACKEND_UNAVAILABLE) throw error;
     checkError =
       error instanceof SecureMemoryError
         ? error
@@ -111,12 +114,37 @@ export function libsodium(): Libsodium {
 function check(n: Native): Libsodium {
   const page = BigInt(n.pageSize);
   if (n.pageSize < 4096 || n.pageSize % 4096 !== 0) throw unavailable(`unexpected page size ${n.pageSize}`);
-  const sentinel = n.sodium.sodium_malloc(1);
-  if (sentinel.byteLength !== 1) throw unavailable('sodium_malloc returned no memory');
-  n.sodium.sodium_mprotect_readonly(sentinel);
+  let sentinel: SodiumBuffer | number;
+  try {
+    sentinel = n.malloc(1);
+  } catch (error) {
+    const errno = errnoOf(error);
+    throw new SecureMemoryError(ErrorCode.ALLOCATION_FAILED, 'sodium_malloc failed', {
+      backend: BACKEND,
+      syscall: 'sodium_malloc',
+      ...(errno === undefined ? {} : { errno }),
+      cause: error,
+    });
+  }
+  if (typeof sentinel === 'number') {
+    throw new SecureMemoryError(ErrorCode.ALLOCATION_FAILED, `sodium_malloc failed with errno ${sentinel}`, {
+      backend: BACKEND,
+      errno: sentinel,
+      syscall: 'sodium_malloc',
+    });
+  }
   const address = n.address(sentinel);
   const start = unprotectedStart(address, n.pageSize);
   if (address + 1n !== start + page) throw unavailable('sodium_malloc does not right-align its data against a page boundary');
+  const refusedProtection = n.protect(sentinel, 'readonly', start, lockedLength(1, n.pageSize));
+  if (refusedProtection !== 0) {
+    n.free(sentinel);
+    throw new SecureMemoryError(ErrorCode.PROTECTION_FAILED, `mprotect failed with errno ${refusedProtection}`, {
+      backend: BACKEND,
+      errno: refusedProtection,
+      syscall: 'mprotect',
+    });
+  }
   const [leading, data, trailing] = mappingsAt([start - 1n, address, address + 1n]);
   if (leading?.perms.startsWith('---') !== true || trailing?.perms.startsWith('---') !== true) {
     throw unavailable('this libsodium build has no guard pages around sodium_malloc memory');

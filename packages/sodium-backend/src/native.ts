@@ -1,8 +1,10 @@
 /**
  * The thin native layer: sodium-native (libsodium) for the secure allocations, and a few libc calls
  * through koffi for what sodium-native does not say (the address of a buffer, whether mlock held,
- * whether an mmap would succeed). Both are loaded on first use, never at import. Every wrapper only
- * calls the system and returns its status; the errno of a failed libc call is captured at once.
+ * whether an mmap would succeed, the errno of a failed mprotect). Both are loaded on first use, never
+ * at import. Every wrapper only calls the system and returns its status; the errno of a failed libc
+ * call is captured at once. Every call passes one test seam ({@link _setFaultHook}, driven by
+ * src/testing.ts) that can make it fail with a chosen errno; unset, it costs one branch per call.
  * @module
  */
 import { createRequire } from 'node:module';
@@ -28,6 +30,8 @@ export const PROT_WRITE = 2;
 export const MAP_PRIVATE = 0x02;
 /** mmap(2) flag: not backed by a file (the generic value; the supported architectures share it). */
 export const MAP_ANONYMOUS = 0x20;
+/** madvise(2) advice: leave the range out of core dumps. */
+export const MADV_DONTDUMP = 16;
 /** errno: no CAP_IPC_LOCK and a zero RLIMIT_MEMLOCK. */
 export const EPERM = 1;
 /** errno: some of the range could not be locked. */
@@ -38,10 +42,12 @@ export const ENOMEM = 12;
 /** A buffer from sodium-native's `sodium_malloc`: a Buffer over an external ArrayBuffer of exactly the size asked for. */
 export type SodiumBuffer = Buffer & { secure?: boolean };
 
+/** The protections of `sodium_mprotect_*`. */
+export type Protection = 'noaccess' | 'readonly' | 'readwrite';
+
 /** The part of sodium-native this backend calls. Each one throws a plain Error on a bad status. */
-export interface SodiumNative {
+interface SodiumNative {
   sodium_malloc(size: number): SodiumBuffer;
-  /** Detaches the ArrayBuffer; libsodium's `sodium_free` runs later, from the buffer's finalizer. */
   sodium_free(buf: SodiumBuffer): void;
   sodium_mprotect_noaccess(buf: SodiumBuffer): void;
   sodium_mprotect_readonly(buf: SodiumBuffer): void;
@@ -49,23 +55,77 @@ export interface SodiumNative {
   sodium_memzero(buf: ArrayBufferView): void;
 }
 
-/** The native calls the backend makes besides sodium-native's. */
+/**
+ * The native calls of the backend, sodium-native's and libc's. The ones that can fail return 0 or
+ * the errno, captured at once; none of them throws for a failed system call.
+ */
 export interface Native {
-  readonly sodium: SodiumNative;
   /** The system page size in bytes. */
   readonly pageSize: number;
   /** The address of the first byte of a buffer's memory. */
   address(buf: Uint8Array): bigint;
-  /** mmap(NULL, length, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS) then munmap: 0 when the kernel would grant it, else the errno. */
+  /**
+   * mmap(NULL, length, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS) then munmap: 0 when the
+   * kernel would grant the mapping, else the errno of mmap. A probe mapping whose munmap fails twice
+   * is kept aside and unmapped by {@link Native.settle} (the next probe, or the next free).
+   */
   probeMap(length: number): number;
-  /** mlock(address, length): 0 or -1. */
+  /** Unmaps the probe mappings whose munmap failed, if any; returns how many are still left. */
+  settle(): number;
+  /**
+   * sodium-native's `sodium_malloc(size)`: the buffer, or the errno when libsodium returned no
+   * memory (ENOMEM, as libsodium sets it). Throws what sodium-native throws.
+   */
+  malloc(size: number): SodiumBuffer | number;
+  /** sodium-native's `sodium_free`: detaches the buffer; libsodium frees it on a later turn of the event loop. */
+  free(buf: SodiumBuffer): void;
+  /**
+   * `sodium_mprotect_<protection>(buf)`; when libsodium reports a failure (it keeps no errno for
+   * us), the same mprotect on the same pages (`start`, `length`: what libsodium itself protects),
+   * to learn the errno and to take a failure that passed. 0 or the errno.
+   */
+  protect(buf: SodiumBuffer, protection: Protection, start: bigint, length: number): number;
+  /** `sodium_memzero`. */
+  memzero(view: ArrayBufferView): void;
+  /** mlock(address, length): 0 or the errno. */
   mlock(address: bigint, length: number): number;
-  /** munlock(address, length): 0 or -1. */
+  /** munlock(address, length): 0 or the errno. */
   munlock(address: bigint, length: number): number;
-  /** The errno captured after the last failed libc call made through this object. */
-  errno(): number;
+  /** madvise(address, length, advice): 0 or the errno. */
+  madvise(address: bigint, length: number, advice: number): number;
   /** A Uint8Array over `length` bytes of native memory at `address` (no copy; valid while that memory is mapped). */
   view(address: bigint, length: number): Uint8Array;
+}
+
+/** The native calls the test seam can make fail (`mprotect` is the libc call behind a failed `sodium_mprotect`). */
+export type FaultPoint = 'mmap' | 'munmap' | 'sodium_malloc' | 'sodium_mprotect' | 'mprotect' | 'mlock' | 'munlock' | 'madvise';
+
+/** How an injected fault makes a call fail. */
+export interface InjectedFault {
+  /** The errno the call reports. */
+  readonly errno: number;
+  /** For `sodium_malloc`: throw (an Error carrying `errno`) or return no memory (NULL). Default `'null'`. */
+  readonly malloc?: 'throw' | 'null';
+}
+
+/**
+ * The test seam: consulted before each native call while set; returns the fault to inject, or
+ * `undefined` to make the real call. `result` reports what a real call returned (for call logs).
+ */
+export interface FaultHook {
+  before(point: FaultPoint, args: readonly unknown[]): InjectedFault | undefined;
+  after?(point: FaultPoint, args: readonly unknown[], result: unknown): void;
+}
+
+let hook: FaultHook | undefined;
+
+/**
+ * Internal test seam (see src/testing.ts): sets or clears the hook consulted before every native
+ * call. Not exported from the package entry. With no hook set, each call pays one branch.
+ * @internal
+ */
+export function _setFaultHook(next: FaultHook | undefined): void {
+  hook = next;
 }
 
 type Koffi = (typeof import('koffi'))['default'];
@@ -83,6 +143,19 @@ function libcCandidates(): string[] {
   const musl: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64' };
   const arch = musl[process.arch];
   return arch === undefined ? ['libc.so.6'] : ['libc.so.6', `libc.musl-${arch}.so.1`];
+}
+
+/** The numeric `errno` a thrown error carries, if any. */
+export function errnoOf(error: unknown): number | undefined {
+  const errno = typeof error === 'object' && error !== null ? (error as { errno?: unknown }).errno : undefined;
+  return typeof errno === 'number' ? errno : undefined;
+}
+
+const PROT: Record<Protection, number> = { noaccess: 0, readonly: PROT_READ, readwrite: PROT_READ | PROT_WRITE };
+
+/** What sodium-native throws for a failed `sodium_mprotect_*`, for an injected fault. */
+function sodiumMprotectError(protection: Protection): Error {
+  return new Error(protection === 'noaccess' ? 'failed to lock buffer' : 'failed to unlock buffer');
 }
 
 function bind(): Native {
@@ -103,40 +176,91 @@ function bind(): Native {
   const fn = (prototype: string): NativeFunction => lib.func(prototype) as NativeFunction;
   const mmap = fn('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)');
   const munmap = fn('int munmap(void *addr, size_t length)');
+  const mprotect = fn('int mprotect(void *addr, size_t length, int prot)');
   const mlock = fn('int mlock(void *addr, size_t length)');
   const munlock = fn('int munlock(void *addr, size_t length)');
+  const madvise = fn('int madvise(void *addr, size_t length, int advice)');
   const getpagesize = fn('int getpagesize(void)');
+  const mprotects: Record<Protection, (buf: SodiumBuffer) => void> = {
+    noaccess: sodium.sodium_mprotect_noaccess,
+    readonly: sodium.sodium_mprotect_readonly,
+    readwrite: sodium.sodium_mprotect_readwrite,
+  };
 
   const mapFailed = (1n << BigInt(8 * koffi.sizeof('void *'))) - 1n;
   const asAddress = (r: unknown): bigint => (typeof r === 'bigint' ? r : r === null ? 0n : BigInt(r as number));
-  let lastErrno = 0;
+  /** A libc call of two or three arguments returning 0 or -1, through the seam: 0 or the errno. */
+  const call = (point: FaultPoint, f: NativeFunction, a: unknown, b: unknown, c?: unknown): number => {
+    if (hook !== undefined) {
+      const args = c === undefined ? [a, b] : [a, b, c];
+      const fault = hook.before(point, args);
+      if (fault !== undefined) return fault.errno;
+      const result = Number(f(...args)) === 0 ? 0 : koffi.errno();
+      hook.after?.(point, args, result);
+      return result;
+    }
+    return Number(c === undefined ? f(a, b) : f(a, b, c)) === 0 ? 0 : koffi.errno();
+  };
+  /** Probe mappings whose munmap failed: unmapped by settle(). */
+  const leftover: Array<[bigint, number]> = [];
 
-  return {
-    sodium,
+  const native: Native = {
     pageSize: Number(getpagesize()),
     address: (buf) => asAddress(koffi.address(buf)),
     probeMap(length) {
-      const address = asAddress(mmap(null, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-      if (address === mapFailed || address === 0n) {
-        lastErrno = koffi.errno();
-        return lastErrno;
+      if (leftover.length !== 0) native.settle();
+      const args = [null, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0];
+      if (hook !== undefined) {
+        const fault = hook.before('mmap', args);
+        if (fault !== undefined) return fault.errno;
       }
-      munmap(address, length);
+      const address = asAddress(mmap(...args));
+      if (address === mapFailed || address === 0n) return koffi.errno();
+      hook?.after?.('mmap', args, address);
+      // munmap of a whole mapping just made does not split anything: a failure can only be
+      // transient. Try twice, then keep it for settle() rather than refuse a secret the kernel granted.
+      if (call('munmap', munmap, address, length) !== 0 && call('munmap', munmap, address, length) !== 0) {
+        leftover.push([address, length]);
+      }
       return 0;
     },
-    mlock(address, length) {
-      const result = Number(mlock(address, length));
-      if (result !== 0) lastErrno = koffi.errno();
-      return result;
+    settle() {
+      if (leftover.length === 0) return 0;
+      for (let i = leftover.length - 1; i >= 0; i -= 1) {
+        const [address, length] = leftover[i] as [bigint, number];
+        if (call('munmap', munmap, address, length) === 0) leftover.splice(i, 1);
+      }
+      return leftover.length;
     },
-    munlock(address, length) {
-      const result = Number(munlock(address, length));
-      if (result !== 0) lastErrno = koffi.errno();
-      return result;
+    malloc(size) {
+      if (hook !== undefined) {
+        const fault = hook.before('sodium_malloc', [size]);
+        if (fault?.malloc === 'throw') throw Object.assign(new Error('sodium_malloc failed'), { errno: fault.errno });
+        if (fault !== undefined) return fault.errno;
+      }
+      const buf = sodium.sodium_malloc(size);
+      hook?.after?.('sodium_malloc', [size], asAddress(koffi.address(buf)));
+      if (buf.byteLength === size) return buf;
+      sodium.sodium_free(buf);
+      return ENOMEM;
     },
-    errno: () => lastErrno,
+    free: (buf) => sodium.sodium_free(buf),
+    protect(buf, protection, start, length) {
+      try {
+        if (hook !== undefined && hook.before('sodium_mprotect', [buf, protection]) !== undefined) throw sodiumMprotectError(protection);
+        mprotects[protection](buf);
+        return 0;
+      } catch {
+        return call('mprotect', mprotect, start, length, PROT[protection]);
+      }
+    },
+    memzero: (view) => sodium.sodium_memzero(view),
+    mlock: (address, length) => call('mlock', mlock, address, length),
+    munlock: (address, length) => call('munlock', munlock, address, length),
+    madvise: (address, length, advice) => call('madvise', madvise, address, length, advice),
     view: (address, length) => new Uint8Array(koffi.view(address, length)),
   };
+  return native;
 }
 
 /**
