@@ -122,6 +122,16 @@ export class ManagedSecret implements Secret {
     }
   }
 
+  /** Ends an access after the action failed: an error of ending it wins, with the action's error as its `cause`. */
+  #endAfter(actionError: unknown): void {
+    try {
+      this.#end();
+    } catch (endError) {
+      if (endError instanceof Error && endError.cause === undefined) endError.cause = actionError;
+      throw endError;
+    }
+  }
+
   #free(): void {
     const region = this.#region;
     if (region === undefined) return;
@@ -155,9 +165,11 @@ export class ManagedSecret implements Secret {
     let result: R;
     try {
       result = action(view);
-    } finally {
-      self.#end();
+    } catch (error) {
+      self.#endAfter(error);
+      throw error;
     }
+    self.#end();
     if (isThenable(result)) {
       if (result instanceof Promise) result.then(undefined, () => {});
       throw asyncActionError();
@@ -175,11 +187,15 @@ export class ManagedSecret implements Secret {
     const self = ManagedSecret.#check(this);
     assertFunction(action, 'action');
     const view = self.#open();
+    let result: R;
     try {
-      return await action(view);
-    } finally {
-      self.#end();
+      result = await action(view);
+    } catch (error) {
+      self.#endAfter(error);
+      throw error;
     }
+    self.#end();
+    return result;
   }
 
   /**

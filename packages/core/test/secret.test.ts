@@ -102,3 +102,35 @@ describe('ManagedSecret access counting', () => {
     expect(`${secret}`).toBe('Secret(test, closed)');
   });
 });
+
+describe('ManagedSecret when protecting again fails', () => {
+  it("surfaces the protect error with the action's error as its cause, and the next access works", async () => {
+    const failure = Object.assign(new Error('mprotect'), { code: 'ERR_PROTECTION_FAILED' });
+    const bytes = new Uint8Array(4);
+    let failOnce = true;
+    const flaky = new ManagedSecret('test', {
+      protectRead: () => bytes,
+      protectIdle: () => {
+        if (failOnce) {
+          failOnce = false;
+          throw failure;
+        }
+      },
+      wipe: () => bytes.fill(0),
+      free: () => {},
+    }, 4);
+    const actionError = new Error('action');
+    let thrown: unknown;
+    try {
+      flaky.withBytes(() => {
+        throw actionError;
+      });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBe(failure);
+    expect((thrown as Error).cause).toBe(actionError);
+    await expect(flaky.withBytesAsync(() => 1)).resolves.toBe(1);
+    flaky.close();
+  });
+});
