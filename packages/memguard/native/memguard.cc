@@ -9,6 +9,9 @@
 // Cryptography is OpenSSL's, reached through the EVP interface of the OpenSSL that Node.js is built
 // with (the node binary exports its symbols; the headers are installed in <prefix>/include/node).
 // No primitive is written here.
+//
+// Tests reach the failure paths through a fault seam in front of each call (see "Fault injection"):
+// compiled in always, inert unless armed, and one branch on a flag when unarmed.
 #include <napi.h>
 
 #include <openssl/crypto.h>
@@ -16,6 +19,8 @@
 #include <openssl/rand.h>
 
 #include <errno.h>
+#include <atomic>
+#include <mutex>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdint.h>
@@ -79,6 +84,155 @@ void Wipe(uint8_t* address, size_t length) {
 #endif
 }
 
+// --- Fault injection ------------------------------------------------------------------------------
+//
+// A seam in front of every system call this file makes for buffers, the pool and the key state, and
+// in front of the OpenSSL seal and open: for this package's tests, which must see each failure path
+// taken. It is compiled in always and inert unless armed (faultArm/faultSet, reached from JavaScript
+// only through the package's internal test hooks); unarmed, each seamed call costs one branch on a
+// flag. Armed, it counts the calls of each kind and makes the chosen kind fail with the chosen errno
+// (errno set, -1 or MAP_FAILED returned, exactly as the call would) after `after` calls, `count`
+// times (a negative count: every call). errno 0 makes the call be skipped and report success (the
+// test hooks allow it for madvise only: a kernel that ignores the advice, for the core-dump control
+// test). The state is process-wide. The benchmark floors are not seamed: they time the bare calls,
+// and neither is the munmap that undoes a half-made secret-memory reservation.
+
+enum FaultCall {
+  kFaultMmap,
+  kFaultMunmap,
+  kFaultMprotect,
+  kFaultMlock,
+  kFaultMlock2,
+  kFaultMunlock,
+  kFaultMadvise,
+  kFaultMemfdSecret,
+  kFaultFtruncate,
+  kFaultSeal,
+  kFaultOpen,
+  kFaultCallCount
+};
+
+const char* const kFaultNames[kFaultCallCount] = {
+    "mmap", "munmap", "mprotect", "mlock", "mlock2", "munlock", "madvise", "memfd_secret", "ftruncate", "seal", "open"};
+
+struct FaultRule {
+  int error;     // the errno to fail with; 0: skip the call and report success
+  double after;  // calls to let through first
+  double count;  // failures left; negative: every call
+};
+
+std::atomic<bool> gFaultsArmed{false};
+std::mutex gFaultMutex;
+FaultRule gFaultRules[kFaultCallCount];
+double gFaultCalls[kFaultCallCount];
+
+constexpr int kMakeCall = 0;
+constexpr int kSkipCall = -1;
+
+// Counts the call and says what to do: kMakeCall, kSkipCall, or the errno to fail with.
+int FaultArmed(FaultCall call) {
+  std::lock_guard<std::mutex> hold(gFaultMutex);
+  gFaultCalls[call] += 1;
+  FaultRule& rule = gFaultRules[call];
+  if (rule.count == 0) return kMakeCall;
+  if (rule.after > 0) {
+    rule.after -= 1;
+    return kMakeCall;
+  }
+  if (rule.count > 0) rule.count -= 1;
+  return rule.error == 0 ? kSkipCall : rule.error;
+}
+
+inline int Fault(FaultCall call) {
+  if (__builtin_expect(!gFaultsArmed.load(std::memory_order_relaxed), 1)) return kMakeCall;
+  return FaultArmed(call);
+}
+
+// What a call the seam intercepted returns: 0 when skipped, else -1 with errno set.
+int Injected(int fault) {
+  if (fault == kSkipCall) return 0;
+  errno = fault;
+  return -1;
+}
+
+void* SeamMmap(void* address, size_t length, int prot, int flags, int fd, off_t offset) {
+  int fault = Fault(kFaultMmap);
+  if (fault == kMakeCall) return mmap(address, length, prot, flags, fd, offset);
+  errno = fault == kSkipCall ? EINVAL : fault;  // a mapping cannot be skipped
+  return MAP_FAILED;
+}
+
+int SeamMunmap(void* address, size_t length) {
+  int fault = Fault(kFaultMunmap);
+  return fault == kMakeCall ? munmap(address, length) : Injected(fault);
+}
+
+int SeamMprotect(void* address, size_t length, int prot) {
+  int fault = Fault(kFaultMprotect);
+  return fault == kMakeCall ? mprotect(address, length, prot) : Injected(fault);
+}
+
+int SeamMlock(const void* address, size_t length) {
+  int fault = Fault(kFaultMlock);
+  return fault == kMakeCall ? mlock(address, length) : Injected(fault);
+}
+
+int SeamMunlock(const void* address, size_t length) {
+  int fault = Fault(kFaultMunlock);
+  return fault == kMakeCall ? munlock(address, length) : Injected(fault);
+}
+
+int SeamMadvise(void* address, size_t length, int advice) {
+  int fault = Fault(kFaultMadvise);
+  return fault == kMakeCall ? madvise(address, length, advice) : Injected(fault);
+}
+
+int SeamFtruncate(int fd, off_t length) {
+  int fault = Fault(kFaultFtruncate);
+  return fault == kMakeCall ? ftruncate(fd, length) : Injected(fault);
+}
+
+// faultArm(): arms the seam with no fault (it counts calls from now on).
+Napi::Value FaultArm(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> hold(gFaultMutex);
+  for (int i = 0; i < kFaultCallCount; i += 1) gFaultCalls[i] = 0;
+  gFaultsArmed.store(true, std::memory_order_relaxed);
+  return info.Env().Undefined();
+}
+
+// faultSet(call, errno, after, count): arms the seam and sets the fault of one kind of call (an
+// index into FAULT_CALLS); 0, or EINVAL for an index out of range.
+Napi::Value FaultSet(const Napi::CallbackInfo& info) {
+  int call = info[0].As<Napi::Number>().Int32Value();
+  int error = info[1].As<Napi::Number>().Int32Value();
+  double after = info[2].As<Napi::Number>().DoubleValue();
+  double count = info[3].As<Napi::Number>().DoubleValue();
+  if (call < 0 || call >= kFaultCallCount || error < 0) return Status(info.Env(), EINVAL);
+  std::lock_guard<std::mutex> hold(gFaultMutex);
+  gFaultRules[call] = FaultRule{error, after, count};
+  gFaultsArmed.store(true, std::memory_order_relaxed);
+  return Status(info.Env(), 0);
+}
+
+// faultClear(): disarms the seam, forgets every fault and every count.
+Napi::Value FaultClear(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> hold(gFaultMutex);
+  gFaultsArmed.store(false, std::memory_order_relaxed);
+  for (int i = 0; i < kFaultCallCount; i += 1) {
+    gFaultRules[i] = FaultRule{0, 0, 0};
+    gFaultCalls[i] = 0;
+  }
+  return info.Env().Undefined();
+}
+
+// faultCounts(): the calls of each kind (in FAULT_CALLS order) since the seam was armed.
+Napi::Value FaultCounts(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> hold(gFaultMutex);
+  Napi::Array counts = Napi::Array::New(info.Env(), kFaultCallCount);
+  for (int i = 0; i < kFaultCallCount; i += 1) counts.Set(static_cast<uint32_t>(i), Napi::Number::New(info.Env(), gFaultCalls[i]));
+  return counts;
+}
+
 // pageSize(): the system page size.
 Napi::Value PageSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE)));
@@ -87,7 +241,7 @@ Napi::Value PageSize(const Napi::CallbackInfo& info) {
 // map(length): mmap of private anonymous PROT_NONE memory; the address (BigInt) or the errno (Number).
 Napi::Value Map(const Napi::CallbackInfo& info) {
   size_t length = LengthOf(info[0]);
-  void* p = mmap(nullptr, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* p = SeamMmap(nullptr, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return Status(info.Env(), errno);
   return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)));
 }
@@ -96,7 +250,7 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
 Napi::Value Unmap(const Napi::CallbackInfo& info) {
   uint8_t* address = AddressOf(info[0]);
   size_t length = LengthOf(info[1]);
-  return Status(info.Env(), ErrnoOf(munmap(address, length)));
+  return Status(info.Env(), ErrnoOf(SeamMunmap(address, length)));
 }
 
 // protect(address, length, prot): mprotect; 0 or the errno.
@@ -104,14 +258,14 @@ Napi::Value Protect(const Napi::CallbackInfo& info) {
   uint8_t* address = AddressOf(info[0]);
   size_t length = LengthOf(info[1]);
   int prot = info[2].As<Napi::Number>().Int32Value();
-  return Status(info.Env(), ErrnoOf(mprotect(address, length, prot)));
+  return Status(info.Env(), ErrnoOf(SeamMprotect(address, length, prot)));
 }
 
 // lock(address, length): mlock; 0 or the errno.
 Napi::Value Lock(const Napi::CallbackInfo& info) {
   uint8_t* address = AddressOf(info[0]);
   size_t length = LengthOf(info[1]);
-  return Status(info.Env(), ErrnoOf(mlock(address, length)));
+  return Status(info.Env(), ErrnoOf(SeamMlock(address, length)));
 }
 
 // lockOnFault(address, length): mlock2(MLOCK_ONFAULT): the range is locked (and charged to
@@ -121,17 +275,19 @@ Napi::Value LockOnFault(const Napi::CallbackInfo& info) {
   uint8_t* address = AddressOf(info[0]);
   size_t length = LengthOf(info[1]);
 #if defined(__linux__) && defined(SYS_mlock2)
-  if (syscall(SYS_mlock2, address, length, 1 /* MLOCK_ONFAULT */) == 0) return Status(info.Env(), 0);
+  int fault = Fault(kFaultMlock2);
+  int rc = fault == kMakeCall ? static_cast<int>(syscall(SYS_mlock2, address, length, 1 /* MLOCK_ONFAULT */)) : Injected(fault);
+  if (rc == 0) return Status(info.Env(), 0);
   if (errno != ENOSYS && errno != EINVAL) return Status(info.Env(), errno);
 #endif
-  return Status(info.Env(), ErrnoOf(mlock(address, length)));
+  return Status(info.Env(), ErrnoOf(SeamMlock(address, length)));
 }
 
 // unlock(address, length): munlock; 0 or the errno.
 Napi::Value Unlock(const Napi::CallbackInfo& info) {
   uint8_t* address = AddressOf(info[0]);
   size_t length = LengthOf(info[1]);
-  return Status(info.Env(), ErrnoOf(munlock(address, length)));
+  return Status(info.Env(), ErrnoOf(SeamMunlock(address, length)));
 }
 
 // advise(address, length, advice): madvise; 0 or the errno.
@@ -139,7 +295,7 @@ Napi::Value Advise(const Napi::CallbackInfo& info) {
   uint8_t* address = AddressOf(info[0]);
   size_t length = LengthOf(info[1]);
   int advice = info[2].As<Napi::Number>().Int32Value();
-  return Status(info.Env(), ErrnoOf(madvise(address, length, advice)));
+  return Status(info.Env(), ErrnoOf(SeamMadvise(address, length, advice)));
 }
 
 // wipe(address, length): explicit_bzero of writable memory.
@@ -295,25 +451,26 @@ Napi::Value MapSecret(const Napi::CallbackInfo& info) {
   size_t offset = LengthOf(info[1]);
   size_t length = LengthOf(info[2]);
 #if defined(__linux__)
-  int fd = static_cast<int>(syscall(SYS_memfd_secret, static_cast<unsigned int>(O_CLOEXEC)));
+  int fault = Fault(kFaultMemfdSecret);
+  int fd = fault == kMakeCall ? static_cast<int>(syscall(SYS_memfd_secret, static_cast<unsigned int>(O_CLOEXEC))) : -1;
   if (fd < 0) return Status(info.Env(), ENOSYS);
-  if (ftruncate(fd, static_cast<off_t>(length)) != 0) {
+  if (SeamFtruncate(fd, static_cast<off_t>(length)) != 0) {
     int error = errno;
     close(fd);
     return Status(info.Env(), error);
   }
-  void* base = mmap(nullptr, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* base = SeamMmap(nullptr, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (base == MAP_FAILED) {
     int error = errno;
     close(fd);
     return Status(info.Env(), error);
   }
   uint8_t* at = static_cast<uint8_t*>(base) + offset;
-  void* p = mmap(at, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+  void* p = SeamMmap(at, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
   int error = p == MAP_FAILED ? errno : 0;
   close(fd);
   if (error != 0) {
-    munmap(base, total);
+    munmap(base, total);  // the reservation only (not seamed: nothing secret was mapped yet)
     return Status(info.Env(), error);
   }
   return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(base)));
@@ -468,6 +625,7 @@ Napi::Value Seal(const Napi::CallbackInfo& info) {
   const uint8_t* state = AddressOf(info[0]);
   Napi::Uint8Array source = info[1].As<Napi::Uint8Array>();
   Napi::Uint8Array box = info[2].As<Napi::Uint8Array>();
+  if (Fault(kFaultSeal) != kMakeCall) return Status(info.Env(), -1);
   bool ok = SealRaw(state, source.Data(), source.ByteLength(), box.Data(), box.ByteLength());
   return Status(info.Env(), ok ? 0 : -1);
 }
@@ -479,6 +637,7 @@ Napi::Value SealAt(const Napi::CallbackInfo& info) {
   const uint8_t* source = AddressOf(info[1]);
   size_t length = LengthOf(info[2]);
   Napi::Uint8Array box = info[3].As<Napi::Uint8Array>();
+  if (Fault(kFaultSeal) != kMakeCall) return Status(info.Env(), -1);
   bool ok = SealRaw(state, source, length, box.Data(), box.ByteLength());
   return Status(info.Env(), ok ? 0 : -1);
 }
@@ -493,6 +652,13 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   size_t boxLength = box.ByteLength();
   if (boxLength <= kNonceBytes + kTagBytes || boxLength - kNonceBytes - kTagBytes > (1u << 30)) return Status(info.Env(), -1);
   size_t length = boxLength - kNonceBytes - kTagBytes;
+  int fault = Fault(kFaultOpen);
+  if (fault != kMakeCall) {
+    // As a failed open: what the cipher could have written is wiped. EBADMSG stands for a tag that
+    // does not match; any other errno for an OpenSSL failure.
+    Wipe(destination, length);
+    return Status(info.Env(), fault == EBADMSG ? 1 : -1);
+  }
   const uint8_t* in = box.Data();
   // OpenSSL wants a writable tag buffer.
   uint8_t tag[kTagBytes];
@@ -556,6 +722,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sealAt", Napi::Function::New(env, SealAt, "sealAt"));
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("xorByte", Napi::Function::New(env, XorByte, "xorByte"));
+  exports.Set("faultArm", Napi::Function::New(env, FaultArm, "faultArm"));
+  exports.Set("faultSet", Napi::Function::New(env, FaultSet, "faultSet"));
+  exports.Set("faultClear", Napi::Function::New(env, FaultClear, "faultClear"));
+  exports.Set("faultCounts", Napi::Function::New(env, FaultCounts, "faultCounts"));
+  Napi::Array faultNames = Napi::Array::New(env, kFaultCallCount);
+  for (int i = 0; i < kFaultCallCount; i += 1) faultNames.Set(static_cast<uint32_t>(i), Napi::String::New(env, kFaultNames[i]));
+  exports.Set("FAULT_CALLS", faultNames);
   Constant(exports, "KEY_STATE_BYTES", static_cast<int>(kKeyStateBytes));
   Constant(exports, "PRE_KEY_BYTES", static_cast<int>(kPreKeyBytes));
   Constant(exports, "KEY_OFFSET", static_cast<int>(kKeyOffset));
@@ -579,6 +752,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Constant(exports, "EAGAIN", EAGAIN);
   Constant(exports, "EINVAL", EINVAL);
   Constant(exports, "ENOSYS", ENOSYS);
+  Constant(exports, "EBADMSG", EBADMSG);
   return exports;
 }
 

@@ -304,15 +304,17 @@ export class LockedBuffer implements Disposable {
    * Detaches every view, checks the canary, wipes the memory, unlocks and unmaps it. Idempotent.
    * @throws {SecureMemoryError} `ERR_INTEGRITY` when the canary before the data was overwritten (the
    * memory is wiped and released first); `ERR_PROTECTION_FAILED` when the memory could not be made
-   * writable to be wiped (the buffer then stays alive, without views: call `destroy()` again).
+   * writable to be wiped: it was unmapped unwiped (the kernel drops the pages) and the buffer is
+   * destroyed; or, if munmap failed too, the buffer stays alive (its views detached: call `destroy()`
+   * again).
    */
   destroy(): void {
     const self = LockedBuffer.#check(this);
     const region = self.#region;
     if (region === undefined) return;
+    self.#view = undefined; // detached by region.destroy(), even when it throws and the region lives on
     const intact = region.destroy();
     self.#region = undefined;
-    self.#view = undefined;
     if (!intact) throw integrityError();
   }
 
@@ -359,6 +361,24 @@ export class LockedBuffer implements Disposable {
 
 function make(size: number, debug: boolean): LockedBuffer {
   return new LockedBuffer(TOKEN, GuardedRegion.allocate(size, ledger), debug);
+}
+
+/**
+ * Runs `prepare` on a buffer just made; when it throws, destroys the buffer (its memory is wiped and
+ * released) and rethrows the first error.
+ */
+function prepared(buffer: LockedBuffer, prepare: (buffer: LockedBuffer) => void): LockedBuffer {
+  try {
+    prepare(buffer);
+  } catch (error) {
+    try {
+      buffer.destroy();
+    } catch {
+      // the first error is the one to report; a region that could not be released stays listed for purge
+    }
+    throw error;
+  }
+  return buffer;
 }
 
 /**
@@ -413,9 +433,11 @@ export function newBufferFromBytes(src: Uint8Array, options?: LockedBufferOption
   assertBytes(src, 'src');
   assertSize(src.byteLength, 'src.byteLength', MAX_SECRET_SIZE);
   assertWipeable(src, 'src');
-  const buffer = make(src.byteLength, debug);
-  buffer.move(src);
-  buffer.freeze();
+  const buffer = prepared(make(src.byteLength, debug), (b) => {
+    b.copy(src);
+    b.freeze();
+  });
+  src.fill(0); // only once the buffer is complete: a failure leaves `src` as it was
   return buffer;
 }
 
@@ -428,10 +450,10 @@ export function newBufferFromBytes(src: Uint8Array, options?: LockedBufferOption
 export function newBufferRandom(size: number, options?: LockedBufferOptions): LockedBuffer {
   const debug = debugOption(options);
   assertSize(size, 'size', MAX_SECRET_SIZE);
-  const buffer = make(size, debug);
-  buffer.scramble();
-  buffer.freeze();
-  return buffer;
+  return prepared(make(size, debug), (b) => {
+    b.scramble();
+    b.freeze();
+  });
 }
 
 /** Reads from `fd` with read(2) straight into the region's data from `offset`; the bytes read (0 at the end). */
@@ -444,10 +466,10 @@ function readInto(fd: number, region: GuardedRegion, offset: number, length: num
 /** A frozen buffer with the first `length` bytes of `source`, which is destroyed. */
 function shrink(source: LockedBuffer, length: number, debug: boolean): LockedBuffer {
   try {
-    const result = make(length, debug);
-    result.copy(source.bytes().subarray(0, length));
-    result.freeze();
-    return result;
+    return prepared(make(length, debug), (result) => {
+      result.copy(source.bytes().subarray(0, length));
+      result.freeze();
+    });
   } finally {
     source.destroy();
   }
@@ -493,8 +515,7 @@ export function newBufferFromFd(fd: number, size: number, options?: LockedBuffer
     throw emptyInput();
   }
   if (done < size) return shrink(buffer, done, debug);
-  buffer.freeze();
-  return buffer;
+  return prepared(buffer, (b) => b.freeze());
 }
 
 /**

@@ -43,7 +43,11 @@ export function openSealed(sealed: Sealed, debug = false): LockedBuffer {
     openInto(sealed, region.data);
     region.protect('read');
   } catch (error) {
-    buffer.destroy();
+    try {
+      buffer.destroy();
+    } catch {
+      // the first error is the one to report; a region that could not be released stays listed for purge
+    }
     throw error;
   }
   return buffer;

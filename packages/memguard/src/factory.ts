@@ -83,6 +83,8 @@ const LOCKED_GUARANTEES = {
 /** One secret's region, as core drives it. */
 class LockedRegion implements SecretRegion {
   readonly #region: GuardedRegion;
+  /** The canary was found damaged when the region failed closed: free() reports it. */
+  #damaged = false;
   /** The secret it belongs to, to stop watching it for garbage collection once freed. */
   owner: object | undefined;
 
@@ -101,25 +103,49 @@ class LockedRegion implements SecretRegion {
     return this.#region.view();
   }
 
-  /** Detaches the view, then makes the data inaccessible again. Nothing to do once purged. */
+  /**
+   * Detaches the view, then makes the data inaccessible again. Nothing to do once purged.
+   *
+   * When mprotect(PROT_NONE) fails the secret fails closed: its region is destroyed (wiped and
+   * unmapped, or unmapped unwiped if it cannot be made writable either) and the error is thrown;
+   * every later access throws `ERR_SECRET_CLOSED`, as after a purge. Keeping it would leave the
+   * plaintext readable while idle, which `noAccessWhenIdle` promises never happens.
+   */
   protectIdle(view: Uint8Array): void {
-    if (!this.#region.alive) return;
-    this.#region.revoke(view);
-    this.#region.protect('none');
+    const region = this.#region;
+    if (!region.alive) return;
+    region.revoke(view);
+    try {
+      region.protect('none');
+    } catch (error) {
+      try {
+        if (!region.destroy()) this.#damaged = true;
+      } catch {
+        // unmapped unwiped, or (munmap failing too) left listed for close, purge and exit to retry
+      }
+      throw error;
+    }
   }
 
-  /** Zero-fills the data (before `free`, which wipes the whole allocation again). */
+  /**
+   * Zero-fills the data (before `free`, which wipes the whole allocation again). Best effort: when
+   * the pages cannot be made writable, `free` deals with it (and reports it).
+   */
   wipe(): void {
     if (!this.#region.alive) return;
-    this.#region.protect('readwrite');
+    try {
+      this.#region.protect('readwrite');
+    } catch {
+      return;
+    }
     this.#region.wipeData();
   }
 
   /** Checks the canary, wipes, unlocks, unmaps; throws `ERR_INTEGRITY` afterwards when the canary was damaged. */
   free(): void {
     if (this.owner !== undefined) untrack(this.owner);
-    if (!this.#region.alive) return;
-    if (!this.#region.destroy()) throw integrityError();
+    if (this.#region.alive && !this.#region.destroy()) this.#damaged = true;
+    if (this.#damaged) throw integrityError();
   }
 
   /** The first data byte, right-aligned against the trailing guard page. */
@@ -189,14 +215,23 @@ class EnclaveRegion implements SecretRegion {
       openInto(sealed, lease.data);
       lease.protect('read');
     } catch (error) {
-      this.#end(lease);
+      try {
+        this.#end(lease);
+      } catch {
+        // the first error is the one to report; #end left no plaintext mapped it could release
+      }
       throw error;
     }
     this.#lease = lease;
     return lease.view();
   }
 
-  /** Revokes the view; the region is wiped and goes back to the pool (or, anchored, is wiped and made inaccessible). */
+  /**
+   * Revokes the view; the region is wiped and goes back to the pool (or, anchored, is wiped and made
+   * inaccessible). When it cannot be made writable to be wiped it is unmapped unwiped and the error
+   * is thrown; the secret stays usable (its ciphertext is intact) and the next access leases
+   * another region.
+   */
   protectIdle(view: Uint8Array): void {
     const lease = this.#current();
     if (lease === undefined) return; // purged during the access: already wiped and released
@@ -204,9 +239,28 @@ class EnclaveRegion implements SecretRegion {
     this.#end(lease);
   }
 
+  /**
+   * Ends the use of `lease`: wipes it back into the pool, or scrubs the anchored region. An anchored
+   * region that cannot be scrubbed is released (wiped, or unmapped unwiped) and the secret is no
+   * longer anchored (a later probe anchors a new region).
+   * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when mprotect failed (after the release).
+   */
   #end(lease: GuardedRegion): void {
     if (this.#anchored) {
-      if (!lease.scrub()) this.#damaged = true;
+      let intact: boolean;
+      try {
+        intact = lease.scrub();
+      } catch (error) {
+        this.#lease = undefined;
+        this.#anchored = false;
+        try {
+          if (!lease.destroy()) this.#damaged = true;
+        } catch {
+          // unmapped unwiped, or (munmap failing too) left listed for purge and exit to retry
+        }
+        throw error;
+      }
+      if (!intact) this.#damaged = true;
       return;
     }
     this.#lease = undefined;

@@ -28,9 +28,9 @@ import { performance } from 'node:perf_hooks';
 import { ErrorCode, SecureMemoryError, SecureMemoryRangeError, memlockLimitError } from '@secure-memory/core';
 import { BACKEND, systemError } from './errors.js';
 import { addExitTask } from './lifetime.js';
-import { bufferMapped, bufferUnmapped } from './map-budget.js';
+import { bufferMapped } from './map-budget.js';
 import { type Addon, addon } from './native.js';
-import { type Mapping, mapFresh, pageSize, unmapMapping } from './region.js';
+import { type Mapping, mapFresh, pageSize, unmapMapping, unmapOrDefer } from './region.js';
 
 /** How often the key's parts are re-randomised, in milliseconds (memguard's coffer: 500 ms). */
 export const REKEY_INTERVAL_MS = 500;
@@ -102,16 +102,11 @@ function mapSecretState(lib: Addon, length: number): { state: bigint; release: (
   let errno = lib.advise(state, length, lib.MADV_DONTFORK);
   if (errno === 0) errno = lib.advise(base, total, lib.MADV_DONTDUMP);
   if (errno !== 0) {
-    lib.unmap(base, total);
+    unmapOrDefer(lib, base, total, undefined, false); // nothing was written yet
     throw systemError(ErrorCode.PROTECTION_FAILED, 'madvise', errno, total);
   }
   bufferMapped();
-  return {
-    state,
-    release: () => {
-      if (lib.unmap(base, total) === 0) bufferUnmapped();
-    },
-  };
+  return { state, release: () => unmapOrDefer(lib, base, total, undefined, true) };
 }
 
 function createKey(): KeyState {

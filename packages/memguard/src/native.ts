@@ -66,6 +66,19 @@ export interface Addon {
   open(state: bigint, box: Uint8Array, destination: bigint): number;
   /** Flips the bits `mask` of one writable byte (a test hook). */
   xorByte(address: bigint, mask: number): void;
+  /** Test seam: arms fault injection with no fault; the seamed calls are counted from now. */
+  faultArm(): void;
+  /**
+   * Test seam: the call `FAULT_CALLS[call]` fails with `errno` (0: is skipped and reports success)
+   * after `after` calls, `count` times (negative: every time); arms the seam. 0, or EINVAL.
+   */
+  faultSet(call: number, errno: number, after: number, count: number): number;
+  /** Test seam: disarms fault injection and forgets every fault and count. */
+  faultClear(): void;
+  /** Test seam: the calls of each kind since the seam was armed, in `FAULT_CALLS` order. */
+  faultCounts(): number[];
+  /** The kinds of call the test seam can make fail. */
+  readonly FAULT_CALLS: readonly string[];
   /** Bytes of the key state: pre-key, right part, key, hashes, scratch. */
   readonly KEY_STATE_BYTES: number;
   /** Bytes of the pre-key (16 KiB), at the start of the key state. */
@@ -89,6 +102,7 @@ export interface Addon {
   readonly EAGAIN: number;
   readonly EINVAL: number;
   readonly ENOSYS: number;
+  readonly EBADMSG: number;
 }
 
 /** The package root, the same from src/ (tests) and dist/. */

@@ -40,8 +40,53 @@ export class Ledger {
   lockedBytes = 0;
   /** Bytes mapped (inner pages and both guard pages). */
   mappedBytes = 0;
-  /** Regions that were wiped but could not be unmapped (a view could not be detached, or munmap failed). */
+  /**
+   * Regions that were wiped but are still mapped: a view could not be detached (for good), or
+   * munmap failed (tried again at the next allocation, drain or purge).
+   */
   leaked = 0;
+}
+
+/** A range whose munmap failed: it holds nothing secret (wiped, or never written) and is retried. */
+interface PendingUnmap {
+  readonly base: bigint;
+  readonly total: number;
+  /** The ledger whose `leaked` counts it until it is unmapped. */
+  readonly ledger: Ledger | undefined;
+  /** Counted by the mapping budget (bufferMapped) already. */
+  readonly counted: boolean;
+}
+
+/** Ranges to unmap again: munmap failed on them (never seen outside fault injection). */
+const pendingUnmaps: PendingUnmap[] = [];
+
+/**
+ * Unmaps `total` bytes at `base`, which hold nothing secret any more; when munmap fails, keeps the
+ * range to try again (see {@link retryUnmaps}) and counts it in `ledger.leaked` until then. True
+ * when it was unmapped now.
+ */
+export function unmapOrDefer(lib: Addon, base: bigint, total: number, ledger: Ledger | undefined, counted: boolean): boolean {
+  if (lib.unmap(base, total) === 0) {
+    if (counted) bufferUnmapped();
+    return true;
+  }
+  pendingUnmaps.push({ base, total, ledger, counted });
+  if (ledger !== undefined) ledger.leaked += 1;
+  return false;
+}
+
+/** Tries every deferred munmap again; returns how many are still pending. */
+export function retryUnmaps(lib: Addon): number {
+  if (pendingUnmaps.length === 0) return 0;
+  for (const entry of pendingUnmaps.splice(0)) {
+    if (lib.unmap(entry.base, entry.total) !== 0) {
+      pendingUnmaps.push(entry);
+      continue;
+    }
+    if (entry.counted) bufferUnmapped();
+    if (entry.ledger !== undefined) entry.ledger.leaked -= 1;
+  }
+  return pendingUnmaps.length;
 }
 
 /** Every region not yet destroyed, for {@link purgeRegions}. */
@@ -110,13 +155,15 @@ export interface Mapping {
 
 /**
  * Maps, protects, locks and advises `innerLength` bytes between two guard pages, and leaves them
- * zeroed and writable. On failure it unmaps what it mapped. `onFault`: lock with MLOCK_ONFAULT
+ * zeroed and writable. On failure it unmaps what it mapped (nothing was written to it yet; a failed
+ * munmap is retried later). Munmaps that failed before are retried first. `onFault`: lock with MLOCK_ONFAULT
  * (charged to RLIMIT_MEMLOCK all the same; each page is locked when first touched, and making the
  * pages writable again does not walk them), for the pool's mappings that toggle between read-only
  * and writable at every lease.
  * @throws {SecureMemoryError} `ERR_MAP_LIMIT`, `ERR_ALLOCATION_FAILED`, `ERR_MEMLOCK_LIMIT` or `ERR_PROTECTION_FAILED`.
  */
 export function mapFresh(lib: Addon, innerLength: number, onFault = false): Mapping {
+  retryUnmaps(lib);
   assertMapHeadroom();
   const page = pageSize();
   const total = innerLength + 2 * page;
@@ -133,7 +180,7 @@ export function mapFresh(lib: Addon, innerLength: number, onFault = false): Mapp
     errno = lib.advise(base, total, lib.MADV_WIPEONFORK);
     if (errno !== 0) throw systemError(ErrorCode.PROTECTION_FAILED, 'madvise', errno, total);
   } catch (error) {
-    lib.unmap(base, total); // unlocks too; nothing was written yet
+    unmapOrDefer(lib, base, total, undefined, false); // unlocks too; nothing was written yet
     throw error;
   }
   bufferMapped();
@@ -153,15 +200,16 @@ function mapWithRoom(lib: Addon, innerLength: number, onFault: boolean): Mapping
   }
 }
 
-/** Unlocks and unmaps a mapping whose inner pages hold nothing secret any more; false when munmap failed. */
-export function unmapMapping(lib: Addon, map: Mapping): boolean {
-  lib.unlock(map.inner, map.innerLength); // munmap unlocks too; first, so a failed munmap leaves nothing locked
-  if (lib.unmap(map.base, map.total) !== 0) {
-    lib.protect(map.inner, map.innerLength, lib.PROT_NONE); // zeroed already; best effort
-    return false;
-  }
-  bufferUnmapped();
-  return true;
+/**
+ * Unlocks and unmaps a mapping whose inner pages hold nothing secret any more. When munmap fails
+ * (false), the pages are made `PROT_NONE` (best effort) and the munmap is retried later, counted
+ * in `ledger.leaked` until then. A failed munlock is ignored: munmap unlocks too.
+ */
+export function unmapMapping(lib: Addon, map: Mapping, ledger?: Ledger): boolean {
+  lib.unlock(map.inner, map.innerLength); // first, so that a failed munmap leaves nothing locked
+  if (unmapOrDefer(lib, map.base, map.total, ledger, true)) return true;
+  lib.protect(map.inner, map.innerLength, lib.PROT_NONE); // zeroed already; best effort
+  return false;
 }
 
 /** Free mappings a size class may keep. */
@@ -183,6 +231,12 @@ export interface PoolStats {
   returned: number;
   /** Mappings unmapped instead of kept: the pool was full, the canary was damaged, or it was drained. */
   discarded: number;
+  /**
+   * Mappings of the whole process (buffers, secrets, the pool, the key state) whose munmap failed:
+   * wiped, `PROT_NONE`, unlocked, and unmapped again at the next allocation, drain or purge.
+   * Normally 0.
+   */
+  pendingUnmaps: number;
 }
 
 /**
@@ -193,7 +247,7 @@ export interface PoolStats {
  */
 class Pool {
   readonly #free = new Map<number, Mapping[]>();
-  readonly stats: PoolStats = { free: 0, freeLockedBytes: 0, hits: 0, misses: 0, returned: 0, discarded: 0 };
+  readonly stats: Omit<PoolStats, 'pendingUnmaps'> = { free: 0, freeLockedBytes: 0, hits: 0, misses: 0, returned: 0, discarded: 0 };
 
   take(innerLength: number): Mapping | undefined {
     const map = this.#free.get(innerLength)?.pop();
@@ -226,8 +280,9 @@ class Pool {
     this.stats.returned += 1;
   }
 
-  /** Unmaps every free mapping; returns how many. */
+  /** Unmaps every free mapping (and retries failed munmaps); returns how many. */
   drain(): number {
+    if (pendingUnmaps.length > 0) retryUnmaps(addon());
     if (this.stats.free === 0) return 0;
     const lib = addon();
     let count = 0;
@@ -248,7 +303,7 @@ const pool = new Pool();
 
 /** The pool's counters. */
 export function poolStats(): PoolStats {
-  return { ...pool.stats };
+  return { ...pool.stats, pendingUnmaps: pendingUnmaps.length };
 }
 
 /** Unmaps every free mapping of the pool (they hold nothing secret); returns how many. */
@@ -417,27 +472,44 @@ export class GuardedRegion {
     return intact;
   }
 
-  /**
-   * Detaches every view, checks the canary and wipes. An allocated region (or a leased one that the
-   * pool cannot take, or whose canary was damaged) is then wiped whole, unlocked and unmapped; a
-   * leased one goes back to the pool with its data wiped. Idempotent. Returns `false` when the
-   * canary was damaged (the memory is released all the same).
-   * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when the pages cannot be made writable to be
-   * wiped; the region then stays alive (without views) and may be destroyed again.
-   */
-  destroy(): boolean {
-    if (!this.#alive) return true;
-    this.#detachAll();
-    this.protect('readwrite');
-    const intact = this.#canaryIntact();
+  /** Marks the region destroyed and takes it off the books. */
+  #retire(): void {
     const map = this.#map;
-    const lib = this.#lib;
     this.#alive = false;
     live.delete(this);
     const ledger = this.#ledger;
     ledger.regions -= 1;
     ledger.lockedBytes -= map.innerLength;
     ledger.mappedBytes -= map.total;
+  }
+
+  /**
+   * Detaches every view, checks the canary and wipes. An allocated region (or a leased one that the
+   * pool cannot take, or whose canary was damaged) is then wiped whole, unlocked and unmapped; a
+   * leased one goes back to the pool with its data wiped. Idempotent. Returns `false` when the
+   * canary was damaged (the memory is released all the same). A failed munmap is retried later.
+   *
+   * When the pages cannot be made writable to be wiped (mprotect failed), they are unmapped as they
+   * are, unwiped: the kernel drops them (locked anonymous pages are never written to swap), and no
+   * readable plaintext stays in the process. Then it throws.
+   * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when mprotect failed: the region was unmapped
+   * without the wipe and is destroyed; or, if munmap failed too, it stays alive (without views,
+   * still listed for purge) and may be destroyed again.
+   */
+  destroy(): boolean {
+    if (!this.#alive) return true;
+    this.#detachAll();
+    try {
+      this.protect('readwrite');
+    } catch (error) {
+      this.#discard();
+      throw error;
+    }
+    const intact = this.#canaryIntact();
+    const map = this.#map;
+    const lib = this.#lib;
+    const ledger = this.#ledger;
+    this.#retire();
     if (this.#leased && intact && !map.pinned && pool.accepts(map.innerLength)) {
       lib.wipe(this.data, this.size);
       pool.give(map);
@@ -451,8 +523,20 @@ export class GuardedRegion {
       ledger.leaked += 1;
       return intact;
     }
-    if (!unmapMapping(lib, map)) ledger.leaked += 1;
+    unmapMapping(lib, map, ledger);
     return intact;
+  }
+
+  /**
+   * The pages could not be made writable to be wiped: unmaps them as they are (munmap unlocks too).
+   * A view that could not be detached pins them: then, as when munmap fails, the region stays alive.
+   */
+  #discard(): void {
+    const map = this.#map;
+    if (map.pinned || this.#lib.unmap(map.base, map.total) !== 0) return;
+    bufferUnmapped();
+    this.#retire();
+    if (this.#leased) pool.stats.discarded += 1;
   }
 }
 
@@ -466,7 +550,10 @@ export interface PurgeOutcome {
   errors: unknown[];
 }
 
-/** Destroys every live region of the process (LockedBuffers and secrets alike), then drains the pool. */
+/**
+ * Destroys every live region of the process (LockedBuffers and secrets alike), then drains the pool
+ * and retries failed munmaps.
+ */
 export function purgeRegions(): PurgeOutcome {
   const outcome: PurgeOutcome = { destroyed: 0, damaged: 0, errors: [] };
   for (const region of [...live]) {

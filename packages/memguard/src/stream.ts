@@ -172,7 +172,11 @@ export class Stream {
       }
       region.protect('read');
     } catch (error) {
-      buffer.destroy();
+      try {
+        buffer.destroy();
+      } catch {
+        // the first error is the one to report; a region that could not be released stays listed for purge
+      }
       throw error;
     }
     self.#chunks.length = 0;

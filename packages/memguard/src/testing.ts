@@ -2,12 +2,88 @@
  * Hooks for this package's own tests. Not part of the API: they may change in any release.
  * @module
  */
+import { ErrorCode, SecureMemoryRangeError, SecureMemoryTypeError, describeType } from '@secure-memory/core';
 import { type Enclave, enclaveBox } from './enclave.js';
 import { flipPreKeyBit, rekeyNow, setKeyStorage } from './key.js';
+import { addon } from './native.js';
+import { drainPool } from './region.js';
+
+/** The calls the fault seam of the addon can make fail. */
+export type FaultCall =
+  | 'mmap'
+  | 'munmap'
+  | 'mprotect'
+  | 'mlock'
+  | 'mlock2'
+  | 'munlock'
+  | 'madvise'
+  | 'memfd_secret'
+  | 'ftruncate'
+  | 'seal'
+  | 'open';
+
+/** When an injected fault strikes. */
+export interface FaultTiming {
+  /** Calls of that kind to let through first (default 0: the next one fails). */
+  after?: number;
+  /** Calls that fail, from then on (default 1); `Infinity`: every one until {@link clearFaults}. */
+  count?: number;
+}
+
+function faultIndex(call: unknown): number {
+  if (typeof call !== 'string') {
+    throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "call" argument must be a string. Received ${describeType(call)}`);
+  }
+  const index = addon().FAULT_CALLS.indexOf(call);
+  if (index === -1) throw new SecureMemoryRangeError(ErrorCode.INVALID_ARG_VALUE, 'The "call" argument is not a call the fault seam knows');
+  return index;
+}
+
+function wholeNumber(value: unknown, label: string, min: number, infinite: boolean): number {
+  if (typeof value !== 'number') {
+    throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "${label}" argument must be a number. Received ${describeType(value)}`);
+  }
+  if ((infinite && value === Number.POSITIVE_INFINITY) || (Number.isSafeInteger(value) && value >= min)) return value;
+  throw new SecureMemoryRangeError(ErrorCode.INVALID_ARG_VALUE, `The "${label}" argument must be a whole number from ${min}${infinite ? ', or Infinity' : ''}`);
+}
+
+/**
+ * Makes the addon's next `call` (after `timing.after` of them) fail with `errno`, `timing.count`
+ * times, as the system would: mmap returns MAP_FAILED, the others -1, with errno set (`seal` and
+ * `open` fail as OpenSSL failing would; `open` with `EBADMSG` as a tag that does not match).
+ * `errno` 0 is accepted for `madvise` only: the advice is skipped and reported as given (a kernel
+ * that ignores it; the core-dump control test uses it). Arms the seam, which then also counts calls.
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` / {RangeError} `ERR_INVALID_ARG_VALUE` for bad arguments.
+ */
+function setFault(call: FaultCall, errno: number, timing: FaultTiming = {}): void {
+  const index = faultIndex(call);
+  wholeNumber(errno, 'errno', call === 'madvise' ? 0 : 1, false);
+  const after = wholeNumber(timing.after ?? 0, 'after', 0, false);
+  const count = wholeNumber(timing.count ?? 1, 'count', 1, true);
+  addon().faultSet(index, errno, after, count === Number.POSITIVE_INFINITY ? -1 : count);
+}
+
+/** Arms the seam without a fault: from now on it counts the calls of each kind ({@link faultCalls}). */
+function countCalls(): void {
+  addon().faultArm();
+}
+
+/** The calls of each kind made since the seam was armed (all 0 when it is not). */
+function faultCalls(): Record<FaultCall, number> {
+  const lib = addon();
+  const counts = lib.faultCounts();
+  return Object.fromEntries(lib.FAULT_CALLS.map((name, i) => [name, counts[i] ?? 0])) as Record<FaultCall, number>;
+}
+
+/** Disarms the seam: every call is made again, nothing is counted. */
+function clearFaults(): void {
+  addon().faultClear();
+}
 
 /**
  * @internal Test hooks: damage the process key as a read-out with one bit error would see it, re-key
- * now, or reach an Enclave's ciphertext to tamper with it.
+ * now, reach an Enclave's ciphertext to tamper with it, choose where the next key lives, drain the
+ * pool, and inject faults into the addon's system calls.
  */
 export const testHooks: Readonly<{
   /** Flips bit `bit` (0 to 131071) of the pre-key and drops the derived key. */
@@ -18,4 +94,27 @@ export const testHooks: Readonly<{
   enclaveBox(enclave: Enclave): Uint8Array;
   /** Where the next key keeps its state: `'locked-memory'` forces the fallback; `'auto'` is the default. */
   setKeyStorage(storage: 'auto' | 'locked-memory'): void;
-}> = Object.freeze({ flipPreKeyBit, rekeyNow, enclaveBox, setKeyStorage });
+  /** Unmaps every free mapping of the pool (and retries failed munmaps); returns how many. */
+  drainPool(): number;
+  /** Makes the addon's `call` fail with `errno` (see the module source). */
+  setFault(call: FaultCall, errno: number, timing?: FaultTiming): void;
+  /** Arms the fault seam to count calls, without a fault. */
+  countCalls(): void;
+  /** Calls of each kind since the seam was armed. */
+  faultCalls(): Record<FaultCall, number>;
+  /** Disarms the fault seam. */
+  clearFaults(): void;
+  /** The calls the seam knows. */
+  faultCallNames(): readonly FaultCall[];
+}> = Object.freeze({
+  flipPreKeyBit,
+  rekeyNow,
+  enclaveBox,
+  setKeyStorage,
+  drainPool,
+  setFault,
+  countCalls,
+  faultCalls,
+  clearFaults,
+  faultCallNames: () => addon().FAULT_CALLS as readonly FaultCall[],
+});

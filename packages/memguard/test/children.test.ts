@@ -138,7 +138,7 @@ describe('reading a secret from a file descriptor: the plaintext is only in the 
   });
 });
 
-describe('signals: the handler runs, every buffer is purged, the exit code is conventional', () => {
+describe('signals: the handler runs, every buffer and secret of both modes is purged, the exit code is conventional', () => {
   it.each([
     ['interrupt', 'SIGINT', 130],
     ['term', 'SIGTERM', 143],
@@ -147,19 +147,27 @@ describe('signals: the handler runs, every buffer is purged, the exit code is co
     const session = new Session('signal.mjs', [mode]);
     await session.next('ready');
     const plaintext = await session.fd3;
-    expect(plaintext.byteLength).toBe(32 + 64 + 48);
-    const needles = [plaintext.subarray(0, 32), plaintext.subarray(32, 96), plaintext.subarray(96)];
+    // frozen and mutable LockedBuffers, a locked-mode secret, an enclave-mode secret during an
+    // access, an opened Enclave
+    const sizes = [32, 64, 48, 40, 56];
+    expect(plaintext.byteLength).toBe(sizes.reduce((a, b) => a + b));
+    const needles = sizes.map((size, i) => {
+      const start = sizes.slice(0, i).reduce((a, b) => a + b, 0);
+      return plaintext.subarray(start, start + size);
+    });
     // The control: before the signal, the scan finds each secret.
-    expect(new Set(scanMemory(session.pid, needles).hits.map((h) => h.needle))).toEqual(new Set([0, 1, 2]));
+    expect(new Set(scanMemory(session.pid, needles).hits.map((h) => h.needle))).toEqual(new Set([0, 1, 2, 3, 4]));
     session.child.kill(signal);
     const exit = await session.next('exit');
     expect(exit).toMatchObject({
       code: exitCode,
-      alive: [false, false],
-      viewLengths: [0, 0],
+      alive: [false, false, false],
+      viewLengths: [0, 0, 0, 0],
       buffers: { buffers: 0, lockedBytes: 0 },
       factory: { buffers: 0, lockedBytes: 0 },
-      access: 'ERR_SECRET_CLOSED',
+      enclaveFactory: { buffers: 0, lockedBytes: 0 },
+      pool: { free: 0, freeLockedBytes: 0, pendingUnmaps: 0 },
+      access: ['ERR_SECRET_CLOSED', 0],
     });
     if (mode !== 'interrupt') expect(session.events.find((e) => e.event === 'handler')).toMatchObject({ signal, aliveInHandler: true });
     // The process is still there (blocked in its exit listener): nothing of the plaintext is left.
