@@ -8,6 +8,8 @@ import { resolveBackendSpecifier } from '@secure-memory/core';
 import { formatDoctor, runDoctor } from './doctor.js';
 import { FULL_PLAN, SHORT_PLAN, formatBench, runBench } from './bench.js';
 import { DEFAULT_TARGETS, type MatrixTarget, availableTargets, formatMatrix, recommend, runMatrix } from './matrix.js';
+import { formatFuzz, runFuzzTargets } from './fuzz.js';
+import { FULL_SOAK, formatSoak, runSoak } from './soak.js';
 
 const USAGE = `Usage: secure-memory <command> [options]
 
@@ -19,6 +21,15 @@ Commands:
   conformance [--backend X] [--options JSON] [--json]
                                  prove a backend's guarantees from outside the process (exit 1 when not ok);
                                  without --backend, every installed backend and the control
+  fuzz [--backend X] [--options JSON] [--seed N] [--runs N] [--path P [--replay-path R]] [--json]
+                                 model-based fuzzing of the contract, each backend and mode in a child
+                                 process; a random seed unless given (printed first); a failure prints
+                                 its seed, path and shrunk command sequence, a crash the run (exit 1)
+  soak [--backend X] [--options JSON] [--ops N] [--secrets N] [--json]
+                                 N mixed operations (default 1,000,000) over many live secrets (default
+                                 1000) per backend and mode, each in a fresh process; then locked memory,
+                                 the backend's mappings and open descriptors must be back at their
+                                 baseline and memory flat (exit 1 when not)
 Options:
   --json     machine-readable output on stdout (progress stays on stderr)
   -h, --help this text`;
@@ -29,6 +40,13 @@ const BENCH_TARGETS = DEFAULT_TARGETS.filter((t) => t.name !== 'control');
 const log = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };
+
+/** A whole number from `min` to `max`, or a usage error. */
+function integer(value: string, name: string, min: number, max: number): number {
+  const n = /^-?\d+$/.test(value.replace(/_/g, '')) ? Number(value.replace(/_/g, '')) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) fail(`${name} must be a whole number from ${min} to ${max}`);
+  return n;
+}
 
 function fail(message: string): never {
   process.stderr.write(`secure-memory: ${message}\n\n${USAGE}\n`);
@@ -46,6 +64,12 @@ async function main(argv: string[]): Promise<number> {
         backend: { type: 'string' },
         options: { type: 'string' },
         short: { type: 'boolean', default: false },
+        seed: { type: 'string' },
+        runs: { type: 'string' },
+        path: { type: 'string' },
+        'replay-path': { type: 'string' },
+        ops: { type: 'string' },
+        secrets: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -73,22 +97,64 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  if (command === 'conformance' || command === 'report') {
-    let targets: readonly MatrixTarget[] = DEFAULT_TARGETS;
-    if (values.backend !== undefined) {
-      let options: Record<string, unknown> | undefined;
-      if (values.options !== undefined) {
-        try {
-          options = JSON.parse(values.options) as Record<string, unknown>;
-        } catch {
-          fail('--options must be a JSON object');
-        }
-        if (typeof options !== 'object' || options === null || Array.isArray(options)) fail('--options must be a JSON object');
-      }
-      targets = [{ name: values.backend, module: resolveBackendSpecifier(values.backend), ...(options ? { options } : {}) }];
-    } else if (values.options !== undefined) {
-      fail('--options needs --backend');
+  /** The targets named by --backend and --options, or `defaults`. */
+  const chooseTargets = (defaults: readonly MatrixTarget[]): readonly MatrixTarget[] => {
+    if (values.backend === undefined) {
+      if (values.options !== undefined) fail('--options needs --backend');
+      return defaults;
     }
+    let options: Record<string, unknown> | undefined;
+    if (values.options !== undefined) {
+      try {
+        options = JSON.parse(values.options) as Record<string, unknown>;
+      } catch {
+        fail('--options must be a JSON object');
+      }
+      if (typeof options !== 'object' || options === null || Array.isArray(options)) fail('--options must be a JSON object');
+    }
+    return [{ name: values.backend, module: resolveBackendSpecifier(values.backend), ...(options ? { options } : {}) }];
+  };
+  /** The targets that load here; with --backend, exits 1 when it does not. */
+  const loadable = async (targets: readonly MatrixTarget[]): Promise<{ ready: MatrixTarget[]; missing: { name: string; reason: string }[] } | undefined> => {
+    const found = await availableTargets(targets);
+    if (values.backend !== undefined && found.ready.length === 0) {
+      log(`secure-memory: ${found.missing[0]?.name}: ${found.missing[0]?.reason}`);
+      return undefined;
+    }
+    for (const m of found.missing) log(`secure-memory: ${m.name}: not run (${m.reason})`);
+    return found;
+  };
+
+  if (command === 'fuzz') {
+    const seed = values.seed === undefined ? (Date.now() ^ (Math.random() * 0x100000000)) | 0 : integer(values.seed, '--seed', -(2 ** 31), 2 ** 31 - 1);
+    const numRuns = values.runs === undefined ? 1000 : integer(values.runs, '--runs', 1, 2 ** 31 - 1);
+    if (values['replay-path'] !== undefined && values.path === undefined) fail('--replay-path needs --path');
+    if (values.path !== undefined && (values.seed === undefined || !/^\d+(:\d+)*$/.test(values.path))) fail('--path needs --seed and looks like 3 or 3:1:0');
+    // The seed first, before anything can crash.
+    log(`secure-memory fuzz: seed ${seed}`);
+    const found = await loadable(chooseTargets(BENCH_TARGETS));
+    if (found === undefined) return 1;
+    const reports = await runFuzzTargets(
+      found.ready,
+      { seed, numRuns, ...(values.path === undefined ? {} : { path: values.path }), ...(values['replay-path'] === undefined ? {} : { replayPath: values['replay-path'] }) },
+      log,
+    );
+    process.stdout.write(values.json ? `${JSON.stringify({ seed, numRuns, reports, missing: found.missing }, null, 2)}\n` : `seed ${seed}\n\n${formatFuzz(reports)}\n`);
+    return reports.every((r) => r.ok) ? 0 : 1;
+  }
+
+  if (command === 'soak') {
+    const operations = values.ops === undefined ? FULL_SOAK.operations : integer(values.ops, '--ops', 1, 1e9);
+    const liveSecrets = values.secrets === undefined ? FULL_SOAK.liveSecrets : integer(values.secrets, '--secrets', 1, 100_000);
+    const found = await loadable(chooseTargets(BENCH_TARGETS));
+    if (found === undefined) return 1;
+    const reports = await runSoak(found.ready, { operations, liveSecrets }, log);
+    process.stdout.write(values.json ? `${JSON.stringify({ reports, missing: found.missing }, null, 2)}\n` : `${formatSoak(reports)}\n`);
+    return reports.every((r) => r.ok) ? 0 : 1;
+  }
+
+  if (command === 'conformance' || command === 'report') {
+    const targets = chooseTargets(DEFAULT_TARGETS);
     if (command === 'report' && !values.json) process.stdout.write(`Doctor\n\n${formatDoctor(await runDoctor())}\n\n`);
     const { ready, missing } = await availableTargets(targets);
     if (values.backend !== undefined && ready.length === 0) {

@@ -11,3 +11,6 @@ export { observe, runChild, type Observations, type Progress } from './observe.j
 export { scanMemory, readMappings, findMapping, tryReadRegion, type Mapping, type MemoryScan, type Hit } from './proc.js';
 export { scanCoreDump, coreDumpUnavailable, countInFile, type CoreScan } from './coredump.js';
 export { UNPRIVILEGED_PREFIX, unprivileged } from './unprivileged.js';
+export { runFuzz, patternBytes, CONFORMANCE_FUZZ_SEED, CONFORMANCE_FUZZ_RUNS, type FuzzOptions, type FuzzResult, type FuzzFailure } from './fuzz.js';
+export { runWorkload, createRng, expectedDigest, type WorkloadOptions, type WorkloadResult } from './workload.js';
+export { runWorkers, runAsyncInterleaving, WORKER_SCRIPT, type WorkersOptions, type WorkersResult, type ThreadReport, type InterleavingOptions, type InterleavingResult } from './concurrency.js';

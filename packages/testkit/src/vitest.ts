@@ -1,12 +1,15 @@
 /**
  * `describeConformance` for vitest: the contract suite and the bad-input table in process, one
- * test per case, and the guarantee probes from outside (once per call), one test per flag.
+ * test per case; a fixed-seed model-based fuzz; the concurrency checks (worker threads, async
+ * interleaving); and the guarantee probes from outside (once per call), one test per flag.
  * @module
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GUARANTEE_FLAGS, type SecretFactory, loadBackend } from '@secure-memory/core';
 import { BAD_INPUTS, CONTRACT_CHECKS, runBadInput } from './contract.js';
 import { type ConformanceTarget, assertTarget } from './conformance.js';
+import { runAsyncInterleaving, runWorkers } from './concurrency.js';
+import { CONFORMANCE_FUZZ_RUNS, CONFORMANCE_FUZZ_SEED, runFuzz } from './fuzz.js';
 import { type GuaranteeVerdict, judge } from './judge.js';
 import { observe } from './observe.js';
 
@@ -16,6 +19,10 @@ export interface DescribeConformanceOptions extends ConformanceTarget {
   name: string;
   /** Skip the out-of-process guarantee probes (for platforms without /proc or gcore). */
   skipGuarantees?: boolean;
+  /** The fixed-seed fuzz (default seed 424242, 300 runs); `false` leaves it out. */
+  fuzz?: false | { seed?: number; numRuns?: number };
+  /** The worker-thread check (default 4 threads of 3000 operations); `false` leaves it out. */
+  workers?: false | { threads?: number; operations?: number };
 }
 
 /**
@@ -40,6 +47,36 @@ export function describeConformance(config: DescribeConformanceOptions): void {
 
     describe(`bad input (${BAD_INPUTS.length} cases)`, () => {
       for (const testCase of BAD_INPUTS) it(`${testCase.name} -> ${testCase.code}`, () => runBadInput(factory, testCase));
+    });
+
+    const fuzz = config.fuzz === false ? undefined : { seed: CONFORMANCE_FUZZ_SEED, numRuns: CONFORMANCE_FUZZ_RUNS, ...config.fuzz };
+    describe.skipIf(fuzz === undefined)('model-based fuzz', () => {
+      const { seed, numRuns } = fuzz ?? { seed: 0, numRuns: 0 };
+      it(`seed ${seed}, ${numRuns} command sequences against the model: bytes, closed flags and stats after every command`, async () => {
+        const result = await runFuzz({ module: config.module, ...(config.options === undefined ? {} : { options: config.options }), seed, numRuns });
+        console.log(`fuzz ${config.name}: seed ${seed}, ${result.numRuns} runs, ${result.commandsRun} commands, ${result.operations} operations`);
+        if (!result.ok) expect.fail(result.failure?.text ?? 'the fuzz failed');
+        expect(result.numRuns).toBe(numRuns);
+      }, 300_000);
+    });
+
+    describe('concurrency', () => {
+      const workers = config.workers === false ? undefined : { threads: 4, operations: 3000, ...config.workers };
+      it.skipIf(workers === undefined)('worker threads each load the backend and use their own secrets, at once with this thread', async () => {
+        const { threads, operations } = workers ?? { threads: 0, operations: 0 };
+        const result = await runWorkers({ module: config.module, ...(config.options === undefined ? {} : { options: config.options }), workers: threads, operations, mainFactory: factory });
+        expect(result.threads.filter((t) => !t.ok)).toEqual([]);
+        expect(result.threads).toHaveLength(threads + 1);
+      }, 120_000);
+
+      it('hundreds of overlapping async accesses on a few secrets, closed while pending: each freed when its last access ends', async () => {
+        const result = await runAsyncInterleaving(factory, { accesses: 600, secrets: 4, seed: 7 });
+        expect(result.problems).toEqual([]);
+        // How many overlap depends on timers (about 200 here, under 50 on a loaded machine): require a clear overlap, not a number.
+        expect(result.maxPending).toBeGreaterThanOrEqual(20);
+        expect(result.closes).toBeGreaterThan(0);
+        expect(result.refused).toBeGreaterThan(0);
+      }, 120_000);
     });
 
     describe.skipIf(config.skipGuarantees === true || process.platform !== 'linux')('guarantees, observed from outside', () => {
