@@ -4,7 +4,8 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
-import { ErrorCode, SecureMemoryError } from './errors.js';
+import { constants } from 'node:os';
+import { ErrorCode, type ErrorCodeValue, SecureMemoryError } from './errors.js';
 
 function readText(path: string): string | undefined {
   try {
@@ -72,4 +73,97 @@ export function memlockLimitError(requested: number, details: { backend?: string
     `Cannot lock ${requested} more bytes: RLIMIT_MEMLOCK is ${limit ?? 'unknown'} bytes and ${locked ?? 'unknown'} are locked`,
     { requested, ...(limit === undefined ? {} : { limit }), ...details },
   );
+}
+
+/**
+ * When the process is at `vm.max_map_count`, the error for it. A call that has to split a mapping
+ * (mmap next to a merged mapping, mlock, madvise or mprotect on part of one, munmap in the middle)
+ * fails with ENOMEM there; this tells that apart from a real lack of memory.
+ */
+export function mapLimitError(backend: string, syscall: string, errno: number): SecureMemoryError | undefined {
+  if (errno !== constants.errno.ENOMEM) return undefined;
+  const count = readMapCount();
+  const max = readMaxMapCount();
+  if (count === undefined || max === undefined || count + 4 < max) return undefined;
+  return new SecureMemoryError(ErrorCode.MAP_LIMIT, `Too many mappings: vm.max_map_count is ${max}`, {
+    backend,
+    errno,
+    syscall,
+    requested: count + 1,
+    limit: max,
+  });
+}
+
+/** The error of a failed system call: `code` with errno and syscall, or `ERR_MAP_LIMIT` when the process is at the mapping limit. */
+export function systemError(backend: string, code: ErrorCodeValue, syscall: string, errno: number, requested?: number): SecureMemoryError {
+  return (
+    mapLimitError(backend, syscall, errno) ??
+    new SecureMemoryError(code, `${syscall} failed with errno ${errno}`, {
+      backend,
+      errno,
+      syscall,
+      ...(requested === undefined ? {} : { requested }),
+    })
+  );
+}
+
+/** Mappings a backend leaves for the rest of the process: an eighth of `vm.max_map_count`, at least 1024. */
+export function mapReserve(max: number): number {
+  return Math.max(1024, Math.floor(max / 8));
+}
+
+/**
+ * Keeps a backend's allocations clear of `vm.max_map_count`: a process whose mappings run out
+ * aborts the next time V8 or a native module maps memory, so allocations stop with
+ * `ERR_MAP_LIMIT` while {@link mapReserve} mappings are left. Reading /proc/self/maps costs more
+ * the more mappings there are, so it is read again only once half of the headroom seen last time
+ * could have been used by this backend. One budget per backend module, shared by its factories.
+ */
+export class MapBudget {
+  readonly #backend: string;
+  readonly #perAllocation: number;
+  /** Mappings this backend holds now. */
+  #live = 0;
+  /** The live count at which /proc/self/maps is read again. */
+  #nextCheck = 0;
+
+  /** @param perAllocation the mappings one allocation takes */
+  constructor(backend: string, perAllocation: number) {
+    this.#backend = backend;
+    this.#perAllocation = perAllocation;
+  }
+
+  /**
+   * Checks, before one more allocation, that the process keeps its reserve.
+   * @throws {SecureMemoryError} `ERR_MAP_LIMIT` with `requested` (the mappings there would be) and `limit` (`vm.max_map_count` minus the reserve).
+   */
+  assertHeadroom(): void {
+    if (this.#live < this.#nextCheck) return;
+    const count = readMapCount();
+    const max = readMaxMapCount();
+    if (count === undefined || max === undefined || !Number.isFinite(max)) {
+      this.#nextCheck = Number.POSITIVE_INFINITY; // nothing to read here: leave it to the kernel
+      return;
+    }
+    const limit = max - mapReserve(max);
+    const headroom = limit - count;
+    if (headroom < this.#perAllocation) {
+      throw new SecureMemoryError(
+        ErrorCode.MAP_LIMIT,
+        `Too many mappings: ${count} of vm.max_map_count ${max}, of which ${mapReserve(max)} are kept for the rest of the process`,
+        { backend: this.#backend, requested: count + this.#perAllocation, limit },
+      );
+    }
+    this.#nextCheck = this.#live + Math.max(this.#perAllocation, Math.floor(headroom / 2));
+  }
+
+  /** Counts an allocation mapped. */
+  added(): void {
+    this.#live += this.#perAllocation;
+  }
+
+  /** Counts an allocation unmapped. */
+  removed(): void {
+    this.#live -= this.#perAllocation;
+  }
 }

@@ -8,9 +8,9 @@ import {
   ErrorCode,
   type ErrorCodeValue,
   SecureMemoryError,
+  mapLimitError,
   memlockLimitError,
-  readMapCount,
-  readMaxMapCount,
+  systemError as coreSystemError,
   secretClosed,
 } from '@secure-memory/core';
 
@@ -19,40 +19,14 @@ export const BACKEND = 'memguard';
 
 const { ENOMEM, EPERM } = constants.errno;
 
-/**
- * At `vm.max_map_count`, calls that must split a mapping (mprotect or mlock of the inner pages,
- * munmap) fail with ENOMEM; this tells that apart from a real lack of memory.
- */
-function mapLimitError(syscall: string, errno: number): SecureMemoryError | undefined {
-  if (errno !== ENOMEM) return undefined;
-  const count = readMapCount();
-  const max = readMaxMapCount();
-  if (count === undefined || max === undefined || count + 4 < max) return undefined;
-  return new SecureMemoryError(ErrorCode.MAP_LIMIT, `Too many mappings: vm.max_map_count is ${max}`, {
-    backend: BACKEND,
-    errno,
-    syscall,
-    requested: count + 1,
-    limit: max,
-  });
-}
-
 /** The error of a failed call: `code` with errno and syscall, or `ERR_MAP_LIMIT` at the mapping limit. */
 export function systemError(code: ErrorCodeValue, syscall: string, errno: number, requested?: number): SecureMemoryError {
-  return (
-    mapLimitError(syscall, errno) ??
-    new SecureMemoryError(code, `${syscall} failed with errno ${errno}`, {
-      backend: BACKEND,
-      errno,
-      syscall,
-      ...(requested === undefined ? {} : { requested }),
-    })
-  );
+  return coreSystemError(BACKEND, code, syscall, errno, requested);
 }
 
 /** The error of a refused mlock of `length` bytes: `ERR_MEMLOCK_LIMIT` for EPERM/ENOMEM, unless at the mapping limit. */
 export function lockError(errno: number, length: number): SecureMemoryError {
-  const atMapLimit = mapLimitError('mlock', errno);
+  const atMapLimit = mapLimitError(BACKEND, 'mlock', errno);
   if (atMapLimit !== undefined) return atMapLimit;
   if (errno === ENOMEM || errno === EPERM) return memlockLimitError(length, { backend: BACKEND, errno, syscall: 'mlock' });
   return systemError(ErrorCode.ALLOCATION_FAILED, 'mlock', errno, length);

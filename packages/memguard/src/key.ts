@@ -28,7 +28,7 @@ import { performance } from 'node:perf_hooks';
 import { ErrorCode, SecureMemoryError, SecureMemoryRangeError, memlockLimitError } from '@secure-memory/core';
 import { BACKEND, systemError } from './errors.js';
 import { addExitTask } from './lifetime.js';
-import { bufferMapped } from './map-budget.js';
+import { mapBudget } from './map-budget.js';
 import { type Addon, addon } from './native.js';
 import { type Mapping, mapFresh, pageSize, unmapMapping, unmapOrDefer } from './region.js';
 
@@ -105,7 +105,7 @@ function mapSecretState(lib: Addon, length: number): { state: bigint; release: (
     unmapOrDefer(lib, base, total, undefined, false); // nothing was written yet
     throw systemError(ErrorCode.PROTECTION_FAILED, 'madvise', errno, total);
   }
-  bufferMapped();
+  mapBudget.added();
   return { state, release: () => unmapOrDefer(lib, base, total, undefined, true) };
 }
 

@@ -21,7 +21,7 @@
 import { randomFillSync } from 'node:crypto';
 import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
 import { BACKEND, destroyed, lockError, systemError } from './errors.js';
-import { assertMapHeadroom, bufferMapped, bufferUnmapped } from './map-budget.js';
+import { mapBudget } from './map-budget.js';
 import { type Addon, addon } from './native.js';
 
 /** The fewest canary bytes before the data: a size that fills its pages exactly gets one more page. */
@@ -53,7 +53,7 @@ interface PendingUnmap {
   readonly total: number;
   /** The ledger whose `leaked` counts it until it is unmapped. */
   readonly ledger: Ledger | undefined;
-  /** Counted by the mapping budget (bufferMapped) already. */
+  /** Counted by the mapping budget (mapBudget.added) already. */
   readonly counted: boolean;
 }
 
@@ -67,7 +67,7 @@ const pendingUnmaps: PendingUnmap[] = [];
  */
 export function unmapOrDefer(lib: Addon, base: bigint, total: number, ledger: Ledger | undefined, counted: boolean): boolean {
   if (lib.unmap(base, total) === 0) {
-    if (counted) bufferUnmapped();
+    if (counted) mapBudget.removed();
     return true;
   }
   pendingUnmaps.push({ base, total, ledger, counted });
@@ -83,7 +83,7 @@ export function retryUnmaps(lib: Addon): number {
       pendingUnmaps.push(entry);
       continue;
     }
-    if (entry.counted) bufferUnmapped();
+    if (entry.counted) mapBudget.removed();
     if (entry.ledger !== undefined) entry.ledger.leaked -= 1;
   }
   return pendingUnmaps.length;
@@ -164,7 +164,7 @@ export interface Mapping {
  */
 export function mapFresh(lib: Addon, innerLength: number, onFault = false): Mapping {
   retryUnmaps(lib);
-  assertMapHeadroom();
+  mapBudget.assertHeadroom();
   const page = pageSize();
   const total = innerLength + 2 * page;
   const base = lib.map(total);
@@ -183,7 +183,7 @@ export function mapFresh(lib: Addon, innerLength: number, onFault = false): Mapp
     unmapOrDefer(lib, base, total, undefined, false); // unlocks too; nothing was written yet
     throw error;
   }
-  bufferMapped();
+  mapBudget.added();
   const canary = new Uint8Array(new ArrayBuffer(CANARY_PATTERN));
   randomFillSync(canary);
   return { base, total, inner, innerLength, canary, slack: 0, pinned: false };
@@ -534,7 +534,7 @@ export class GuardedRegion {
   #discard(): void {
     const map = this.#map;
     if (map.pinned || this.#lib.unmap(map.base, map.total) !== 0) return;
-    bufferUnmapped();
+    mapBudget.removed();
     this.#retire();
     if (this.#leased) pool.stats.discarded += 1;
   }

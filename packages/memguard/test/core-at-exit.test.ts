@@ -20,7 +20,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, countInFile, fixture } from './helpers.js';
+import { countInFile } from '@secure-memory/testkit';
+import { assertBuilt, fixture } from './helpers.js';
 
 beforeAll(assertBuilt);
 

@@ -96,29 +96,3 @@ export function lastJson<T>(result: SpawnSyncReturns<string>): T {
   return JSON.parse(line) as T;
 }
 
-/** Counts, per needle, how often it occurs in a file (read in chunks that overlap by a needle's length). */
-export function countInFile(path: string, needles: readonly Uint8Array[], chunkSize = 16 << 20): number[] {
-  const overlap = Math.max(0, ...needles.map((n) => n.byteLength)) - 1;
-  const buffer = Buffer.allocUnsafe(chunkSize + overlap);
-  const counts = needles.map(() => 0);
-  const fd = openSync(path, 'r');
-  try {
-    let kept = 0;
-    for (;;) {
-      const n = readSync(fd, buffer, kept, chunkSize, null);
-      const view = buffer.subarray(0, kept + n);
-      needles.forEach((needle, index) => {
-        // A hit that starts in the carried-over head was counted with the previous chunk.
-        for (let i = view.indexOf(needle); i !== -1; i = view.indexOf(needle, i + 1)) {
-          if (i + needle.byteLength > kept) counts[index] = (counts[index] as number) + 1;
-        }
-      });
-      if (n === 0) break;
-      kept = Math.min(overlap, view.byteLength);
-      view.copy(buffer, 0, view.byteLength - kept);
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return counts;
-}

@@ -31,7 +31,7 @@ import {
   PROT_WRITE,
   libc,
 } from './libc.js';
-import { assertMapHeadroom } from './map-budget.js';
+import { mapBudget } from './map-budget.js';
 import { type Mapping, MappingTable, type MappingStats, ProtectedRegion } from './region.js';
 import { secretMemoryAvailable } from './secret-memory.js';
 import { SlabAllocator, type SlabStats } from './slab.js';
@@ -188,7 +188,7 @@ export class ProtectedMemorySecretFactory extends SecretFactoryBase {
    */
   #map(length: number): Mapping {
     const lib = this.#lib;
-    assertMapHeadroom();
+    mapBudget.assertHeadroom();
     const secret = this.mode === 'secret-memory';
     const mapping = secret ? this.#mapSecret(length) : this.#mapAnonymous(length);
     try {

@@ -5,7 +5,7 @@
 import { ErrorCode, type RegionLocation, type SecretRegion, secretClosed } from '@secure-memory/core';
 import { BACKEND, systemError } from './errors.js';
 import { type Libc, PROT_NONE, PROT_READ, PROT_WRITE } from './libc.js';
-import { mappingAdded, mappingRemoved } from './map-budget.js';
+import { mapBudget } from './map-budget.js';
 
 /** A page-rounded mapping holding one secret at its first byte. */
 export interface Mapping {
@@ -39,7 +39,7 @@ export class MappingTable {
 
   add(mapping: Mapping): void {
     this.#live.add(mapping);
-    mappingAdded();
+    mapBudget.added();
   }
 
   /** Unlocks and unmaps `mapping`; when munmap fails, keeps it (inaccessible) for a later retry. */
@@ -52,7 +52,7 @@ export class MappingTable {
     if (lib.munmap(mapping.address, mapping.length) === 0) {
       this.#live.delete(mapping);
       this.#deferred.delete(mapping);
-      mappingRemoved();
+      mapBudget.removed();
       return;
     }
     if (!this.#deferred.has(mapping)) {
