@@ -7,6 +7,7 @@ export * from './errors.js';
 export * from './assert.js';
 export * from './guarantees.js';
 export * from './types.js';
+export { Redacted } from './redacted.js';
 export { ManagedSecret, constantTimeEqual, type SecretRegion } from './secret.js';
 export { SecretFactoryBase, type RegionFill } from './factory.js';
 export * from './select.js';

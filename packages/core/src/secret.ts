@@ -6,6 +6,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { assertBytes, assertFunction, describeType, invalidThis } from './assert.js';
 import { ErrorCode, SecureMemoryError, SecureMemoryTypeError, secretClosed } from './errors.js';
+import { Redacted } from './redacted.js';
 import { REGION_PROBE, type RegionLocation, type Secret, type SecretReader } from './types.js';
 
 /**
@@ -26,8 +27,6 @@ export interface SecretRegion {
   /** Where the data is, for native probes; omit when it cannot be said honestly. */
   location?(): RegionLocation;
 }
-
-const inspectCustom = Symbol.for('nodejs.util.inspect.custom');
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
@@ -69,7 +68,7 @@ function isSecretLike(value: unknown): value is Secret {
  * opening: the first opens the region, the last closes it, also when an action throws or rejects.
  * `close()` during an access refuses new access at once and frees when the last access ends.
  */
-export class ManagedSecret implements Secret {
+export class ManagedSecret extends Redacted implements Secret {
   #region: SecretRegion | undefined;
   readonly #backend: string;
   readonly #size: number;
@@ -84,6 +83,7 @@ export class ManagedSecret implements Secret {
    * @param onFree called once after the region is freed (for the factory's counters)
    */
   constructor(backend: string, region: SecretRegion, size: number, onFree: () => void = () => {}) {
+    super();
     this.#backend = backend;
     this.#region = region;
     this.#size = size;
@@ -265,22 +265,9 @@ export class ManagedSecret implements Secret {
   }
 
   /** The redacted form, such as `Secret(memguard, 32 bytes)`. */
-  toString(): string {
+  override toString(): string {
     const self = ManagedSecret.#check(this);
     return `Secret(${self.#backend}, ${self.#closed ? 'closed' : `${self.#size} bytes`})`;
-  }
-
-  /** The redacted form; the bytes never reach JSON. */
-  toJSON(): string {
-    return this.toString();
-  }
-
-  [Symbol.toPrimitive](hint: string): string | number {
-    return hint === 'number' ? Number.NaN : this.toString();
-  }
-
-  [inspectCustom](): string {
-    return this.toString();
   }
 
   get [Symbol.toStringTag](): string {

@@ -17,6 +17,7 @@ import {
   constantTimeEqual,
   describeType,
   invalidThis,
+  Redacted,
 } from '@secure-memory/core';
 import { destroyed, frozen, integrityError, readError } from './errors.js';
 import { track } from './lifetime.js';
@@ -42,7 +43,6 @@ const TOKEN: unique symbol = Symbol('LockedBuffer');
 /** The live region of a buffer (set by the class's static block: its private field, without a WeakMap). */
 let regionOf: (buffer: LockedBuffer) => GuardedRegion | undefined;
 
-const inspectCustom = Symbol.for('nodejs.util.inspect.custom');
 
 /** The `debug` option of an options bag, validated. */
 export function debugOption(options: unknown): boolean {
@@ -118,7 +118,7 @@ function emptyInput(): SecureMemoryRangeError {
  * const tag = createHmac('sha256', key.bytes()).update(data).digest();
  * ```
  */
-export class LockedBuffer implements Disposable {
+export class LockedBuffer extends Redacted implements Disposable {
   #region: GuardedRegion | undefined;
   #view: Uint8Array | undefined;
 
@@ -128,6 +128,7 @@ export class LockedBuffer implements Disposable {
 
   /** @internal Use {@link newBuffer} and the other constructors. */
   constructor(token: typeof TOKEN, region: GuardedRegion, debug: boolean) {
+    super();
     if (token !== TOKEN) {
       throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, 'LockedBuffer has no public constructor: use newBuffer()');
     }
@@ -334,24 +335,11 @@ export class LockedBuffer implements Disposable {
   }
 
   /** The redacted form, such as `LockedBuffer(32 bytes)`; never the bytes. */
-  toString(): string {
+  override toString(): string {
     const self = LockedBuffer.#check(this);
     const region = self.#live();
     if (region === undefined) return 'LockedBuffer(destroyed)';
     return `LockedBuffer(${region.size} bytes${region.protection === 'readwrite' ? '' : ', frozen'})`;
-  }
-
-  /** The redacted form; the bytes never reach JSON. */
-  toJSON(): string {
-    return this.toString();
-  }
-
-  [Symbol.toPrimitive](hint: string): string | number {
-    return hint === 'number' ? Number.NaN : this.toString();
-  }
-
-  [inspectCustom](): string {
-    return this.toString();
   }
 
   get [Symbol.toStringTag](): string {

@@ -14,6 +14,7 @@ import {
   assertSize,
   describeType,
   invalidThis,
+  Redacted,
 } from '@secure-memory/core';
 import { LockedBuffer, bufferRegion, leaseBuffer } from './buffer.js';
 import { BACKEND, frozen, integrityError } from './errors.js';
@@ -24,7 +25,6 @@ import { GuardedRegion, Ledger, writable } from './region.js';
 /** Proves an Enclave was made by this module. */
 const TOKEN: unique symbol = Symbol('Enclave');
 
-const inspectCustom = Symbol.for('nodejs.util.inspect.custom');
 
 /** The regions that hold plaintext for an instant while something is sealed (random bytes). */
 const staging = new Ledger();
@@ -64,11 +64,12 @@ export function openSealed(sealed: Sealed, debug = false): LockedBuffer {
  * const tag = createHmac('sha256', key.bytes()).update(data).digest();
  * ```
  */
-export class Enclave {
+export class Enclave extends Redacted {
   readonly #sealed: Sealed;
 
   /** @internal Use {@link newEnclave}, {@link newEnclaveRandom} or {@link seal}. */
   constructor(token: typeof TOKEN, sealed: Sealed) {
+    super();
     if (token !== TOKEN) {
       throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, 'Enclave has no public constructor: use newEnclave()');
     }
@@ -104,21 +105,8 @@ export class Enclave {
   }
 
   /** The redacted form, such as `Enclave(32 bytes)`. */
-  toString(): string {
+  override toString(): string {
     return `Enclave(${Enclave.#check(this).#sealed.size} bytes)`;
-  }
-
-  /** The redacted form. */
-  toJSON(): string {
-    return this.toString();
-  }
-
-  [Symbol.toPrimitive](hint: string): string | number {
-    return hint === 'number' ? Number.NaN : this.toString();
-  }
-
-  [inspectCustom](): string {
-    return this.toString();
   }
 
   get [Symbol.toStringTag](): string {

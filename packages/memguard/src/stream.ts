@@ -4,7 +4,7 @@
  * chunk being read is ever plaintext, in a guarded region of the pool.
  * @module
  */
-import { ErrorCode, SecureMemoryRangeError, assertBytes, invalidThis } from '@secure-memory/core';
+import { ErrorCode, Redacted, SecureMemoryRangeError, assertBytes, invalidThis } from '@secure-memory/core';
 import { type LockedBuffer, leaseBuffer } from './buffer.js';
 import { openSealed } from './enclave.js';
 import { frozen, integrityError } from './errors.js';
@@ -17,7 +17,6 @@ export const STREAM_CHUNK_SIZE = 16 * 1024;
 /** The largest LockedBuffer `flush()` makes. */
 const MAX_FLUSH = 2 ** 30;
 
-const inspectCustom = Symbol.for('nodejs.util.inspect.custom');
 
 /** Regions that hold one chunk's plaintext while `read()` copies it out. */
 const reading = new Ledger();
@@ -34,7 +33,7 @@ const reading = new Ledger();
  * using all = stream.flush();          // a frozen LockedBuffer, or undefined when empty
  * ```
  */
-export class Stream {
+export class Stream extends Redacted {
   readonly #chunks: Sealed[] = [];
   #head = 0;
   #size = 0;
@@ -186,17 +185,8 @@ export class Stream {
   }
 
   /** The redacted form, such as `Stream(40960 bytes)`. */
-  toString(): string {
+  override toString(): string {
     return `Stream(${Stream.#check(this).#size} bytes)`;
-  }
-
-  /** The redacted form. */
-  toJSON(): string {
-    return this.toString();
-  }
-
-  [inspectCustom](): string {
-    return this.toString();
   }
 
   get [Symbol.toStringTag](): string {
