@@ -92,7 +92,7 @@ export function describeConformance(config: DescribeConformanceOptions): void {
         const result = await runAsyncInterleaving(factory, { accesses: 600, secrets: 4, seed: 7 });
         expect(result.problems).toEqual([]);
         // The waits are turns of the event loop, not timers: for a seed the overlap is the same on a busy machine.
-        expect(result.maxPending).toBeGreaterThanOrEqual(20);
+        expect(result.maxPending).toBeGreaterThanOrEqual(100);
         expect(result.closes).toBeGreaterThan(0);
         expect(result.refused).toBeGreaterThan(0);
       }, 900_000);
