@@ -1,0 +1,417 @@
+// The libsodium calls of @secure-memory/crypto, the memory they work in, and nothing else.
+//
+// Key schedules and working state (AES-256-GCM's expanded key and GHASH powers, a ChaCha20 key,
+// HMAC's inner and outer hash states, HKDF's pseudorandom key) live in pages this file maps
+// privately, locks (mlock), excludes from core dumps (MADV_DONTDUMP), wipes on fork
+// (MADV_WIPEONFORK, where the kernel has it) and wipes (explicit_bzero) before it unmaps them.
+// Keys are read from the memory of the caller's Secret (a view valid only during the call) and
+// never copied anywhere else. After each call that touched a key, the stack the call used is
+// wiped, so that no spill of a register the library left behind survives the call.
+//
+// Every function makes the calls it is named after and returns a status: 0, an errno, 1 for an
+// authentication failure, or an object. TypeScript validates every argument before calling here
+// (kinds, lengths, buffer sizes) and turns each status into a typed error. Nothing here aborts the
+// process: an argument of the wrong type becomes a JavaScript exception (node-addon-api with C++
+// exceptions), never an assertion. No primitive is written here: AEAD, HMAC and the CSPRNG are
+// libsodium's; HKDF (RFC 5869) is two lines of composition over libsodium's HMAC states.
+#include <napi.h>
+#include <sodium.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_DONTDUMP
+#define MADV_DONTDUMP 16
+#endif
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18
+#endif
+
+namespace {
+
+enum Kind { kAes256Gcm = 0, kChacha20Poly1305 = 1, kXChacha20Poly1305 = 2 };
+enum Hash { kSha256 = 0, kSha512 = 1 };
+
+size_t PageSize() {
+  static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+size_t RoundUp(size_t length) {
+  size_t page = PageSize();
+  return (length + page - 1) / page * page;
+}
+
+// Wipes the stack below the caller's frame: what a library call left there (spilled registers,
+// block buffers) is gone when the call returns. noinline so that the array is below the caller.
+__attribute__((noinline)) void WipeStack() {
+  volatile uint8_t area[16384];
+  explicit_bzero(const_cast<uint8_t*>(area), sizeof area);
+  __asm__ __volatile__("" : : "r"(area) : "memory");
+}
+
+// A private anonymous mapping of `length` bytes (a multiple of the page size), read-write, locked,
+// not dumped, wiped on fork. Returns 0 and sets *out, or the errno of the call that failed (the
+// mapping is then released). *failed names that call.
+int MapLocked(size_t length, uint8_t** out, const char** failed) {
+  void* address = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (address == MAP_FAILED) {
+    *failed = "mmap";
+    return errno;
+  }
+  if (madvise(address, length, MADV_DONTDUMP) != 0) {
+    int error = errno;
+    munmap(address, length);
+    *failed = "madvise";
+    return error;
+  }
+  if (mlock(address, length) != 0) {
+    int error = errno;
+    munmap(address, length);
+    *failed = "mlock";
+    return error;
+  }
+  madvise(address, length, MADV_WIPEONFORK);  // best effort: EINVAL before Linux 4.14
+  *out = static_cast<uint8_t*>(address);
+  return 0;
+}
+
+void UnmapWiped(uint8_t* address, size_t length) {
+  explicit_bzero(address, length);
+  munlock(address, length);
+  munmap(address, length);
+}
+
+Napi::Value Failure(Napi::Env env, int error, const char* syscall) {
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("errno", Napi::Number::New(env, error));
+  result.Set("syscall", Napi::String::New(env, syscall));
+  return result;
+}
+
+// The bytes of a Uint8Array argument (a Buffer is one). TypeScript checked the type.
+struct Bytes {
+  uint8_t* data;
+  size_t length;
+};
+
+Bytes BytesOf(const Napi::Value& value) {
+  if (value.IsUndefined() || value.IsNull()) return {nullptr, 0};
+  Napi::Uint8Array array = value.As<Napi::Uint8Array>();
+  return {array.Data(), array.ByteLength()};
+}
+
+// --- AEAD keys ------------------------------------------------------------------------------------
+//
+// One locked page per key: for AES-256-GCM libsodium's precomputed state (expanded key and GHASH
+// powers), for the ChaCha20 constructions the 32-byte key itself (they have no precomputation).
+
+struct KeyState {
+  uint8_t* page;
+  size_t length;
+  int kind;
+};
+
+void FinalizeKey(Napi::Env, KeyState* state) {
+  if (state->page != nullptr) UnmapWiped(state->page, state->length);
+  delete state;
+}
+
+KeyState* KeyOf(const Napi::Value& value) {
+  return value.As<Napi::External<KeyState>>().Data();
+}
+
+// keyNew(kind, key): the key state (an External, wiped and unmapped by keyFree or by the garbage
+// collector), or { errno, syscall }.
+Napi::Value KeyNew(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int kind = info[0].As<Napi::Number>().Int32Value();
+  Bytes key = BytesOf(info[1]);
+  size_t need = kind == kAes256Gcm ? sizeof(crypto_aead_aes256gcm_state) : crypto_aead_chacha20poly1305_ietf_KEYBYTES;
+  size_t length = RoundUp(need);
+  uint8_t* page = nullptr;
+  const char* failed = "";
+  int error = MapLocked(length, &page, &failed);
+  if (error != 0) return Failure(env, error, failed);
+  if (kind == kAes256Gcm) {
+    crypto_aead_aes256gcm_beforenm(reinterpret_cast<crypto_aead_aes256gcm_state*>(page), key.data);
+  } else {
+    memcpy(page, key.data, crypto_aead_chacha20poly1305_ietf_KEYBYTES);
+  }
+  WipeStack();
+  KeyState* state = new KeyState{page, length, kind};
+  return Napi::External<KeyState>::New(env, state, FinalizeKey);
+}
+
+// keyFree(state): wipes and unmaps now (idempotent).
+Napi::Value KeyFree(const Napi::CallbackInfo& info) {
+  KeyState* state = KeyOf(info[0]);
+  if (state->page != nullptr) {
+    UnmapWiped(state->page, state->length);
+    state->page = nullptr;
+  }
+  return info.Env().Undefined();
+}
+
+size_t NonceBytes(int kind) {
+  switch (kind) {
+    case kAes256Gcm: return crypto_aead_aes256gcm_NPUBBYTES;
+    case kChacha20Poly1305: return crypto_aead_chacha20poly1305_ietf_NPUBBYTES;
+    default: return crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+  }
+}
+
+// seal(state, message, aad, box): a fresh random nonce into box[0..n), then ciphertext and tag.
+// `message` may be a view of a Secret's memory. box.length == n + message.length + 16 (checked).
+// 0, or -1 when the library refused.
+Napi::Value Seal(const Napi::CallbackInfo& info) {
+  KeyState* state = KeyOf(info[0]);
+  Bytes message = BytesOf(info[1]);
+  Bytes aad = BytesOf(info[2]);
+  Bytes box = BytesOf(info[3]);
+  if (state->page == nullptr) return Napi::Number::New(info.Env(), -1);
+  size_t n = NonceBytes(state->kind);
+  uint8_t* nonce = box.data;
+  uint8_t* out = box.data + n;
+  uint8_t empty = 0;
+  if (message.data == nullptr) message.data = &empty;  // an empty message
+  randombytes_buf(nonce, n);
+  unsigned long long written = 0;
+  int rc;
+  switch (state->kind) {
+    case kAes256Gcm:
+      rc = crypto_aead_aes256gcm_encrypt_afternm(out, &written, message.data, message.length, aad.data, aad.length,
+                                                 nullptr, nonce,
+                                                 reinterpret_cast<const crypto_aead_aes256gcm_state*>(state->page));
+      break;
+    case kChacha20Poly1305:
+      rc = crypto_aead_chacha20poly1305_ietf_encrypt(out, &written, message.data, message.length, aad.data, aad.length,
+                                                     nullptr, nonce, state->page);
+      break;
+    default:
+      rc = crypto_aead_xchacha20poly1305_ietf_encrypt(out, &written, message.data, message.length, aad.data,
+                                                      aad.length, nullptr, nonce, state->page);
+      break;
+  }
+  WipeStack();
+  return Napi::Number::New(info.Env(), rc == 0 ? 0 : -1);
+}
+
+// open(state, box, aad, out): checks the tag and decrypts into `out` (a view of protected scratch
+// memory, or of a new Secret's region, or an ordinary buffer for plaintext). out.length ==
+// box.length - n - 16 (checked). 0; 1 when the tag does not match (out is then zeroed).
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  KeyState* state = KeyOf(info[0]);
+  Bytes box = BytesOf(info[1]);
+  Bytes aad = BytesOf(info[2]);
+  Bytes out = BytesOf(info[3]);
+  if (state->page == nullptr) return Napi::Number::New(info.Env(), -1);
+  size_t n = NonceBytes(state->kind);
+  uint8_t empty = 0;
+  if (out.data == nullptr) out.data = &empty;  // an empty message
+  const uint8_t* nonce = box.data;
+  const uint8_t* body = box.data + n;
+  unsigned long long bodyLength = box.length - n;
+  unsigned long long written = 0;
+  int rc;
+  switch (state->kind) {
+    case kAes256Gcm:
+      rc = crypto_aead_aes256gcm_decrypt_afternm(out.data, &written, nullptr, body, bodyLength, aad.data, aad.length,
+                                                 nonce,
+                                                 reinterpret_cast<const crypto_aead_aes256gcm_state*>(state->page));
+      break;
+    case kChacha20Poly1305:
+      rc = crypto_aead_chacha20poly1305_ietf_decrypt(out.data, &written, nullptr, body, bodyLength, aad.data,
+                                                     aad.length, nonce, state->page);
+      break;
+    default:
+      rc = crypto_aead_xchacha20poly1305_ietf_decrypt(out.data, &written, nullptr, body, bodyLength, aad.data,
+                                                      aad.length, nonce, state->page);
+      break;
+  }
+  if (rc != 0) explicit_bzero(out.data, out.length);
+  WipeStack();
+  return Napi::Number::New(info.Env(), rc == 0 ? 0 : 1);
+}
+
+// --- HMAC and HKDF --------------------------------------------------------------------------------
+//
+// One locked page per thread (per Node.js environment) holds the HMAC state and HKDF's working
+// bytes while a call runs, and is wiped before the call returns.
+
+struct WorkArea {
+  uint8_t* page = nullptr;
+  size_t length = 0;
+  ~WorkArea() {
+    if (page != nullptr) UnmapWiped(page, length);
+  }
+};
+
+struct Work {
+  crypto_auth_hmacsha512_state hmac512;
+  crypto_auth_hmacsha256_state hmac256;
+  uint8_t prk[crypto_auth_hmacsha512_BYTES];
+  uint8_t block[crypto_auth_hmacsha512_BYTES];
+};
+
+// The environment's work area, mapped on first use; nullptr with *error and *failed set.
+Work* WorkOf(Napi::Env env, int* error, const char** failed) {
+  WorkArea* area = env.GetInstanceData<WorkArea>();
+  if (area == nullptr) {
+    area = new WorkArea();
+    env.SetInstanceData<WorkArea>(area);
+  }
+  if (area->page == nullptr) {
+    size_t length = RoundUp(sizeof(Work));
+    uint8_t* page = nullptr;
+    *error = MapLocked(length, &page, failed);
+    if (*error != 0) return nullptr;
+    area->page = page;
+    area->length = length;
+  }
+  return reinterpret_cast<Work*>(area->page);
+}
+
+size_t MacBytes(int hash) {
+  return hash == kSha256 ? crypto_auth_hmacsha256_BYTES : crypto_auth_hmacsha512_BYTES;
+}
+
+// HMAC(key, a ‖ b ‖ c) into out (MacBytes(hash) bytes), with the state in the work area.
+void Mac(Work* work, int hash, const uint8_t* key, size_t keyLength, const uint8_t* a, size_t aLength,
+         const uint8_t* b, size_t bLength, const uint8_t* c, size_t cLength, uint8_t* out) {
+  if (hash == kSha256) {
+    crypto_auth_hmacsha256_init(&work->hmac256, key, keyLength);
+    if (aLength > 0) crypto_auth_hmacsha256_update(&work->hmac256, a, aLength);
+    if (bLength > 0) crypto_auth_hmacsha256_update(&work->hmac256, b, bLength);
+    if (cLength > 0) crypto_auth_hmacsha256_update(&work->hmac256, c, cLength);
+    crypto_auth_hmacsha256_final(&work->hmac256, out);
+    explicit_bzero(&work->hmac256, sizeof work->hmac256);
+  } else {
+    crypto_auth_hmacsha512_init(&work->hmac512, key, keyLength);
+    if (aLength > 0) crypto_auth_hmacsha512_update(&work->hmac512, a, aLength);
+    if (bLength > 0) crypto_auth_hmacsha512_update(&work->hmac512, b, bLength);
+    if (cLength > 0) crypto_auth_hmacsha512_update(&work->hmac512, c, cLength);
+    crypto_auth_hmacsha512_final(&work->hmac512, out);
+    explicit_bzero(&work->hmac512, sizeof work->hmac512);
+  }
+}
+
+// hmac(hash, key, data, out): HMAC-SHA-256/512 of `data` under `key` (a view of a Secret) into
+// `out` (32/64 bytes, checked). 0, or { errno, syscall } when the work area cannot be mapped.
+Napi::Value Hmac(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int hash = info[0].As<Napi::Number>().Int32Value();
+  Bytes key = BytesOf(info[1]);
+  Bytes data = BytesOf(info[2]);
+  Bytes out = BytesOf(info[3]);
+  int error = 0;
+  const char* failed = "";
+  Work* work = WorkOf(env, &error, &failed);
+  if (work == nullptr) return Failure(env, error, failed);
+  Mac(work, hash, key.data, key.length, data.data, data.length, nullptr, 0, nullptr, 0, out.data);
+  WipeStack();
+  return Napi::Number::New(env, 0);
+}
+
+// hkdf(hash, ikm, salt, info, out): HKDF (RFC 5869) of `ikm` (a view of a Secret) into `out` (a
+// view of protected memory; 1..255*HashLen bytes, checked): PRK = HMAC(salt, IKM); T(i) =
+// HMAC(PRK, T(i-1) ‖ info ‖ i). PRK and T live in the work area and are wiped.
+// 0, or { errno, syscall } when the work area cannot be mapped.
+Napi::Value Hkdf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int hash = info[0].As<Napi::Number>().Int32Value();
+  Bytes ikm = BytesOf(info[1]);
+  Bytes salt = BytesOf(info[2]);
+  Bytes context = BytesOf(info[3]);
+  Bytes out = BytesOf(info[4]);
+  int error = 0;
+  const char* failed = "";
+  Work* work = WorkOf(env, &error, &failed);
+  if (work == nullptr) return Failure(env, error, failed);
+  size_t hashLength = MacBytes(hash);
+  Mac(work, hash, salt.data, salt.length, ikm.data, ikm.length, nullptr, 0, nullptr, 0, work->prk);
+  size_t done = 0;
+  uint8_t counter = 0;
+  while (done < out.length) {
+    counter += 1;
+    Mac(work, hash, work->prk, hashLength, work->block, counter == 1 ? 0 : hashLength, context.data, context.length,
+        &counter, 1, work->block);
+    size_t take = out.length - done < hashLength ? out.length - done : hashLength;
+    memcpy(out.data + done, work->block, take);
+    done += take;
+  }
+  explicit_bzero(work->prk, sizeof work->prk);
+  explicit_bzero(work->block, sizeof work->block);
+  WipeStack();
+  return Napi::Number::New(env, 0);
+}
+
+// --- Scratch memory -------------------------------------------------------------------------------
+//
+// For factories that cannot be filled in place: a locked, not dumped mapping that receives an
+// unwrapped or derived key, handed to `factory.new()` (which copies it and zero-fills the view),
+// then wiped and unmapped. The view is an external ArrayBuffer that scratchFree detaches.
+
+struct Scratch {
+  uint8_t* page;
+  size_t length;
+};
+
+void FinalizeScratch(Napi::Env, Scratch* scratch) {
+  if (scratch->page != nullptr) UnmapWiped(scratch->page, scratch->length);
+  delete scratch;
+}
+
+// scratchNew(size): { buffer, handle }: an ArrayBuffer of `size` bytes over a fresh locked mapping,
+// and the External that owns the mapping (the garbage collector unmaps it if scratchFree is never
+// called); or { errno, syscall }.
+Napi::Value ScratchNew(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t size = static_cast<size_t>(info[0].As<Napi::Number>().Int64Value());
+  size_t length = RoundUp(size);
+  uint8_t* page = nullptr;
+  const char* failed = "";
+  int error = MapLocked(length, &page, &failed);
+  if (error != 0) return Failure(env, error, failed);
+  Scratch* scratch = new Scratch{page, length};
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("handle", Napi::External<Scratch>::New(env, scratch, FinalizeScratch));
+  result.Set("buffer", Napi::ArrayBuffer::New(env, page, size));
+  return result;
+}
+
+// scratchFree(buffer, handle): detaches the ArrayBuffer, then wipes and unmaps the mapping (idempotent).
+Napi::Value ScratchFree(const Napi::CallbackInfo& info) {
+  Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
+  Scratch* scratch = info[1].As<Napi::External<Scratch>>().Data();
+  if (!buffer.IsDetached()) buffer.Detach();
+  if (scratch->page != nullptr) {
+    UnmapWiped(scratch->page, scratch->length);
+    scratch->page = nullptr;
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // sodium_init: 0 first time, 1 already done, -1 failure (reported as `ready: false`).
+  int ready = sodium_init();
+  exports.Set("ready", Napi::Boolean::New(env, ready >= 0));
+  exports.Set("aesGcmAvailable", Napi::Boolean::New(env, ready >= 0 && crypto_aead_aes256gcm_is_available() == 1));
+  exports.Set("sodiumVersion", Napi::String::New(env, sodium_version_string()));
+  exports.Set("keyNew", Napi::Function::New(env, KeyNew, "keyNew"));
+  exports.Set("keyFree", Napi::Function::New(env, KeyFree, "keyFree"));
+  exports.Set("seal", Napi::Function::New(env, Seal, "seal"));
+  exports.Set("open", Napi::Function::New(env, Open, "open"));
+  exports.Set("hmac", Napi::Function::New(env, Hmac, "hmac"));
+  exports.Set("hkdf", Napi::Function::New(env, Hkdf, "hkdf"));
+  exports.Set("scratchNew", Napi::Function::New(env, ScratchNew, "scratchNew"));
+  exports.Set("scratchFree", Napi::Function::New(env, ScratchFree, "scratchFree"));
+  return exports;
+}
+
+NODE_API_MODULE(crypto, Init)
