@@ -7,7 +7,7 @@
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-fvisibility=hidden", "-fstack-protector-strong", "-Wall", "-Wextra"],
       "cflags_cc": ["-fvisibility=hidden", "-fstack-protector-strong", "-Wall", "-Wextra"],
-      "libraries": ["-l:libsodium.a", "-Wl,--exclude-libs,ALL"],
+      "libraries": ["-l:libsodium.a", "-Wl,--exclude-libs,ALL", "-Wl,-z,now", "-Wl,-z,relro"],
       "xcode_settings": { "GCC_SYMBOLS_PRIVATE_EXTERN": "YES" }
     }
   ]
