@@ -28,15 +28,27 @@ export interface KeyUseReport {
   coreBytes: number;
 }
 
-function tally(hits: MemoryHit[], wanted: boolean): Record<string, number> {
+export function tally(hits: MemoryHit[], wanted: boolean): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const hit of hits) if (hit.protected === wanted) counts[hit.owner] = (counts[hit.owner] ?? 0) + 1;
   return counts;
 }
 
-/** Runs the child for `records` records in `mode` with the backend `module`, scans it and ends it. */
-export async function probeKeyUse(module: string, mode: 'ours' | 'node', records: number, core: boolean): Promise<KeyUseReport> {
-  const child = spawn(process.execPath, ['--expose-gc', CHILD, module, mode, String(records)], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+/** A child that reported its keys on fd 3 and is ready to be scanned. */
+export interface Holder {
+  pid: number;
+  /** The `ready` event's fields. */
+  ready: Record<string, unknown>;
+  /** Everything the child wrote to fd 3. */
+  keyBytes: Buffer;
+}
+
+/**
+ * Runs `node --expose-gc <args>` with fd 3 as a pipe, waits for its `{"event":"ready"}` line and
+ * the end of fd 3, calls `observe`, then ends the child.
+ */
+export async function withHolder<T>(args: string[], observe: (holder: Holder) => T): Promise<T> {
+  const child = spawn(process.execPath, ['--expose-gc', ...args], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   try {
     let stderr = '';
@@ -50,17 +62,27 @@ export async function probeKeyUse(module: string, mode: 'ours' | 'node', records
       fd3.on('end', () => resolve(Buffer.concat(parts)));
       fd3.on('error', reject);
     });
-    const ready = new Promise<{ backend: string }>((resolve, reject) => {
+    const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
       let pending = '';
       child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
         pending += chunk;
         const line = pending.split('\n').find((l) => l.includes('"ready"'));
-        if (line !== undefined) resolve(JSON.parse(line) as { backend: string });
+        if (line !== undefined) resolve(JSON.parse(line) as Record<string, unknown>);
       });
       child.on('exit', (code, signal) => reject(new Error(`the child ended (${code}, ${signal}) before it was ready: ${stderr}`)));
     });
-    const { backend } = await ready;
-    const bytes = await keyBytes;
+    const event = await ready;
+    return observe({ pid: child.pid as number, ready: event, keyBytes: await keyBytes });
+  } finally {
+    child.stdin?.end('exit\n');
+    setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+    await exited;
+  }
+}
+
+/** Runs the child for `records` records in `mode` with the backend `module`, scans it and ends it. */
+export async function probeKeyUse(module: string, mode: 'ours' | 'node', records: number, core: boolean): Promise<KeyUseReport> {
+  return withHolder([CHILD, module, mode, String(records)], ({ pid, ready, keyBytes: bytes }) => {
     const samples = Math.ceil(records / SAMPLE_EVERY);
     if (bytes.byteLength !== 32 * (2 + 2 * samples)) throw new Error(`the child reported ${bytes.byteLength} key bytes`);
     const needles = new WindowSet();
@@ -70,11 +92,11 @@ export async function probeKeyUse(module: string, mode: 'ours' | 'node', records
     for (let i = 0; i < samples; i += 1) needles.add('dataKey', keyAt(2 + i));
     for (let i = 0; i < samples; i += 1) needles.add('derived', keyAt(2 + samples + i));
     bytes.fill(0);
-    const memory = scanProcess(child.pid as number, needles);
+    const memory = scanProcess(pid, needles);
     const unprotected = memory.hits.filter((h) => !h.protected);
-    const coreScan = core ? scanCore(child.pid as number, needles) : undefined;
+    const coreScan = core ? scanCore(pid, needles) : undefined;
     return {
-      backend,
+      backend: String(ready.backend),
       keys: { kek: 1, intermediate: 1, dataKeys: samples, derived: samples },
       windows: needles.size,
       scannedBytes: memory.scannedBytes,
@@ -84,9 +106,5 @@ export async function probeKeyUse(module: string, mode: 'ours' | 'node', records
       coreHits: coreScan === undefined ? undefined : Object.fromEntries(coreScan.counts),
       coreBytes: coreScan?.coreBytes ?? 0,
     };
-  } finally {
-    child.stdin?.end('exit\n');
-    setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
-    await exited;
-  }
+  });
 }
