@@ -158,8 +158,27 @@ void FinalizeKey(Napi::Env, KeyState* state) {
   delete state;
 }
 
+// Type tags of the Externals this file hands out, so that one kind is never taken for another.
+const napi_type_tag kKeyTag = {0x5ec7e7a11c7a9e01ULL, 0x8d1e6b4a2f3c7e01ULL};
+const napi_type_tag kScratchTag = {0x5ec7e7a11c7a9e02ULL, 0x8d1e6b4a2f3c7e02ULL};
+
+// The External's data when `value` is an External this file made with `tag`; else a TypeError.
+template <typename T>
+T* Tagged(const Napi::Value& value, const napi_type_tag* tag) {
+  bool matches = false;
+  if (napi_check_object_type_tag(value.Env(), value, tag, &matches) != napi_ok || !matches) {
+    throw Napi::TypeError::New(value.Env(), "not a handle of this addon");
+  }
+  return value.As<Napi::External<T>>().Data();
+}
+
+Napi::Value Tag(Napi::Value value, const napi_type_tag* tag) {
+  NAPI_THROW_IF_FAILED(value.Env(), napi_type_tag_object(value.Env(), value, tag), Napi::Value());
+  return value;
+}
+
 KeyState* KeyOf(const Napi::Value& value) {
-  return value.As<Napi::External<KeyState>>().Data();
+  return Tagged<KeyState>(value, &kKeyTag);
 }
 
 // keyNew(kind, key): the key state (an External, wiped and unmapped by keyFree or by the garbage
@@ -181,7 +200,7 @@ Napi::Value KeyNew(const Napi::CallbackInfo& info) {
   }
   Scrub();
   KeyState* state = new KeyState{page, length, kind};
-  return Napi::External<KeyState>::New(env, state, FinalizeKey);
+  return Tag(Napi::External<KeyState>::New(env, state, FinalizeKey), &kKeyTag);
 }
 
 // keyFree(state): wipes and unmaps now (idempotent).
@@ -416,7 +435,7 @@ Napi::Value ScratchNew(const Napi::CallbackInfo& info) {
   if (error != 0) return Failure(env, error, failed);
   Scratch* scratch = new Scratch{page, length};
   Napi::Object result = Napi::Object::New(env);
-  result.Set("handle", Napi::External<Scratch>::New(env, scratch, FinalizeScratch));
+  result.Set("handle", Tag(Napi::External<Scratch>::New(env, scratch, FinalizeScratch), &kScratchTag));
   result.Set("buffer", Napi::ArrayBuffer::New(env, page, size));
   return result;
 }
@@ -424,7 +443,7 @@ Napi::Value ScratchNew(const Napi::CallbackInfo& info) {
 // scratchFree(buffer, handle): detaches the ArrayBuffer, then wipes and unmaps the mapping (idempotent).
 Napi::Value ScratchFree(const Napi::CallbackInfo& info) {
   Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
-  Scratch* scratch = info[1].As<Napi::External<Scratch>>().Data();
+  Scratch* scratch = Tagged<Scratch>(info[1], &kScratchTag);
   if (!buffer.IsDetached()) buffer.Detach();
   if (scratch->page != nullptr) {
     UnmapWiped(scratch->page, scratch->length);

@@ -177,3 +177,23 @@ describe('a process that may lock no memory', () => {
     }
   });
 });
+
+describe('the addon', () => {
+  it('refuses a handle of the wrong kind or a plain object with an exception, never a crash', async () => {
+    const { addon } = await import('../src/native.ts');
+    const native = addon();
+    const scratch = native.scratchNew(16);
+    if (!('handle' in scratch)) throw new Error('no scratch memory');
+    using key = factory.createRandom(32);
+    const state = key.withBytes((view) => native.keyNew(2, view));
+    if ('errno' in state) throw new Error('no key state');
+    expect(() => native.keyFree(scratch.handle)).toThrow(TypeError);
+    expect(() => native.seal({} as never, new Uint8Array(1), undefined, new Uint8Array(41))).toThrow(TypeError);
+    expect(() => native.scratchFree(scratch.buffer, state)).toThrow(TypeError);
+    native.scratchFree(scratch.buffer, scratch.handle);
+    native.scratchFree(scratch.buffer, scratch.handle); // idempotent
+    expect(scratch.buffer.byteLength).toBe(0); // detached
+    native.keyFree(state);
+    expect(native.seal(state, new Uint8Array(1), undefined, new Uint8Array(41))).toBe(-1);
+  });
+});
