@@ -23,6 +23,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <vector>
+
 #ifndef MADV_DONTDUMP
 #define MADV_DONTDUMP 16
 #endif
@@ -142,19 +144,86 @@ Bytes BytesOf(const Napi::Value& value) {
   return {array.Data(), array.ByteLength()};
 }
 
+// --- The slot pool and the per-environment data --------------------------------------------------
+//
+// Key states and small scratch buffers take 512-byte slots of 16 KiB chunks that are mapped,
+// locked, left out of core dumps and wiped on fork once, and kept for the environment (thread):
+// no system call per aead or per unwrap. A slot is wiped when it is given back. The pool lives
+// until the environment ends and its last slot is given back, in whichever order the two happen.
+
+constexpr size_t kSlotBytes = 512;
+constexpr size_t kChunkBytes = 16384;
+static_assert(sizeof(crypto_aead_aes256gcm_state) <= kSlotBytes, "an AES-256-GCM state fits a slot");
+
+struct Pool {
+  std::vector<uint8_t*> chunks;
+  std::vector<uint8_t*> free;
+  size_t live = 0;
+  bool environmentAlive = true;
+  ~Pool() {
+    for (uint8_t* chunk : chunks) UnmapWiped(chunk, kChunkBytes);
+  }
+};
+
+// A slot, or nullptr with *error and *failed set (the pool could not grow).
+uint8_t* SlotTake(Pool* pool, int* error, const char** failed) {
+  if (pool->free.empty()) {
+    uint8_t* chunk = nullptr;
+    *error = MapLocked(kChunkBytes, &chunk, failed);
+    if (*error != 0) return nullptr;
+    pool->chunks.push_back(chunk);
+    for (size_t offset = kChunkBytes; offset >= kSlotBytes; offset -= kSlotBytes) pool->free.push_back(chunk + offset - kSlotBytes);
+  }
+  uint8_t* slot = pool->free.back();
+  pool->free.pop_back();
+  pool->live += 1;
+  return slot;
+}
+
+// Wipes a slot and gives it back; frees the pool when it was the last one of an ended environment.
+void SlotGive(Pool* pool, uint8_t* slot) {
+  explicit_bzero(slot, kSlotBytes);
+  pool->free.push_back(slot);
+  pool->live -= 1;
+  if (!pool->environmentAlive && pool->live == 0) delete pool;
+}
+
+struct Work;
+
+// What each environment (the main thread, each worker) keeps: the pool and the HMAC/HKDF work page.
+struct EnvironmentData {
+  Pool* pool = new Pool();
+  uint8_t* workPage = nullptr;
+  size_t workLength = 0;
+  ~EnvironmentData() {
+    if (workPage != nullptr) UnmapWiped(workPage, workLength);
+    pool->environmentAlive = false;
+    if (pool->live == 0) delete pool;
+  }
+};
+
+EnvironmentData* EnvironmentOf(Napi::Env env) {
+  EnvironmentData* data = env.GetInstanceData<EnvironmentData>();
+  if (data == nullptr) {
+    data = new EnvironmentData();
+    env.SetInstanceData<EnvironmentData>(data);
+  }
+  return data;
+}
+
 // --- AEAD keys ------------------------------------------------------------------------------------
 //
-// One locked page per key: for AES-256-GCM libsodium's precomputed state (expanded key and GHASH
-// powers), for the ChaCha20 constructions the 32-byte key itself (they have no precomputation).
+// One slot per key: for AES-256-GCM libsodium's precomputed state (expanded key and GHASH powers),
+// for the ChaCha20 constructions the 32-byte key itself (they have no precomputation).
 
 struct KeyState {
-  uint8_t* page;
-  size_t length;
+  uint8_t* page;  // the slot; nullptr once given back
+  Pool* pool;
   int kind;
 };
 
 void FinalizeKey(Napi::Env, KeyState* state) {
-  if (state->page != nullptr) UnmapWiped(state->page, state->length);
+  if (state->page != nullptr) SlotGive(state->pool, state->page);
   delete state;
 }
 
@@ -181,33 +250,32 @@ KeyState* KeyOf(const Napi::Value& value) {
   return Tagged<KeyState>(value, &kKeyTag);
 }
 
-// keyNew(kind, key): the key state (an External, wiped and unmapped by keyFree or by the garbage
-// collector), or { errno, syscall }.
+// keyNew(kind, key): the key state (an External, wiped and given back by keyFree or by the garbage
+// collector), or { errno, syscall } when the pool cannot grow.
 Napi::Value KeyNew(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int kind = info[0].As<Napi::Number>().Int32Value();
   Bytes key = BytesOf(info[1]);
-  size_t need = kind == kAes256Gcm ? sizeof(crypto_aead_aes256gcm_state) : crypto_aead_chacha20poly1305_ietf_KEYBYTES;
-  size_t length = RoundUp(need);
-  uint8_t* page = nullptr;
+  Pool* pool = EnvironmentOf(env)->pool;
+  int error = 0;
   const char* failed = "";
-  int error = MapLocked(length, &page, &failed);
-  if (error != 0) return Failure(env, error, failed);
+  uint8_t* page = SlotTake(pool, &error, &failed);
+  if (page == nullptr) return Failure(env, error, failed);
   if (kind == kAes256Gcm) {
     crypto_aead_aes256gcm_beforenm(reinterpret_cast<crypto_aead_aes256gcm_state*>(page), key.data);
   } else {
     memcpy(page, key.data, crypto_aead_chacha20poly1305_ietf_KEYBYTES);
   }
   Scrub();
-  KeyState* state = new KeyState{page, length, kind};
+  KeyState* state = new KeyState{page, pool, kind};
   return Tag(Napi::External<KeyState>::New(env, state, FinalizeKey), &kKeyTag);
 }
 
-// keyFree(state): wipes and unmaps now (idempotent).
+// keyFree(state): wipes and gives the slot back now (idempotent).
 Napi::Value KeyFree(const Napi::CallbackInfo& info) {
   KeyState* state = KeyOf(info[0]);
   if (state->page != nullptr) {
-    UnmapWiped(state->page, state->length);
+    SlotGive(state->pool, state->page);
     state->page = nullptr;
   }
   return info.Env().Undefined();
@@ -299,14 +367,6 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
 // One locked page per thread (per Node.js environment) holds the HMAC state and HKDF's working
 // bytes while a call runs, and is wiped before the call returns.
 
-struct WorkArea {
-  uint8_t* page = nullptr;
-  size_t length = 0;
-  ~WorkArea() {
-    if (page != nullptr) UnmapWiped(page, length);
-  }
-};
-
 struct Work {
   crypto_auth_hmacsha512_state hmac512;
   crypto_auth_hmacsha256_state hmac256;
@@ -316,20 +376,16 @@ struct Work {
 
 // The environment's work area, mapped on first use; nullptr with *error and *failed set.
 Work* WorkOf(Napi::Env env, int* error, const char** failed) {
-  WorkArea* area = env.GetInstanceData<WorkArea>();
-  if (area == nullptr) {
-    area = new WorkArea();
-    env.SetInstanceData<WorkArea>(area);
-  }
-  if (area->page == nullptr) {
+  EnvironmentData* data = EnvironmentOf(env);
+  if (data->workPage == nullptr) {
     size_t length = RoundUp(sizeof(Work));
     uint8_t* page = nullptr;
     *error = MapLocked(length, &page, failed);
     if (*error != 0) return nullptr;
-    area->page = page;
-    area->length = length;
+    data->workPage = page;
+    data->workLength = length;
   }
-  return reinterpret_cast<Work*>(area->page);
+  return reinterpret_cast<Work*>(data->workPage);
 }
 
 size_t MacBytes(int hash) {
@@ -413,42 +469,56 @@ Napi::Value Hkdf(const Napi::CallbackInfo& info) {
 // then wiped and unmapped. The view is an external ArrayBuffer that scratchFree detaches.
 
 struct Scratch {
-  uint8_t* page;
-  size_t length;
+  uint8_t* page;  // nullptr once released
+  size_t length;  // of the mapping; 0 for a slot
+  Pool* pool;     // the slot's pool; nullptr for a mapping of its own
 };
 
+void ReleaseScratch(Scratch* scratch) {
+  if (scratch->page == nullptr) return;
+  if (scratch->pool != nullptr) SlotGive(scratch->pool, scratch->page);
+  else UnmapWiped(scratch->page, scratch->length);
+  scratch->page = nullptr;
+}
+
 void FinalizeScratch(Napi::Env, Scratch* scratch) {
-  if (scratch->page != nullptr) UnmapWiped(scratch->page, scratch->length);
+  ReleaseScratch(scratch);
   delete scratch;
 }
 
-// scratchNew(size): { buffer, handle }: an ArrayBuffer of `size` bytes over a fresh locked mapping,
-// and the External that owns the mapping (the garbage collector unmaps it if scratchFree is never
-// called); or { errno, syscall }.
+// scratchNew(size): { buffer, handle }: an ArrayBuffer of `size` bytes over a slot (up to 512
+// bytes) or a fresh locked mapping, and the External that owns it (the garbage collector releases
+// it if scratchFree is never called); or { errno, syscall }.
 Napi::Value ScratchNew(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   size_t size = static_cast<size_t>(info[0].As<Napi::Number>().Int64Value());
-  size_t length = RoundUp(size);
   uint8_t* page = nullptr;
   const char* failed = "";
-  int error = MapLocked(length, &page, &failed);
-  if (error != 0) return Failure(env, error, failed);
-  Scratch* scratch = new Scratch{page, length};
+  int error = 0;
+  Scratch* scratch;
+  if (size <= kSlotBytes) {
+    Pool* pool = EnvironmentOf(env)->pool;
+    page = SlotTake(pool, &error, &failed);
+    if (page == nullptr) return Failure(env, error, failed);
+    scratch = new Scratch{page, 0, pool};
+  } else {
+    size_t length = RoundUp(size);
+    error = MapLocked(length, &page, &failed);
+    if (error != 0) return Failure(env, error, failed);
+    scratch = new Scratch{page, length, nullptr};
+  }
   Napi::Object result = Napi::Object::New(env);
   result.Set("handle", Tag(Napi::External<Scratch>::New(env, scratch, FinalizeScratch), &kScratchTag));
   result.Set("buffer", Napi::ArrayBuffer::New(env, page, size));
   return result;
 }
 
-// scratchFree(buffer, handle): detaches the ArrayBuffer, then wipes and unmaps the mapping (idempotent).
+// scratchFree(buffer, handle): detaches the ArrayBuffer, then wipes and releases the memory (idempotent).
 Napi::Value ScratchFree(const Napi::CallbackInfo& info) {
   Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
   Scratch* scratch = Tagged<Scratch>(info[1], &kScratchTag);
   if (!buffer.IsDetached()) buffer.Detach();
-  if (scratch->page != nullptr) {
-    UnmapWiped(scratch->page, scratch->length);
-    scratch->page = nullptr;
-  }
+  ReleaseScratch(scratch);
   return info.Env().Undefined();
 }
 
@@ -468,6 +538,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("hkdf", Napi::Function::New(env, Hkdf, "hkdf"));
   exports.Set("scratchNew", Napi::Function::New(env, ScratchNew, "scratchNew"));
   exports.Set("scratchFree", Napi::Function::New(env, ScratchFree, "scratchFree"));
+  exports.Set("SLOT_BYTES", Napi::Number::New(env, static_cast<double>(kSlotBytes)));
+  exports.Set("POOL_CHUNK_BYTES", Napi::Number::New(env, static_cast<double>(kChunkBytes)));
   return exports;
 }
 

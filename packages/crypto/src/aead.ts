@@ -18,7 +18,7 @@ import {
 } from '@secure-memory/core';
 import { assertFactory, assertMaxLength, assertOptionalBytes, assertSecret, assertSecretSize, assertView } from './assert.js';
 import { fillSecret } from './fill.js';
-import { type Handle, PACKAGE, addon, isFailure, mapBudget, nativeError } from './native.js';
+import { type Handle, PACKAGE, addon, isFailure, nativeError } from './native.js';
 
 /** The AEAD algorithms. */
 export const AEAD_ALGORITHMS = ['aes-256-gcm', 'chacha20-poly1305', 'xchacha20-poly1305'] as const;
@@ -44,9 +44,6 @@ export const AEAD_MAX_MESSAGE_BYTES = 2 ** 30;
 const KIND: Record<AeadAlgorithm, number> = { 'aes-256-gcm': 0, 'chacha20-poly1305': 1, 'xchacha20-poly1305': 2 };
 const NONCE_BYTES: Record<AeadAlgorithm, number> = { 'aes-256-gcm': 12, 'chacha20-poly1305': 12, 'xchacha20-poly1305': 24 };
 
-/** The page that holds one key's state, for the memlock error. */
-const STATE_BYTES = 4096;
-
 function integrityError(): SecureMemoryError {
   return new SecureMemoryError(ErrorCode.INTEGRITY, 'The box failed authentication: wrong key, wrong aad, or tampered with', {
     backend: PACKAGE,
@@ -65,11 +62,9 @@ function aadOf(options: unknown, label: string): Uint8Array | undefined {
   return aad;
 }
 
-/** Frees a key state that became unreachable without close (the addon's finalizer wipes it). */
-const unreachable = new FinalizationRegistry<undefined>(() => mapBudget.removed());
-
 /**
- * An AEAD key in use. Boxes are `nonce ‖ ciphertext ‖ tag` with a fresh random nonce each, in the
+ * An AEAD key in use (its state in a slot of a locked pool; an aead that becomes unreachable
+ * without close is wiped by the garbage collector). Boxes are `nonce ‖ ciphertext ‖ tag` with a fresh random nonce each, in the
  * layout node:crypto and libsodium read: 12-byte nonce for AES-256-GCM and ChaCha20-Poly1305
  * (IETF), 24-byte for XChaCha20-Poly1305; a 16-byte tag. Disposable: `close()` wipes the key state.
  */
@@ -89,7 +84,6 @@ export class Aead extends Redacted implements Disposable {
     this.nonceBytes = NONCE_BYTES[algorithm];
     this.overhead = this.nonceBytes + AEAD_TAG_BYTES;
     this.#state = state;
-    unreachable.register(this, undefined, this);
   }
 
   static #check(self: unknown): Aead {
@@ -209,15 +203,13 @@ export class Aead extends Redacted implements Disposable {
     });
   }
 
-  /** Wipes and unmaps the key state. Idempotent. */
+  /** Wipes the key state and gives its slot back. Idempotent. */
   close(): void {
     const self = Aead.#check(this);
     const state = self.#state;
     if (state === undefined) return;
     self.#state = undefined;
-    unreachable.unregister(self);
     addon().keyFree(state);
-    mapBudget.removed();
   }
 
   [Symbol.dispose](): void {
@@ -271,12 +263,10 @@ export function aead(algorithm: AeadAlgorithm, key: Secret): Aead {
       { backend: PACKAGE },
     );
   }
-  mapBudget.assertHeadroom();
   const state = key.withBytes((view) => {
     assertView(view, AEAD_KEY_BYTES, 'key');
     return native.keyNew(KIND[algorithm], view);
   });
-  if (isFailure(state)) throw nativeError(state, STATE_BYTES);
-  mapBudget.added();
+  if (isFailure(state)) throw nativeError(state, native.POOL_CHUNK_BYTES);
   return new Aead(algorithm, state);
 }

@@ -23,16 +23,17 @@ export function fillSecret(factory: SecretFactory, size: number, write: (writabl
   const inPlace = (factory as { [FILL_IN_PLACE]?: InPlace })[FILL_IN_PLACE];
   if (typeof inPlace === 'function') return inPlace.call(factory, size, write);
   const native = addon();
-  mapBudget.assertHeadroom();
+  const ownMapping = size > native.SLOT_BYTES;
+  if (ownMapping) mapBudget.assertHeadroom();
   const scratch = native.scratchNew(size);
-  if (isFailure(scratch)) throw nativeError(scratch, size);
-  mapBudget.added();
+  if (isFailure(scratch)) throw nativeError(scratch, ownMapping ? size : native.POOL_CHUNK_BYTES);
+  if (ownMapping) mapBudget.added();
   try {
     const view = new Uint8Array(scratch.buffer, 0, size);
     write(view);
     return factory.new(view); // copies into the secret's memory and zero-fills the scratch view
   } finally {
-    native.scratchFree(scratch.buffer, scratch.handle); // wipes the whole mapping, detaches, unmaps
-    mapBudget.removed();
+    native.scratchFree(scratch.buffer, scratch.handle); // detaches, wipes, releases
+    if (ownMapping) mapBudget.removed();
   }
 }

@@ -28,9 +28,9 @@ export interface Addon {
   /** libsodium's AES-256-GCM runs here (it needs AES-NI and PCLMUL). */
   readonly aesGcmAvailable: boolean;
   readonly sodiumVersion: string;
-  /** A locked page with the key's state (kind: 0 AES-256-GCM, 1 ChaCha20-Poly1305, 2 XChaCha20-Poly1305). */
+  /** A locked pool slot with the key's state (kind: 0 AES-256-GCM, 1 ChaCha20-Poly1305, 2 XChaCha20-Poly1305). */
   keyNew(kind: number, key: Uint8Array): Handle | NativeFailure;
-  /** Wipes and unmaps a key state now; idempotent. */
+  /** Wipes a key state and gives its slot back now; idempotent. */
   keyFree(state: Handle): void;
   /** Nonce, ciphertext and tag of `message` into `box`: 0, or -1. */
   seal(state: Handle, message: Uint8Array, aad: Uint8Array | undefined, box: Uint8Array): number;
@@ -40,10 +40,14 @@ export interface Addon {
   hmac(hash: number, key: Uint8Array, data: Uint8Array, out: Uint8Array): number | NativeFailure;
   /** HKDF of `ikm` into `out`: 0, or a failure. */
   hkdf(hash: number, ikm: Uint8Array, salt: Uint8Array | undefined, info: Uint8Array | undefined, out: Uint8Array): number | NativeFailure;
-  /** Locked scratch memory of `size` bytes, or a failure. */
+  /** Locked scratch memory of `size` bytes (a pool slot up to SLOT_BYTES, else a mapping of its own), or a failure. */
   scratchNew(size: number): { buffer: ArrayBuffer; handle: Handle } | NativeFailure;
-  /** Detaches the buffer, wipes and unmaps the scratch memory; idempotent. */
+  /** Detaches the buffer, wipes and releases the scratch memory; idempotent. */
   scratchFree(buffer: ArrayBuffer, handle: Handle): void;
+  /** Bytes of a pool slot: key states and scratch memory up to this size take one. */
+  readonly SLOT_BYTES: number;
+  /** Bytes the pool maps (and locks) at a time. */
+  readonly POOL_CHUNK_BYTES: number;
 }
 
 /** The package root, the same from src/ (tests) and dist/. */
@@ -96,5 +100,5 @@ export function nativeError(failure: NativeFailure, requested: number): SecureMe
   return systemError(PACKAGE, ErrorCode.ALLOCATION_FAILED, syscall, code, requested);
 }
 
-/** The mappings this package holds (key states and scratch), kept clear of `vm.max_map_count`. */
+/** The scratch mappings of their own this package holds (for more than a slot), kept clear of `vm.max_map_count`. */
 export const mapBudget = new MapBudget(PACKAGE, 1);
