@@ -45,3 +45,16 @@ describe.each(BACKEND_MODULES)('keys used in place with %s', (module) => {
     TIMEOUT,
   );
 });
+
+describe('a backend that keeps keys in ordinary memory', () => {
+  it(
+    'is caught: the control backend (plain heap, claims nothing) leaves every key outside protected memory',
+    async () => {
+      const report = await probeKeyUse('@secure-memory/testkit/control', 'ours', 100, false);
+      expect(report.unprotectedHits.kek ?? 0).toBeGreaterThanOrEqual(17);
+      expect(report.unprotectedHits.intermediate ?? 0).toBeGreaterThanOrEqual(17);
+    },
+    TIMEOUT,
+  );
+});
+
