@@ -3,13 +3,16 @@
 // Key schedules and working state (AES-256-GCM's expanded key and GHASH powers, a ChaCha20 key,
 // HMAC's inner and outer hash states, HKDF's pseudorandom key) live in pages this file maps
 // privately, locks (mlock), excludes from core dumps (MADV_DONTDUMP), wipes on fork
-// (MADV_WIPEONFORK, where the kernel has it) and wipes (explicit_bzero) before it unmaps them.
+// (MADV_WIPEONFORK, where the kernel has it) and wipes (explicit_bzero) when a state is done with
+// (key states in slots of a per-environment pool, HMAC/HKDF state in a per-environment work page).
 // Keys are read from the memory of the caller's Secret (a view valid only during the call) and
-// never copied anywhere else. After each call that touched a key, the stack the call used is
-// wiped, so that no spill of a register the library left behind survives the call.
+// never copied anywhere else. After each call that touched a key, the stack below the call is
+// wiped and the vector registers zeroed, so that nothing the library left behind survives it
+// (the addon is linked with -z now: no lazy-binding resolver saves registers on the stack).
 //
-// Every function makes the calls it is named after and returns a status: 0, an errno, 1 for an
-// authentication failure, or an object. TypeScript validates every argument before calling here
+// Every function makes the calls it is named after and returns a status: 0, -1, 1 for an
+// authentication failure, { errno, syscall } for a failed system call, or a handle (an External
+// type-tagged so that one kind of handle is never taken for another). TypeScript validates every argument before calling here
 // (kinds, lengths, buffer sizes) and turns each status into a typed error. Nothing here aborts the
 // process: an argument of the wrong type becomes a JavaScript exception (node-addon-api with C++
 // exceptions), never an assertion. No primitive is written here: AEAD, HMAC and the CSPRNG are
