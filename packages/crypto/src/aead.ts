@@ -1,7 +1,7 @@
 /**
  * AEAD with a key that stays in protected memory: `aead(algorithm, key)` reads the Secret once and
  * keeps the key's state (AES-256-GCM's expanded key and GHASH powers, or the ChaCha20 key) in a
- * locked page, left out of core dumps, that `close()` wipes.
+ * locked slot, left out of core dumps, that `close()` wipes.
  * @module
  */
 import {
@@ -228,7 +228,7 @@ export class Aead extends Redacted implements Disposable {
 }
 
 /**
- * An AEAD whose key is `key`'s bytes, read once (through `withBytes`) into a locked page that
+ * An AEAD whose key is `key`'s bytes, read once (through `withBytes`) into a locked slot that
  * core dumps leave out; `key` may be closed afterwards. Close the aead (or `using`) to wipe it.
  * @param algorithm `'aes-256-gcm'`, `'chacha20-poly1305'` (IETF, 12-byte nonce) or `'xchacha20-poly1305'`
  * @param key a 32-byte Secret of any backend
