@@ -39,6 +39,12 @@ const EXAMPLES = [
     env: { SECURE_MEMORY_BACKEND: backend },
     expect: new RegExp(`"backend":"${backend}"`),
   })),
+  ...BACKENDS.map((backend) => ({
+    label: `examples/aws-encryption-sdk-keyring.mjs on ${backend}`,
+    args: ['examples/aws-encryption-sdk-keyring.mjs'],
+    env: { SECURE_MEMORY_BACKEND: backend },
+    expect: new RegExp(`aws encryption sdk keyring ok with ${backend}`),
+  })),
   { label: 'examples/third-party-backend/prove.mjs', args: ['examples/third-party-backend/prove.mjs'], env: {}, expect: /wiping-heap: ok/ },
 ];
 

@@ -2,23 +2,35 @@
 // Builds the addon with node-gyp, against the headers installed with the node that runs this
 // script (<prefix>/include/node) when they are there, so that node-gyp never downloads headers.
 //
+// The same file builds every addon of the repository (memguard's, crypto's): it names the package
+// from its package.json.
+//
 //   node native/build.mjs               configure if needed, then compile (make is incremental)
 //   node native/build.mjs --install     the package's `install` script: nothing to do when a binary
 //                                       that fits this platform already loads (a prebuild in
 //                                       prebuilds/, or an earlier build); else compile as above
 //   node native/build.mjs --rebuild     clean, configure and compile
-//   node native/build.mjs --prebuildify build prebuilds/<platform>-<arch>/ with prebuildify (N-API,
-//                                       stripped, tagged with the libc): run before publishing
+//   node native/build.mjs --prebuildify [ARCH...]
+//                                       build prebuilds/linux-<arch>/ with prebuildify (N-API,
+//                                       stripped, tagged with the libc) for each ARCH (default: this
+//                                       machine's); arm64 on x64 with Debian's cross compiler
+//                                       (g++-aarch64-linux-gnu): run before publishing
+//   node native/build.mjs --check-prebuilds ARCH...
+//                                       fail unless a prebuild for each ARCH is there (release)
 //
-// When compiling fails but a prebuild for this platform loads, it warns and succeeds, so that a
-// machine without a compiler can still use the package. Otherwise it fails and says what to do.
+// When compiling fails but a prebuild for this platform loads, it warns and succeeds. At install
+// (`--install`), when neither works, it warns and still succeeds: the install of an application
+// never fails for want of a compiler; the backend then reports ERR_BACKEND_UNAVAILABLE with the
+// reason when it is used. A build (`--build`, `--rebuild`) fails and says what to do.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+/** The package this script builds: the same script serves every addon of the repository. */
+const NAME = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).name;
 const require = createRequire(import.meta.url);
 const mode = process.argv[2] ?? '--build';
 const prefix = dirname(dirname(process.execPath));
@@ -60,7 +72,7 @@ function gypEnv() {
 function run(command, args, env = gypEnv()) {
   const result = spawnSync(command, args, { cwd: root, stdio: 'inherit', env });
   if (result.error) {
-    process.stderr.write(`@secure-memory/crypto: cannot run ${command}: ${result.error.message}\n`);
+    process.stderr.write(`${NAME}: cannot run ${command}: ${result.error.message}\n`);
     return false;
   }
   return result.status === 0;
@@ -77,11 +89,49 @@ function compile() {
   return gyp('build');
 }
 
+/** The cross compilers for a target architecture, by the GNU triplet Debian's packages install. */
+const CROSS = { arm64: 'aarch64-linux-gnu', x64: 'x86_64-linux-gnu' };
+
+/** The prebuild prebuildify writes for `arch` (glibc). */
+const prebuildPath = (arch) => join(root, 'prebuilds', `linux-${arch}`, `${NAME.replace('/', '+')}.glibc.node`);
+
 if (mode === '--prebuildify') {
+  const arches = process.argv.length > 3 ? process.argv.slice(3) : [process.arch];
   const script = nodeGypScript();
-  const env = { ...gypEnv(), ...(script === undefined ? {} : { PREBUILD_NODE_GYP: script }) };
-  const ok = run(process.execPath, [require.resolve('prebuildify/bin.js'), '--napi', '--strip', '--tag-libc'], env);
-  process.exit(ok ? 0 : 1);
+  const hadBuild = existsSync(join(root, 'build', 'config.gypi'));
+  for (const arch of arches) {
+    const env = { ...gypEnv(), ...(script === undefined ? {} : { PREBUILD_NODE_GYP: script }) };
+    const args = [require.resolve('prebuildify/bin.js'), '--napi', '--strip', '--tag-libc', `--arch=${arch}`];
+    if (arch !== process.arch) {
+      const triplet = CROSS[arch];
+      if (triplet === undefined) {
+        process.stderr.write(`${NAME}: no cross compiler known for ${arch}\n`);
+        process.exit(1);
+      }
+      Object.assign(env, { CC: `${triplet}-gcc`, CXX: `${triplet}-g++`, LINK: `${triplet}-g++`, AR: `${triplet}-ar` });
+      args.push(`--strip-bin=${triplet}-strip`);
+    }
+    // A cross build must not reuse this machine's objects, nor leave its own behind.
+    rmSync(join(root, 'build'), { recursive: true, force: true });
+    const ok = run(process.execPath, args, env);
+    rmSync(join(root, 'build'), { recursive: true, force: true });
+    if (!ok || !existsSync(prebuildPath(arch))) {
+      process.stderr.write(`${NAME}: the ${arch} prebuild failed\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`${NAME}: built ${prebuildPath(arch)}\n`);
+  }
+  // Leave this machine's build as it was (the package's build target and its tests use it).
+  process.exit(!hadBuild || compile() ? 0 : 1);
+}
+
+if (mode === '--check-prebuilds') {
+  const missing = process.argv.slice(3).filter((arch) => !existsSync(prebuildPath(arch)));
+  if (missing.length > 0) {
+    process.stderr.write(`${NAME}: no prebuild for ${missing.join(', ')}: run \`node native/build.mjs --prebuildify ${process.argv.slice(3).join(' ')}\` before publishing\n`);
+    process.exit(1);
+  }
+  process.exit(0);
 }
 
 if (mode === '--install' && loadable() !== undefined) process.exit(0);
@@ -90,12 +140,13 @@ if (compile()) process.exit(0);
 
 const prebuild = loadable();
 if (prebuild !== undefined) {
-  process.stderr.write(`@secure-memory/crypto: compiling the addon failed; using the prebuilt ${prebuild}\n`);
+  process.stderr.write(`${NAME}: compiling the addon failed; using the prebuilt ${prebuild}\n`);
   process.exit(0);
 }
 process.stderr.write(
-  '@secure-memory/crypto: the native addon could not be built and no prebuild fits this platform.\n' +
-    'Install a C++ toolchain (build-essential), Python 3 and the libsodium static library (libsodium-dev), then run\n' +
-    '`npm rebuild @secure-memory/crypto`.\n',
+  `${NAME}: ${mode === '--install' ? 'warning: ' : ''}the native addon could not be built and no prebuild fits this platform.\n` +
+    'Install a C++ toolchain (build-essential / Xcode command line tools) and Python 3, then run\n' +
+    `\`npm rebuild ${NAME}\`.\n` +
+    (mode === '--install' ? `The install goes on: ${NAME} reports ERR_BACKEND_UNAVAILABLE until the addon is built.\n` : ''),
 );
-process.exit(1);
+process.exit(mode === '--install' ? 0 : 1);

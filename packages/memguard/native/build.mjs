@@ -2,6 +2,9 @@
 // Builds the addon with node-gyp, against the headers installed with the node that runs this
 // script (<prefix>/include/node) when they are there, so that node-gyp never downloads headers.
 //
+// The same file builds every addon of the repository (memguard's, crypto's): it names the package
+// from its package.json.
+//
 //   node native/build.mjs               configure if needed, then compile (make is incremental)
 //   node native/build.mjs --install     the package's `install` script: nothing to do when a binary
 //                                       that fits this platform already loads (a prebuild in
@@ -20,12 +23,14 @@
 // never fails for want of a compiler; the backend then reports ERR_BACKEND_UNAVAILABLE with the
 // reason when it is used. A build (`--build`, `--rebuild`) fails and says what to do.
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+/** The package this script builds: the same script serves every addon of the repository. */
+const NAME = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).name;
 const require = createRequire(import.meta.url);
 const mode = process.argv[2] ?? '--build';
 const prefix = dirname(dirname(process.execPath));
@@ -67,7 +72,7 @@ function gypEnv() {
 function run(command, args, env = gypEnv()) {
   const result = spawnSync(command, args, { cwd: root, stdio: 'inherit', env });
   if (result.error) {
-    process.stderr.write(`@secure-memory/memguard: cannot run ${command}: ${result.error.message}\n`);
+    process.stderr.write(`${NAME}: cannot run ${command}: ${result.error.message}\n`);
     return false;
   }
   return result.status === 0;
@@ -88,7 +93,7 @@ function compile() {
 const CROSS = { arm64: 'aarch64-linux-gnu', x64: 'x86_64-linux-gnu' };
 
 /** The prebuild prebuildify writes for `arch` (glibc). */
-const prebuildPath = (arch) => join(root, 'prebuilds', `linux-${arch}`, '@secure-memory+memguard.glibc.node');
+const prebuildPath = (arch) => join(root, 'prebuilds', `linux-${arch}`, `${NAME.replace('/', '+')}.glibc.node`);
 
 if (mode === '--prebuildify') {
   const arches = process.argv.length > 3 ? process.argv.slice(3) : [process.arch];
@@ -100,7 +105,7 @@ if (mode === '--prebuildify') {
     if (arch !== process.arch) {
       const triplet = CROSS[arch];
       if (triplet === undefined) {
-        process.stderr.write(`@secure-memory/memguard: no cross compiler known for ${arch}\n`);
+        process.stderr.write(`${NAME}: no cross compiler known for ${arch}\n`);
         process.exit(1);
       }
       Object.assign(env, { CC: `${triplet}-gcc`, CXX: `${triplet}-g++`, LINK: `${triplet}-g++`, AR: `${triplet}-ar` });
@@ -111,10 +116,10 @@ if (mode === '--prebuildify') {
     const ok = run(process.execPath, args, env);
     rmSync(join(root, 'build'), { recursive: true, force: true });
     if (!ok || !existsSync(prebuildPath(arch))) {
-      process.stderr.write(`@secure-memory/memguard: the ${arch} prebuild failed\n`);
+      process.stderr.write(`${NAME}: the ${arch} prebuild failed\n`);
       process.exit(1);
     }
-    process.stderr.write(`@secure-memory/memguard: built ${prebuildPath(arch)}\n`);
+    process.stderr.write(`${NAME}: built ${prebuildPath(arch)}\n`);
   }
   // Leave this machine's build as it was (the package's build target and its tests use it).
   process.exit(!hadBuild || compile() ? 0 : 1);
@@ -123,7 +128,7 @@ if (mode === '--prebuildify') {
 if (mode === '--check-prebuilds') {
   const missing = process.argv.slice(3).filter((arch) => !existsSync(prebuildPath(arch)));
   if (missing.length > 0) {
-    process.stderr.write(`@secure-memory/memguard: no prebuild for ${missing.join(', ')}: run \`node native/build.mjs --prebuildify ${process.argv.slice(3).join(' ')}\` before publishing\n`);
+    process.stderr.write(`${NAME}: no prebuild for ${missing.join(', ')}: run \`node native/build.mjs --prebuildify ${process.argv.slice(3).join(' ')}\` before publishing\n`);
     process.exit(1);
   }
   process.exit(0);
@@ -135,13 +140,13 @@ if (compile()) process.exit(0);
 
 const prebuild = loadable();
 if (prebuild !== undefined) {
-  process.stderr.write(`@secure-memory/memguard: compiling the addon failed; using the prebuilt ${prebuild}\n`);
+  process.stderr.write(`${NAME}: compiling the addon failed; using the prebuilt ${prebuild}\n`);
   process.exit(0);
 }
 process.stderr.write(
-  `@secure-memory/memguard: ${mode === '--install' ? 'warning: ' : ''}the native addon could not be built and no prebuild fits this platform.\n` +
+  `${NAME}: ${mode === '--install' ? 'warning: ' : ''}the native addon could not be built and no prebuild fits this platform.\n` +
     'Install a C++ toolchain (build-essential / Xcode command line tools) and Python 3, then run\n' +
-    '`npm rebuild @secure-memory/memguard`; or use @secure-memory/protected-memory, which needs no compiler.\n' +
-    (mode === '--install' ? 'The install goes on: the memguard backend reports ERR_BACKEND_UNAVAILABLE until the addon is built.\n' : ''),
+    `\`npm rebuild ${NAME}\`.\n` +
+    (mode === '--install' ? `The install goes on: ${NAME} reports ERR_BACKEND_UNAVAILABLE until the addon is built.\n` : ''),
 );
 process.exit(mode === '--install' ? 0 : 1);
