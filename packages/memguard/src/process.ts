@@ -108,6 +108,15 @@ export type SignalHandler = (signal: NodeJS.Signals) => void;
 /** Signals that cannot be caught, or are not about ending the process. */
 const UNCATCHABLE = new Set(['SIGKILL', 'SIGSTOP']);
 
+/**
+ * Synchronous fault signals: the kernel raises them on the faulting instruction itself. Node's
+ * listener only queues the signal for the event loop, so the instruction runs again, faults again,
+ * and the process spins at 100% CPU forever: neither the handler nor the purge would ever run.
+ * They are refused; the default action (the process dies, with a core dump that holds no buffer:
+ * every buffer is MADV_DONTDUMP) is what ends such a process.
+ */
+const FAULT_SIGNALS = new Set(['SIGSEGV', 'SIGBUS', 'SIGFPE', 'SIGILL']);
+
 let installed: { signals: NodeJS.Signals[]; listener: (signal: NodeJS.Signals) => void } | undefined;
 
 function assertSignals(signals: unknown[]): asserts signals is NodeJS.Signals[] {
@@ -118,6 +127,12 @@ function assertSignals(signals: unknown[]): asserts signals is NodeJS.Signals[] 
     if (!Object.hasOwn(constants.signals, signal) || UNCATCHABLE.has(signal)) {
       throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_VALUE, 'A signal must be the name of a signal that can be caught, such as SIGINT or SIGTERM');
     }
+    if (FAULT_SIGNALS.has(signal)) {
+      throw new SecureMemoryTypeError(
+        ErrorCode.INVALID_ARG_VALUE,
+        `${signal} is a synchronous fault signal: a JavaScript listener would never run (the faulting instruction repeats forever), so catchSignal refuses it`,
+      );
+    }
   }
 }
 
@@ -127,7 +142,8 @@ function assertSignals(signals: unknown[]): asserts signals is NodeJS.Signals[] 
  * as memguard's CatchSignal. A handler that throws does not stop the purge. A later call replaces
  * the earlier one.
  * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `handler` is not a function or a signal not a
- * string; `ERR_INVALID_ARG_VALUE` for an unknown signal or SIGKILL/SIGSTOP.
+ * string; `ERR_INVALID_ARG_VALUE` for an unknown signal, SIGKILL/SIGSTOP, or a synchronous fault
+ * signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL), which a JavaScript listener can never handle.
  * @example
  * ```ts
  * catchSignal((signal) => log.info(`stopping on ${signal}`), 'SIGINT', 'SIGTERM', 'SIGHUP');
