@@ -12,6 +12,7 @@ import {
   SecureMemoryRangeError,
   SecureMemoryTypeError,
   assertBytes,
+  assertFd,
   assertOptions,
   assertSize,
   constantTimeEqual,
@@ -19,7 +20,7 @@ import {
   invalidThis,
   Redacted,
 } from '@secure-memory/core';
-import { destroyed, frozen, integrityError, readError } from './errors.js';
+import { assertInRange, destroyed, frozen, integrityError, readError } from './errors.js';
 import { track } from './lifetime.js';
 import { addon } from './native.js';
 import { GuardedRegion, Ledger, MIN_CANARY, pageSize, writable } from './region.js';
@@ -32,6 +33,35 @@ export interface LockedBufferOptions {
    * Default `false`: the memory is released silently.
    */
   debug?: boolean;
+}
+
+/** Options of the constructors that read from a file descriptor. */
+export interface ReadOptions extends LockedBufferOptions {
+  /**
+   * `true`: an input that ends early gives a buffer of what was read (check `size`), as a reader
+   * that may return less. Default `false`: an input that ends before `size` bytes (or before the
+   * delimiter) is an error, as memguard's `io.ErrUnexpectedEOF`, and nothing is kept.
+   */
+  partial?: boolean;
+}
+
+/** The `partial` option of an options bag (validated after `debugOption`). */
+function partialOption(options: ReadOptions | undefined): boolean {
+  const partial: unknown = options?.['partial'];
+  if (partial === undefined) return false;
+  if (typeof partial === 'boolean') return partial;
+  throw new SecureMemoryTypeError(
+    ErrorCode.INVALID_ARG_TYPE,
+    `The "partial" option must be a boolean. Received ${describeType(partial)}`,
+  );
+}
+
+/** The error of an input that ended early (Go's io.ErrUnexpectedEOF); nothing read is kept. */
+function truncated(what: string): SecureMemoryRangeError {
+  return new SecureMemoryRangeError(
+    ErrorCode.INVALID_SIZE,
+    `The descriptor ended ${what}: the bytes read were wiped (pass { partial: true } to keep a shorter input)`,
+  );
 }
 
 /** Counters of every LockedBuffer of the process. */
@@ -57,42 +87,23 @@ export function debugOption(options: unknown): boolean {
 }
 
 function assertOffset(offset: unknown, size: number): asserts offset is number {
-  if (typeof offset === 'number' && Number.isInteger(offset) && offset >= 0 && offset <= size) return;
-  if (typeof offset !== 'number') {
-    throw new SecureMemoryTypeError(
-      ErrorCode.INVALID_ARG_TYPE,
-      `The "offset" argument must be a number. Received ${describeType(offset)}`,
-    );
-  }
-  throw new SecureMemoryRangeError(
-    ErrorCode.INVALID_ARG_VALUE,
-    `The "offset" argument must be a whole number from 0 to the buffer's size (${size}). Received ${String(offset)}`,
-  );
+  assertInRange(offset, 'offset', 0, size);
 }
 
-function assertFd(fd: unknown): asserts fd is number {
-  if (typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 && fd <= 0x7fffffff) return;
-  if (typeof fd !== 'number') {
-    throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "fd" argument must be a number. Received ${describeType(fd)}`);
-  }
-  throw new SecureMemoryRangeError(
-    ErrorCode.INVALID_ARG_VALUE,
-    `The "fd" argument must be a whole number from 0 to 2147483647. Received ${String(fd)}`,
-  );
+/** The largest descriptor the addon takes (read(2) gets an int). */
+const MAX_FD = 0x7fffffff;
+
+/**
+ * A file descriptor: core's check (type, whole number from 0), after the range the addon can pass
+ * to read(2).
+ */
+function assertDescriptor(fd: unknown): asserts fd is number {
+  if (typeof fd === 'number') assertInRange(fd, 'fd', 0, MAX_FD);
+  assertFd(fd, 'fd');
 }
 
 function assertDelimiter(delim: unknown): asserts delim is number {
-  if (typeof delim === 'number' && Number.isInteger(delim) && delim >= 0 && delim <= 255) return;
-  if (typeof delim !== 'number') {
-    throw new SecureMemoryTypeError(
-      ErrorCode.INVALID_ARG_TYPE,
-      `The "delim" argument must be a byte value (a number). Received ${describeType(delim)}`,
-    );
-  }
-  throw new SecureMemoryRangeError(
-    ErrorCode.INVALID_ARG_VALUE,
-    `The "delim" argument must be a whole number from 0 to 255. Received ${String(delim)}`,
-  );
+  assertInRange(delim, 'delim', 0, 255);
 }
 
 /** A source the caller hands over to be wiped must be writable, or wiping it would fault. */
@@ -225,7 +236,7 @@ export class LockedBuffer extends Redacted implements Disposable {
   /**
    * Copies `src` into the buffer from `offset`: `min(src.length, size - offset)` bytes.
    * @throws {TypeError} `ERR_INVALID_ARG_TYPE` for a bad `offset` or `src` type.
-   * @throws {RangeError} `ERR_INVALID_ARG_VALUE` when `offset` is not a whole number from 0 to `size`.
+   * @throws {RangeError} `ERR_OUT_OF_RANGE` when `offset` is not a whole number from 0 to `size`.
    * @throws {SecureMemoryError} `ERR_SECRET_CLOSED` after destroy; `ERR_PROTECTION_FAILED` when frozen.
    */
   copyAt(offset: number, src: Uint8Array): void {
@@ -255,7 +266,7 @@ export class LockedBuffer extends Redacted implements Disposable {
   /**
    * Copies `src` into the buffer from `offset`, then zero-fills all of `src`.
    * @throws {TypeError} `ERR_INVALID_ARG_TYPE` for a bad `offset` or `src` type.
-   * @throws {RangeError} `ERR_INVALID_ARG_VALUE` when `offset` is not a whole number from 0 to `size`.
+   * @throws {RangeError} `ERR_OUT_OF_RANGE` when `offset` is not a whole number from 0 to `size`.
    * @throws {SecureMemoryError} `ERR_SECRET_CLOSED` after destroy; `ERR_PROTECTION_FAILED` when this
    * buffer is frozen or `src` is a read-only view (nothing is copied then).
    */
@@ -466,11 +477,14 @@ function shrink(source: LockedBuffer, length: number, debug: boolean): LockedBuf
 /**
  * Reads `size` bytes from the file descriptor `fd` with read(2) straight into locked memory (a key
  * file or stdin never passes through the JavaScript heap) and returns them in a frozen buffer. When
- * the descriptor ends first, the buffer holds what was read (check `size`), as memguard's
- * NewBufferFromReader. A non-blocking descriptor is waited on with poll(2). `fd` is not closed.
+ * the descriptor ends first it throws `ERR_INVALID_SIZE` (memguard's NewBufferFromReader returns
+ * io.ErrUnexpectedEOF) after wiping what was read; with `{ partial: true }` the buffer holds what
+ * was read instead (check `size`). A non-blocking descriptor is waited on with poll(2). `fd` is not
+ * closed.
  * @throws {TypeError} `ERR_INVALID_ARG_TYPE` for a bad `fd`, `size` or `options` type.
- * @throws {RangeError} `ERR_INVALID_ARG_VALUE` for a negative or fractional `fd`; `ERR_INVALID_SIZE`
- * for a bad `size`, or when the descriptor gave no data at all.
+ * @throws {RangeError} `ERR_OUT_OF_RANGE` for a negative, fractional or too large `fd`;
+ * `ERR_INVALID_SIZE` for a bad `size`, when the descriptor gave no data at all, or (unless
+ * `partial`) when it ended before `size` bytes.
  * @throws {Error} a failed read(2) throws what `fs.readSync` would: `code` 'EBADF', 'EISDIR', ...
  * with `errno` and `syscall` 'read' (the locked memory is wiped and released first).
  * @throws {SecureMemoryError} as {@link newBuffer}.
@@ -481,9 +495,10 @@ function shrink(source: LockedBuffer, length: number, debug: boolean): LockedBuf
  * closeSync(fd);
  * ```
  */
-export function newBufferFromFd(fd: number, size: number, options?: LockedBufferOptions): LockedBuffer {
+export function newBufferFromFd(fd: number, size: number, options?: ReadOptions): LockedBuffer {
   const debug = debugOption(options);
-  assertFd(fd);
+  const partial = partialOption(options);
+  assertDescriptor(fd);
   assertSize(size, 'size', MAX_SECRET_SIZE);
   const buffer = make(size, debug);
   let done = 0;
@@ -502,6 +517,10 @@ export function newBufferFromFd(fd: number, size: number, options?: LockedBuffer
     buffer.destroy();
     throw emptyInput();
   }
+  if (done < size && !partial) {
+    buffer.destroy();
+    throw truncated(`after ${done} of ${size} bytes`);
+  }
   if (done < size) return shrink(buffer, done, debug);
   return prepared(buffer, (b) => b.freeze());
 }
@@ -512,21 +531,26 @@ export function newBufferFromFd(fd: number, size: number, options?: LockedBuffer
  * NewBufferFromReaderUntil: `newBufferFromFdUntil(0, 0x0a)` reads a line of stdin. It reads no byte
  * past the delimiter. The locked memory grows by whole pages as needed; every intermediate buffer
  * is wiped.
+ * Unless `{ partial: true }`, an input that ends without the delimiter is an error
+ * (`ERR_INVALID_SIZE`, what was read is wiped).
  * @throws {TypeError} `ERR_INVALID_ARG_TYPE` for a bad `fd`, `delim` or `options` type.
- * @throws {RangeError} `ERR_INVALID_ARG_VALUE` for a bad `fd` or a `delim` outside 0..255;
- * `ERR_INVALID_SIZE` when nothing came before the delimiter or the end, or more than 1 GiB did.
+ * @throws {RangeError} `ERR_OUT_OF_RANGE` for a bad `fd` or a `delim` outside 0..255;
+ * `ERR_INVALID_SIZE` when nothing came before the delimiter or the end, when more than 1 GiB did,
+ * or (unless `partial`) when the input ended without the delimiter.
  * @throws {Error} a failed read(2), as {@link newBufferFromFd}.
  * @throws {SecureMemoryError} as {@link newBuffer}.
  */
-export function newBufferFromFdUntil(fd: number, delim: number, options?: LockedBufferOptions): LockedBuffer {
+export function newBufferFromFdUntil(fd: number, delim: number, options?: ReadOptions): LockedBuffer {
   const debug = debugOption(options);
-  assertFd(fd);
+  const partial = partialOption(options);
+  assertDescriptor(fd);
   assertDelimiter(delim);
   const page = pageSize();
   // The first buffer fills its pages exactly (one page minus the canary).
   let capacity = page - MIN_CANARY;
   let buffer = make(capacity, debug);
   let done = 0;
+  let found = false;
   try {
     for (;;) {
       if (done === capacity) {
@@ -544,6 +568,7 @@ export function newBufferFromFdUntil(fd: number, delim: number, options?: Locked
       if (readInto(fd, region, done, 1) === 0) break;
       if (buffer.bytes()[done] === delim) {
         buffer.bytes()[done] = 0;
+        found = true;
         break;
       }
       done += 1;
@@ -555,6 +580,10 @@ export function newBufferFromFdUntil(fd: number, delim: number, options?: Locked
   if (done === 0) {
     buffer.destroy();
     throw emptyInput();
+  }
+  if (!found && !partial) {
+    buffer.destroy();
+    throw truncated(`before the delimiter, after ${done} bytes`);
   }
   return shrink(buffer, done, debug);
 }

@@ -3,22 +3,15 @@
  * addon, so that a benchmark can say how far the JavaScript layer is above them.
  * @module
  */
-import { ErrorCode, SecureMemoryRangeError, SecureMemoryTypeError, describeType } from '@secure-memory/core';
-import { systemError } from './errors.js';
+import { ErrorCode } from '@secure-memory/core';
+import { assertInRange, systemError } from './errors.js';
 import { addon } from './native.js';
 
 /** The most iterations one call runs. */
 const MAX_ITERATIONS = 10_000_000;
 
 function assertIterations(iterations: unknown): asserts iterations is number {
-  if (typeof iterations === 'number' && Number.isInteger(iterations) && iterations >= 1 && iterations <= MAX_ITERATIONS) return;
-  if (typeof iterations !== 'number') {
-    throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "iterations" argument must be a number. Received ${describeType(iterations)}`);
-  }
-  throw new SecureMemoryRangeError(
-    ErrorCode.INVALID_ARG_VALUE,
-    `The "iterations" argument must be a whole number from 1 to ${MAX_ITERATIONS}. Received ${String(iterations)}`,
-  );
+  assertInRange(iterations, 'iterations', 1, MAX_ITERATIONS);
 }
 
 function result(value: number, syscall: string): number {
@@ -30,7 +23,7 @@ function result(value: number, syscall: string): number {
  * Nanoseconds per `mprotect(PROT_READ)` + `mprotect(PROT_NONE)` pair on one locked page, in a C loop
  * of `iterations`: the floor under one access of a secret (`withBytes`).
  * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `iterations` is not a number.
- * @throws {RangeError} `ERR_INVALID_ARG_VALUE` unless it is a whole number from 1 to 10 000 000.
+ * @throws {RangeError} `ERR_OUT_OF_RANGE` unless it is a whole number from 1 to 10 000 000.
  * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when a call failed.
  * @example
  * ```ts
@@ -47,7 +40,7 @@ export function floorMprotectPairNs(iterations: number): number {
  * of three pages, mprotect, mlock, two madvise, then wipe, munlock and munmap. The floor under
  * `newBuffer(32).destroy()` and `createRandom(32).close()`.
  * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `iterations` is not a number.
- * @throws {RangeError} `ERR_INVALID_ARG_VALUE` unless it is a whole number from 1 to 10 000 000.
+ * @throws {RangeError} `ERR_OUT_OF_RANGE` unless it is a whole number from 1 to 10 000 000.
  * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when a call failed (for example mlock under a tight RLIMIT_MEMLOCK).
  */
 export function floorGuardedAllocNs(iterations: number): number {

@@ -18,6 +18,7 @@ export {
   newBufferFromFdUntil,
   newBufferRandom,
   type LockedBufferOptions,
+  type ReadOptions,
 } from './buffer.js';
 export { catchInterrupt, catchSignal, disableCoreDumps, purge, safeExit, safePanic, type SignalHandler } from './process.js';
 export { floorGuardedAllocNs, floorMprotectPairNs } from './floor.js';

@@ -25,8 +25,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { ErrorCode, SecureMemoryError, SecureMemoryRangeError, memlockLimitError } from '@secure-memory/core';
-import { BACKEND, systemError } from './errors.js';
+import { ErrorCode, SecureMemoryError, memlockLimitError } from '@secure-memory/core';
+import { BACKEND, assertInRange, systemError } from './errors.js';
 import { addExitTask } from './lifetime.js';
 import { mapBudget } from './map-budget.js';
 import { type Addon, addon } from './native.js';
@@ -281,14 +281,12 @@ function purgeKeyAtExit(): void {
 /**
  * Test hook: flips bit `bit` of the pre-key (0 to 131071) and drops the derived key, as a read-out
  * with one bit error would see the state. Opening anything sealed before then fails.
- * @throws {RangeError} `ERR_INVALID_ARG_VALUE` for a bit outside the pre-key.
+ * @throws {RangeError} `ERR_OUT_OF_RANGE` for a bit outside the pre-key.
  */
 export function flipPreKeyBit(bit: number): void {
   const key = useKey();
   const bits = key.lib.PRE_KEY_BYTES * 8;
-  if (!Number.isInteger(bit) || bit < 0 || bit >= bits) {
-    throw new SecureMemoryRangeError(ErrorCode.INVALID_ARG_VALUE, `The "bit" argument must be a whole number from 0 to ${bits - 1}`);
-  }
+  assertInRange(bit, 'bit', 0, bits - 1);
   key.lib.xorByte(key.state + BigInt(bit >>> 3), 1 << (bit & 7));
   forget(key);
 }

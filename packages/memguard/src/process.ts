@@ -9,12 +9,11 @@ import { inspect } from 'node:util';
 import {
   ErrorCode,
   SecureMemoryError,
-  SecureMemoryRangeError,
   SecureMemoryTypeError,
   assertFunction,
   describeType,
 } from '@secure-memory/core';
-import { BACKEND, integrityError, systemError } from './errors.js';
+import { BACKEND, assertInRange, integrityError, systemError } from './errors.js';
 import { purgeKey } from './key.js';
 import { addon } from './native.js';
 import { type PurgeOutcome, purgeRegions } from './region.js';
@@ -69,18 +68,14 @@ function purgeQuietly(): void {
 }
 
 function assertExitCode(code: unknown): asserts code is number {
-  if (typeof code === 'number' && Number.isInteger(code) && code >= 0 && code <= 255) return;
-  if (typeof code !== 'number') {
-    throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "code" argument must be a number. Received ${describeType(code)}`);
-  }
-  throw new SecureMemoryRangeError(ErrorCode.INVALID_ARG_VALUE, `The "code" argument must be a whole number from 0 to 255. Received ${String(code)}`);
+  assertInRange(code, 'code', 0, 255);
 }
 
 /**
  * Purges every buffer, then exits with `code` (memguard's SafeExit). A damaged canary is reported on
  * stderr; the exit code stays `code`.
  * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `code` is not a number (nothing is purged then).
- * @throws {RangeError} `ERR_INVALID_ARG_VALUE` unless `code` is a whole number from 0 to 255.
+ * @throws {RangeError} `ERR_OUT_OF_RANGE` unless `code` is a whole number from 0 to 255.
  */
 export function safeExit(code = 0): never {
   assertExitCode(code);

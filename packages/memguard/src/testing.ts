@@ -2,7 +2,8 @@
  * Hooks for this package's own tests. Not part of the API: they may change in any release.
  * @module
  */
-import { ErrorCode, SecureMemoryRangeError, SecureMemoryTypeError, describeType } from '@secure-memory/core';
+import { ErrorCode, SecureMemoryTypeError, describeType } from '@secure-memory/core';
+import { assertInRange } from './errors.js';
 import { type Enclave, enclaveBox } from './enclave.js';
 import { flipPreKeyBit, rekeyNow, setKeyStorage } from './key.js';
 import { addon } from './native.js';
@@ -35,7 +36,7 @@ function faultIndex(call: unknown): number {
     throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "call" argument must be a string. Received ${describeType(call)}`);
   }
   const index = addon().FAULT_CALLS.indexOf(call);
-  if (index === -1) throw new SecureMemoryRangeError(ErrorCode.INVALID_ARG_VALUE, 'The "call" argument is not a call the fault seam knows');
+  if (index === -1) throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_VALUE, 'The "call" argument is not a call the fault seam knows');
   return index;
 }
 
@@ -43,8 +44,9 @@ function wholeNumber(value: unknown, label: string, min: number, infinite: boole
   if (typeof value !== 'number') {
     throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "${label}" argument must be a number. Received ${describeType(value)}`);
   }
-  if ((infinite && value === Number.POSITIVE_INFINITY) || (Number.isSafeInteger(value) && value >= min)) return value;
-  throw new SecureMemoryRangeError(ErrorCode.INVALID_ARG_VALUE, `The "${label}" argument must be a whole number from ${min}${infinite ? ', or Infinity' : ''}`);
+  if (infinite && value === Number.POSITIVE_INFINITY) return value;
+  assertInRange(value, label, min, Number.MAX_SAFE_INTEGER);
+  return value;
 }
 
 /**
@@ -53,7 +55,7 @@ function wholeNumber(value: unknown, label: string, min: number, infinite: boole
  * `open` fail as OpenSSL failing would; `open` with `EBADMSG` as a tag that does not match).
  * `errno` 0 is accepted for `madvise` only: the advice is skipped and reported as given (a kernel
  * that ignores it; the core-dump control test uses it). Arms the seam, which then also counts calls.
- * @throws {TypeError} `ERR_INVALID_ARG_TYPE` / {RangeError} `ERR_INVALID_ARG_VALUE` for bad arguments.
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` or `ERR_INVALID_ARG_VALUE` (an unknown call) / {RangeError} `ERR_OUT_OF_RANGE` for bad arguments.
  */
 function setFault(call: FaultCall, errno: number, timing: FaultTiming = {}): void {
   const index = faultIndex(call);

@@ -106,14 +106,26 @@ describe('reading a secret from a file descriptor: the plaintext is only in the 
     expect((await session.exited).code).toBe(0);
   });
 
-  it('newBufferFromFd on a short file keeps what was read, in a buffer of that size', async () => {
+  it('newBufferFromFd on a short file with { partial: true } keeps what was read, in a buffer of that size', async () => {
     const key = randomBytes(40);
     const path = join(dir, 'short');
     writeFileSync(path, key, { mode: 0o600 });
-    const session = new Session('fd-read.mjs', ['file', path, '100']);
+    const session = new Session('fd-read.mjs', ['file', path, '100', 'partial']);
     const ready = await session.next('ready');
     expect(ready.size).toBe(40);
     expect(where(scanMemory(session.pid, [key]).hits)).toEqual([ready.address]);
+    session.send('exit');
+    await session.exited;
+  });
+
+  it('newBufferFromFd(fd, 32) on a 20-byte file is ERR_INVALID_SIZE (a truncated key), and what was read is wiped', async () => {
+    const key = randomBytes(20);
+    const path = join(dir, 'truncated');
+    writeFileSync(path, key, { mode: 0o600 });
+    const session = new Session('fd-read.mjs', ['file', path, '32']);
+    const refused = await session.next('refused');
+    expect(refused.code).toBe('ERR_INVALID_SIZE');
+    expect(scanMemory(session.pid, [key]).hits).toEqual([]);
     session.send('exit');
     await session.exited;
   });
@@ -199,7 +211,7 @@ describe('exit paths', () => {
 
   it('safeExit with a bad code throws and purges nothing', () => {
     const result = runFixture('exit.mjs', ['bad-code']);
-    expect(result.stdout).toContain('"event":"refused","code":"ERR_INVALID_ARG_VALUE","alive":true');
+    expect(result.stdout).toContain('"event":"refused","code":"ERR_OUT_OF_RANGE","alive":true');
     expect(result.status).toBe(0);
   });
 });

@@ -171,7 +171,7 @@ describe('integrity and the process key', () => {
       using opened = enclave.open();
       expect(opened.equalTo(expected)).toBe(true);
     }
-    expect(code(() => testHooks.flipPreKeyBit(16384 * 8))).toBe('ERR_INVALID_ARG_VALUE');
+    expect(code(() => testHooks.flipPreKeyBit(16384 * 8))).toBe('ERR_OUT_OF_RANGE');
   });
 
   it('re-keying changes the parts, never the key', () => {

@@ -236,8 +236,8 @@ describe('native floor', () => {
 
   it('refuses bad iteration counts', () => {
     for (const n of [0, -1, 1.5, 1e8, Number.NaN]) {
-      expect(code(() => floorMprotectPairNs(n))).toBe('ERR_INVALID_ARG_VALUE');
-      expect(code(() => floorGuardedAllocNs(n))).toBe('ERR_INVALID_ARG_VALUE');
+      expect(code(() => floorMprotectPairNs(n))).toBe('ERR_OUT_OF_RANGE');
+      expect(code(() => floorGuardedAllocNs(n))).toBe('ERR_OUT_OF_RANGE');
     }
     expect(code(() => floorMprotectPairNs('10' as never))).toBe('ERR_INVALID_ARG_TYPE');
   });

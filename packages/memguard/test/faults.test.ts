@@ -771,9 +771,9 @@ describe('faults that persist', () => {
 
   it('the seam refuses bad arguments, and counts nothing unarmed', () => {
     expect(codeOf(() => testHooks.setFault('fork' as FaultCall, EINVAL))).toBe('ERR_INVALID_ARG_VALUE');
-    expect(codeOf(() => testHooks.setFault('mmap', 0))).toBe('ERR_INVALID_ARG_VALUE'); // only madvise can be skipped
-    expect(codeOf(() => testHooks.setFault('mmap', EINVAL, { after: -1 }))).toBe('ERR_INVALID_ARG_VALUE');
-    expect(codeOf(() => testHooks.setFault('mmap', EINVAL, { count: 0 }))).toBe('ERR_INVALID_ARG_VALUE');
+    expect(codeOf(() => testHooks.setFault('mmap', 0))).toBe('ERR_OUT_OF_RANGE'); // only madvise can be skipped
+    expect(codeOf(() => testHooks.setFault('mmap', EINVAL, { after: -1 }))).toBe('ERR_OUT_OF_RANGE');
+    expect(codeOf(() => testHooks.setFault('mmap', EINVAL, { count: 0 }))).toBe('ERR_OUT_OF_RANGE');
     expect(codeOf(() => testHooks.setFault('mmap', '12' as unknown as number))).toBe('ERR_INVALID_ARG_TYPE');
     testHooks.clearFaults();
     newBuffer(1).destroy();

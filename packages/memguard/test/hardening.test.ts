@@ -1,7 +1,10 @@
 // Issue #13 (hardening), in process: what a careless caller can do must fail with a typed error.
 // The parts that need an outside scan, a fault or another Node live in hardening-children.test.ts.
-import { describe, expect, it } from 'vitest';
-import { catchSignal } from '@secure-memory/memguard';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { catchSignal, newBuffer, newBufferFromFd, newBufferFromFdUntil, safeExit } from '@secure-memory/memguard';
 
 const code = (fn: () => unknown): unknown => {
   try {
@@ -32,5 +35,85 @@ describe('catchSignal refuses the synchronous fault signals', () => {
   it('control: an ordinary signal is accepted', () => {
     expect(code(() => catchSignal(() => {}, 'SIGUSR2'))).toBe('no error');
     expect(process.listenerCount('SIGUSR2')).toBe(1);
+  });
+});
+
+/** The error `fn` throws (fails the test when it does not throw). */
+const thrown = (fn: () => unknown): Error & { code?: string } => {
+  try {
+    fn();
+  } catch (error) {
+    return error as Error & { code?: string };
+  }
+  throw new Error('expected a throw');
+};
+
+describe('values out of range are ERR_OUT_OF_RANGE RangeErrors, as in Node', () => {
+  it.each([-1, 2 ** 31, 1.5, Number.NaN, Number.POSITIVE_INFINITY])('newBufferFromFd(%d, 32)', (fd) => {
+    const error = thrown(() => newBufferFromFd(fd, 32));
+    expect(error).toBeInstanceOf(RangeError);
+    expect(error.code).toBe('ERR_OUT_OF_RANGE');
+  });
+
+  it('newBufferFromFdUntil: a bad fd or delimiter', () => {
+    for (const [fd, delim] of [[-1, 10], [0, 256], [0, -1], [0, 0.5]] as const) {
+      const error = thrown(() => newBufferFromFdUntil(fd, delim));
+      expect(error).toBeInstanceOf(RangeError);
+      expect(error.code).toBe('ERR_OUT_OF_RANGE');
+    }
+    expect(thrown(() => newBufferFromFd('3' as never, 32)).code).toBe('ERR_INVALID_ARG_TYPE');
+  });
+
+  it('copyAt/moveAt with an offset past the end, and safeExit(256) (nothing happens)', () => {
+    using buf = newBuffer(4);
+    for (const error of [thrown(() => buf.copyAt(5, Uint8Array.of(1))), thrown(() => buf.moveAt(-1, Uint8Array.of(1))), thrown(() => safeExit(256))]) {
+      expect(error).toBeInstanceOf(RangeError);
+      expect(error.code).toBe('ERR_OUT_OF_RANGE');
+    }
+  });
+});
+
+describe('short reads are errors unless the caller asks for a partial read', () => {
+  let dir: string;
+  const file = (name: string, bytes: Uint8Array): string => {
+    const path = join(dir, name);
+    writeFileSync(path, bytes, { mode: 0o600 });
+    return path;
+  };
+  const withFd = <T>(path: string, fn: (fd: number) => T): T => {
+    const fd = openSync(path, 'r');
+    try {
+      return fn(fd);
+    } finally {
+      closeSync(fd);
+    }
+  };
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'memguard-short-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('newBufferFromFd(fd, 32) on 20 bytes: ERR_INVALID_SIZE; with { partial: true }: a 20-byte buffer', () => {
+    const bytes = Uint8Array.from({ length: 20 }, (_, i) => i + 1);
+    const path = file('twenty', bytes);
+    const error = withFd(path, (fd) => thrown(() => newBufferFromFd(fd, 32)));
+    expect(error).toBeInstanceOf(RangeError);
+    expect(error.code).toBe('ERR_INVALID_SIZE');
+    using partial = withFd(path, (fd) => newBufferFromFd(fd, 32, { partial: true }));
+    expect(partial.size).toBe(20);
+    expect(partial.equalTo(bytes)).toBe(true);
+    using exact = withFd(path, (fd) => newBufferFromFd(fd, 20));
+    expect(exact.equalTo(bytes)).toBe(true);
+    expect(thrown(() => withFd(path, (fd) => newBufferFromFd(fd, 32, { partial: 1 as never }))).code).toBe('ERR_INVALID_ARG_TYPE');
+  });
+
+  it('newBufferFromFdUntil without the delimiter: ERR_INVALID_SIZE; with { partial: true }: what was read', () => {
+    const path = file('no-newline', new TextEncoder().encode('secret-without-newline'));
+    const error = withFd(path, (fd) => thrown(() => newBufferFromFdUntil(fd, 0x0a)));
+    expect(error.code).toBe('ERR_INVALID_SIZE');
+    using partial = withFd(path, (fd) => newBufferFromFdUntil(fd, 0x0a, { partial: true }));
+    expect(partial.equalTo(new TextEncoder().encode('secret-without-newline'))).toBe(true);
+    using line = withFd(file('line', new TextEncoder().encode('abc\ndef')), (fd) => newBufferFromFdUntil(fd, 0x0a));
+    expect(line.equalTo(new TextEncoder().encode('abc'))).toBe(true);
   });
 });
