@@ -4,7 +4,9 @@
  * the OpenSSL inside Node.js) and return statuses; every argument is validated before it gets here.
  * @module
  */
+import { closeSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
 import { BACKEND } from './errors.js';
@@ -113,7 +115,8 @@ let loaded: Addon | undefined;
 /**
  * The addon, loaded once.
  * @throws {SecureMemoryError} `ERR_UNSUPPORTED_PLATFORM` off Linux; `ERR_BACKEND_UNAVAILABLE` when no
- * binary for this platform was built or prebuilt.
+ * binary for this platform was built or prebuilt, or when no file descriptor was free to load it
+ * (`errno` EMFILE or ENFILE, the system error as `cause`: the next use tries again).
  */
 export function addon(): Addon {
   if (loaded !== undefined) return loaded;
@@ -126,11 +129,44 @@ export function addon(): Addon {
     const load = createRequire(import.meta.url)('node-gyp-build') as (dir: string) => Addon;
     loaded = load(PACKAGE_ROOT);
   } catch (cause) {
-    throw new SecureMemoryError(
-      ErrorCode.BACKEND_UNAVAILABLE,
-      'The memguard addon is not built for this platform: run `npm rebuild @secure-memory/memguard` with a C++ toolchain',
-      { backend: BACKEND, cause },
-    );
+    throw loadError(cause);
   }
   return loaded;
+}
+
+/** Errors that mean "no file descriptor to spare", not "no binary". */
+const NO_DESCRIPTOR = new Set(['EMFILE', 'ENFILE']);
+
+/**
+ * Why the addon did not load. node-gyp-build reports a directory it could not list as "no native
+ * build was found", and a failed dlopen keeps only the message: when the process (or the system) has
+ * no free file descriptor, that is the cause to report, with its errno, and the next use tries
+ * again (nothing is cached after a failure).
+ */
+function loadError(cause: unknown): SecureMemoryError {
+  let shortage = (cause as NodeJS.ErrnoException | undefined)?.code;
+  let why: unknown = cause;
+  if (shortage === undefined || !NO_DESCRIPTOR.has(shortage)) {
+    try {
+      closeSync(openSync(PACKAGE_ROOT, 'r'));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== undefined && NO_DESCRIPTOR.has(code)) {
+        shortage = code;
+        why = error;
+      }
+    }
+  }
+  if (shortage !== undefined && NO_DESCRIPTOR.has(shortage)) {
+    return new SecureMemoryError(
+      ErrorCode.BACKEND_UNAVAILABLE,
+      `The memguard addon could not be loaded: no free file descriptor (${shortage}); it is loaded at the next use once one is free`,
+      { backend: BACKEND, errno: constants.errno[shortage as 'EMFILE' | 'ENFILE'], syscall: 'open', cause: why },
+    );
+  }
+  return new SecureMemoryError(
+    ErrorCode.BACKEND_UNAVAILABLE,
+    'The memguard addon is not built for this platform: run `npm rebuild @secure-memory/memguard` with a C++ toolchain',
+    { backend: BACKEND, cause },
+  );
 }
