@@ -23,7 +23,7 @@ import {
 import { assertInRange, destroyed, frozen, integrityError, readError } from './errors.js';
 import { track } from './lifetime.js';
 import { addon } from './native.js';
-import { GuardedRegion, Ledger, MIN_CANARY, pageSize, writable } from './region.js';
+import { GuardedRegion, GuardedView, Ledger, MIN_CANARY, V8_ON_HEAP_MAX, pageSize, writable } from './region.js';
 
 /** Options of the LockedBuffer constructors. */
 export interface LockedBufferOptions {
@@ -247,10 +247,19 @@ export class LockedBuffer extends Redacted implements Disposable {
     self.#copyIn(region, offset, src);
   }
 
+  /**
+   * Copies what fits of `src` in. Never reads `src.buffer` (nor makes a `subarray`) of a caller's array
+   * that may still hold its bytes inside the V8 heap: that would move them off the heap and abandon
+   * an unwiped copy there.
+   */
   #copyIn(region: GuardedRegion, offset: number, src: Uint8Array): void {
     const count = Math.min(src.byteLength, region.size - offset);
+    if (count === 0) return;
+    const view = this.#bytes(region);
     // TypedArray.prototype.set is a memmove: its time depends on the length only.
-    if (count > 0) this.#bytes(region).set(src.subarray(0, count), offset);
+    if (count === src.byteLength) view.set(src, offset);
+    else if (src.byteLength > V8_ON_HEAP_MAX || GuardedView.isOurs(src)) view.set(src.subarray(0, count), offset);
+    else for (let i = 0; i < count; i += 1) view[offset + i] = src[i] as number;
   }
 
   /**

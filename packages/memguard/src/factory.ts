@@ -15,6 +15,7 @@ import {
   SecretFactoryBase,
   type SecretRegion,
   SecureMemoryTypeError,
+  assertBytes,
   assertOneOf,
   assertOptions,
   defineGuarantees,
@@ -22,7 +23,7 @@ import {
   invalidThis,
 } from '@secure-memory/core';
 import { BACKEND, destroyed, frozen, integrityError } from './errors.js';
-import { type Sealed, isCurrent, openInto, sealBytes } from './key.js';
+import { type Sealed, isCurrent, openInto, sealAt } from './key.js';
 import { track, untrack } from './lifetime.js';
 import { MAPPINGS_PER_BUFFER } from './map-budget.js';
 import { addon } from './native.js';
@@ -386,7 +387,7 @@ export class MemguardSecretFactory extends SecretFactoryBase {
       const view = staging.view();
       try {
         fill(view);
-        sealed = sealBytes(view);
+        sealed = sealAt(staging.data, size);
       } finally {
         staging.revoke(view);
       }
@@ -428,7 +429,8 @@ export class MemguardSecretFactory extends SecretFactoryBase {
    */
   override new(source: Uint8Array): Secret {
     const self = MemguardSecretFactory.#check(this);
-    if (source instanceof Uint8Array && !writable(source)) throw frozen('The "source" argument');
+    assertBytes(source, 'source');
+    if (!writable(source)) throw frozen('The "source" argument');
     return self.#watch(super.new.call(self, source));
   }
 

@@ -60,12 +60,13 @@ export interface Addon {
   keyDerive(state: bigint): number;
   /** Re-randomises the pre-key and the right part, keeping the key: 0, or -1 (state unchanged). */
   keyRekey(state: bigint): number;
-  /** ChaCha20-Poly1305 of `source` into `box` (nonce already in its first 12 bytes): 0, or -1. */
-  seal(state: bigint, source: Uint8Array, box: Uint8Array): number;
-  /** As `seal`, from `length` readable bytes at `address`: 0, or -1. */
-  sealAt(state: bigint, address: bigint, length: number, box: Uint8Array): number;
-  /** Checks and decrypts `box` into the memory at `destination`: 0; 1 when the tag fails; -1. */
-  open(state: bigint, box: Uint8Array, destination: bigint): number;
+  /**
+   * ChaCha20-Poly1305 of `length` readable bytes at `address` into `box` (nonce already in its first
+   * 12 bytes), bound to the container `id` (associated data): 0, or -1.
+   */
+  sealAt(state: bigint, address: bigint, length: number, box: Uint8Array, id: number): number;
+  /** Checks and decrypts `box`, bound to the container `id`, into the memory at `destination`: 0; 1 when the tag fails; -1. */
+  open(state: bigint, box: Uint8Array, destination: bigint, id: number): number;
   /** Flips the bits `mask` of one writable byte (a test hook). */
   xorByte(address: bigint, mask: number): void;
   /** Test seam: arms fault injection with no fault; the seamed calls are counted from now. */

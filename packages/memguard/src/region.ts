@@ -102,8 +102,44 @@ export function pageSize(): number {
   return cachedPageSize;
 }
 
-/** The region a view points into, if it is one of ours and not yet revoked. */
+/**
+ * V8 keeps the bytes of a typed array of at most this many bytes inside the array's heap object
+ * (`--typed-array-max-size-in-heap`). Reading `.buffer` of such an array (or `subarray`, which reads
+ * it) moves the bytes off the heap and abandons the old copy, unwiped. Larger arrays, and every
+ * view of an ArrayBuffer, never have their bytes on the heap.
+ */
+export const V8_ON_HEAP_MAX = 64;
+
+/**
+ * The class of the views this package hands out. A `subarray()` of one (and anything else made
+ * through `Symbol.species` over the same memory) is one too and is known as ours without reading its
+ * `.buffer`; `slice()`, `map()`... copy to the heap and are not ours.
+ */
+export class GuardedView extends Uint8Array {
+  /** True when this view is over one of our regions' memory. */
+  readonly #ours: boolean;
+
+  constructor(...args: unknown[]) {
+    super(...(args as [ArrayBuffer, number?, number?]));
+    const first = args[0];
+    this.#ours = first instanceof ArrayBuffer && owners.has(first);
+  }
+
+  /** True for a view over one of our regions' memory (never an on-heap array). */
+  static isOurs(bytes: Uint8Array): boolean {
+    return #ours in bytes && bytes.#ours;
+  }
+}
+
+/**
+ * The region a view points into, if it is one of ours and not yet revoked. Never reads `.buffer` of
+ * an array whose bytes may still be on the V8 heap (a caller's small source): it reads it only for
+ * our own views and for arrays too large to be on the heap. A view over our memory made from its
+ * `.buffer` by hand (`new Uint8Array(view.buffer, 0, 32)`) is not recognised when it is 64 bytes or
+ * shorter.
+ */
 export function ownerOf(bytes: Uint8Array): GuardedRegion | undefined {
+  if (!GuardedView.isOurs(bytes) && bytes.byteLength <= V8_ON_HEAP_MAX) return undefined;
   return owners.get(bytes.buffer as ArrayBuffer);
 }
 
@@ -425,7 +461,7 @@ export class GuardedRegion {
     const buffer = externalView(this.#lib, this.data, this.size);
     (this.#views ??= new Set()).add(buffer);
     owners.set(buffer, this);
-    return new Uint8Array(buffer);
+    return new GuardedView(buffer);
   }
 
   /** Detaches the view's ArrayBuffer: every typed array over it now has length 0. */

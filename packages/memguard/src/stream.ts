@@ -6,9 +6,9 @@
  */
 import { ErrorCode, Redacted, SecureMemoryRangeError, assertBytes, invalidThis } from '@secure-memory/core';
 import { type LockedBuffer, leaseBuffer } from './buffer.js';
-import { openSealed } from './enclave.js';
+import { openSealed, sealCopy } from './enclave.js';
 import { frozen, integrityError } from './errors.js';
-import { type Sealed, openInto, sealAt, sealBytes } from './key.js';
+import { type Sealed, openInto, sealAt } from './key.js';
 import { GuardedRegion, Ledger, writable } from './region.js';
 
 /** The largest chunk a Stream seals (16 KiB, memguard's four pages). */
@@ -71,8 +71,8 @@ export class Stream extends Redacted {
 
   /**
    * Seals `src` into the stream, in chunks of at most {@link STREAM_CHUNK_SIZE} bytes, then
-   * zero-fills `src`. Returns the number of bytes written (`src.byteLength`). The chunks are
-   * encrypted straight from `src`.
+   * zero-fills `src`. Returns the number of bytes written (`src.byteLength`). Each chunk is copied
+   * into a guarded region and sealed from there; `src.buffer` of a small source is never read.
    * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `src` is not a Uint8Array; `ERR_INVALID_ARG_VALUE` when detached.
    * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when `src` is a read-only view of this
    * package's memory (nothing is written).
@@ -84,7 +84,9 @@ export class Stream extends Redacted {
     const length = src.byteLength;
     const sealed: Sealed[] = [];
     for (let offset = 0; offset < length; offset += STREAM_CHUNK_SIZE) {
-      sealed.push(sealBytes(src.subarray(offset, Math.min(length, offset + STREAM_CHUNK_SIZE))));
+      const end = Math.min(length, offset + STREAM_CHUNK_SIZE);
+      // A subarray only of a source longer than a chunk, whose bytes are never on the V8 heap.
+      sealed.push(sealCopy(offset === 0 && end === length ? src : src.subarray(offset, end)));
     }
     src.fill(0);
     for (const chunk of sealed) self.#chunks.push(chunk);

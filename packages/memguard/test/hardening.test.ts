@@ -4,7 +4,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { catchSignal, newBuffer, newBufferFromFd, newBufferFromFdUntil, safeExit } from '@secure-memory/memguard';
+import { catchSignal, newBuffer, newBufferFromFd, newBufferFromFdUntil, newEnclave, safeExit, testHooks } from '@secure-memory/memguard';
 
 const code = (fn: () => unknown): unknown => {
   try {
@@ -115,5 +115,26 @@ describe('short reads are errors unless the caller asks for a partial read', () 
     expect(partial.equalTo(new TextEncoder().encode('secret-without-newline'))).toBe(true);
     using line = withFd(file('line', new TextEncoder().encode('abc\ndef')), (fd) => newBufferFromFdUntil(fd, 0x0a));
     expect(line.equalTo(new TextEncoder().encode('abc'))).toBe(true);
+  });
+});
+
+describe('a sealed box is bound to its Enclave', () => {
+  it("B's box copied over A's: A.open() fails with ERR_INTEGRITY, never gives B's plaintext; B still opens", () => {
+    const a = newEnclave(Uint8Array.from({ length: 32 }, (_, i) => i));
+    const b = newEnclave(Uint8Array.from({ length: 32 }, (_, i) => 100 + i));
+    const boxA = testHooks.enclaveBox(a);
+    const original = Uint8Array.from(boxA);
+    {
+      using opened = a.open();
+      expect(opened.equalTo(Uint8Array.from({ length: 32 }, (_, i) => i))).toBe(true);
+    }
+    boxA.set(testHooks.enclaveBox(b));
+    const error = thrown(() => a.open());
+    expect(error.code).toBe('ERR_INTEGRITY');
+    using fromB = b.open();
+    expect(fromB.equalTo(Uint8Array.from({ length: 32 }, (_, i) => 100 + i))).toBe(true);
+    boxA.set(original); // its own box opens again
+    using again = a.open();
+    expect(again.equalTo(Uint8Array.from({ length: 32 }, (_, i) => i))).toBe(true);
   });
 });
