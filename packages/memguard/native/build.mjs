@@ -2,11 +2,14 @@
 // Builds the addon with node-gyp, against the headers installed with the node that runs this
 // script (<prefix>/include/node) when they are there, so that node-gyp never downloads headers.
 //
-//   node native/build.mjs               configure if needed, then compile (make is incremental)
+//   node native/build.mjs               configure if needed, then compile (make is incremental); then
+//                                       the development addons of native/extra/binding.gyp (the test
+//                                       build with the fault seam, and the benchmark floors)
 //   node native/build.mjs --install     the package's `install` script: nothing to do when a binary
 //                                       that fits this platform already loads (a prebuild in
 //                                       prebuilds/, or an earlier build); else compile as above
-//   node native/build.mjs --rebuild     clean, configure and compile
+//   node native/build.mjs --rebuild     clean, configure and compile (the development addons too)
+// --install and --prebuildify never build native/extra: what users install has no fault seam.
 //   node native/build.mjs --prebuildify build prebuilds/<platform>-<arch>/ with prebuildify (N-API,
 //                                       stripped, tagged with the libc): run before publishing
 //
@@ -22,6 +25,8 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
 const mode = process.argv[2] ?? '--build';
 const prefix = dirname(dirname(process.execPath));
+/** The development addons (fault seam, floors) are built by development builds only. */
+const extra = join(root, 'native', 'extra');
 
 /** The native binary node-gyp-build would load here (a build or a prebuild), or undefined. */
 function loadable() {
@@ -57,8 +62,8 @@ function gypEnv() {
   return local ? { ...process.env, npm_config_nodedir: prefix } : process.env;
 }
 
-function run(command, args, env = gypEnv()) {
-  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit', env });
+function run(command, args, env = gypEnv(), cwd = root) {
+  const result = spawnSync(command, args, { cwd, stdio: 'inherit', env });
   if (result.error) {
     process.stderr.write(`@secure-memory/memguard: cannot run ${command}: ${result.error.message}\n`);
     return false;
@@ -66,15 +71,20 @@ function run(command, args, env = gypEnv()) {
   return result.status === 0;
 }
 
-function gyp(...args) {
+function gypIn(cwd, ...args) {
   const script = nodeGypScript();
-  return script === undefined ? run('node-gyp', args) : run(process.execPath, [script, ...args]);
+  return script === undefined ? run('node-gyp', args, gypEnv(), cwd) : run(process.execPath, [script, ...args], gypEnv(), cwd);
 }
 
-function compile() {
-  if (mode === '--rebuild') return gyp('rebuild');
-  if (!existsSync(join(root, 'build', 'config.gypi')) && !gyp('configure')) return false;
-  return gyp('build');
+function gyp(...args) {
+  return gypIn(root, ...args);
+}
+
+/** The release addon (binding.gyp), or, with `dir` = native/extra, the development addons. */
+function compile(dir = root) {
+  if (mode === '--rebuild') return gypIn(dir, 'rebuild');
+  if (!existsSync(join(dir, 'build', 'config.gypi')) && !gypIn(dir, 'configure')) return false;
+  return gypIn(dir, 'build');
 }
 
 if (mode === '--prebuildify') {
@@ -86,7 +96,12 @@ if (mode === '--prebuildify') {
 
 if (mode === '--install' && loadable() !== undefined) process.exit(0);
 
-if (compile()) process.exit(0);
+if (compile()) {
+  // native/extra is not published: an installed package has only the release addon.
+  if (mode === '--install' || !existsSync(extra) || compile(extra)) process.exit(0);
+  process.stderr.write('@secure-memory/memguard: the development addons (native/extra: test seam, floors) could not be built\n');
+  process.exit(1);
+}
 
 const prebuild = loadable();
 if (prebuild !== undefined) {

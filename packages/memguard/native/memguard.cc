@@ -10,8 +10,10 @@
 // with (the node binary exports its symbols; the headers are installed in <prefix>/include/node).
 // No primitive is written here.
 //
-// Tests reach the failure paths through a fault seam in front of each call (see "Fault injection"):
-// compiled in always, inert unless armed, and one branch on a flag when unarmed.
+// Tests reach the failure paths through a fault seam in front of each call (see "Fault injection"),
+// compiled only into the test build (MEMGUARD_TEST_SEAM: the `memguard_test` target of binding.gyp,
+// configured only when MEMGUARD_TEST_BUILD=1), never into the addon users install. The benchmark
+// floors are compiled only into the `memguard_bench` addon and the test build (MEMGUARD_FLOORS).
 #include <napi.h>
 
 #include <openssl/crypto.h>
@@ -69,11 +71,13 @@ int ErrnoOf(int rc) {
   return rc == 0 ? 0 : errno;
 }
 
+#if defined(MEMGUARD_FLOORS)
 double MonotonicNs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
 }
+#endif
 
 void Wipe(uint8_t* address, size_t length) {
 #if defined(__GLIBC__) || defined(__linux__) || defined(__OpenBSD__) || defined(__FreeBSD__)
@@ -88,9 +92,9 @@ void Wipe(uint8_t* address, size_t length) {
 //
 // A seam in front of every system call this file makes for buffers, the pool and the key state, and
 // in front of the OpenSSL seal and open: for this package's tests, which must see each failure path
-// taken. It is compiled in always and inert unless armed (faultArm/faultSet, reached from JavaScript
-// only through the package's internal test hooks); unarmed, each seamed call costs one branch on a
-// flag. Armed, it counts the calls of each kind and makes the chosen kind fail with the chosen errno
+// taken. It is compiled only into the test build (MEMGUARD_TEST_SEAM), where it is inert unless
+// armed (faultArm/faultSet, reached from JavaScript only through test/support's test hooks); in the
+// release addon Fault() is a constant and each Seam* wrapper is the bare call. Armed, it counts the calls of each kind and makes the chosen kind fail with the chosen errno
 // (errno set, -1 or MAP_FAILED returned, exactly as the call would) after `after` calls, `count`
 // times (a negative count: every call). errno 0 makes the call be skipped and report success (the
 // test hooks allow it for madvise only: a kernel that ignores the advice, for the core-dump control
@@ -112,6 +116,8 @@ enum FaultCall {
   kFaultCallCount
 };
 
+
+#if defined(MEMGUARD_TEST_SEAM)
 const char* const kFaultNames[kFaultCallCount] = {
     "mmap", "munmap", "mprotect", "mlock", "mlock2", "munlock", "madvise", "memfd_secret", "ftruncate", "seal", "open"};
 
@@ -147,6 +153,11 @@ inline int Fault(FaultCall call) {
   if (__builtin_expect(!gFaultsArmed.load(std::memory_order_relaxed), 1)) return kMakeCall;
   return FaultArmed(call);
 }
+#else
+constexpr int kMakeCall = 0;
+constexpr int kSkipCall = -1;
+inline int Fault(FaultCall) { return kMakeCall; }
+#endif  // MEMGUARD_TEST_SEAM
 
 // What a call the seam intercepted returns: 0 when skipped, else -1 with errno set.
 int Injected(int fault) {
@@ -192,6 +203,7 @@ int SeamFtruncate(int fd, off_t length) {
   return fault == kMakeCall ? ftruncate(fd, length) : Injected(fault);
 }
 
+#if defined(MEMGUARD_TEST_SEAM)
 // faultArm(): arms the seam with no fault (it counts calls from now on).
 Napi::Value FaultArm(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> hold(gFaultMutex);
@@ -232,6 +244,8 @@ Napi::Value FaultCounts(const Napi::CallbackInfo& info) {
   for (int i = 0; i < kFaultCallCount; i += 1) counts.Set(static_cast<uint32_t>(i), Napi::Number::New(info.Env(), gFaultCalls[i]));
   return counts;
 }
+
+#endif  // MEMGUARD_TEST_SEAM
 
 // pageSize(): the system page size.
 Napi::Value PageSize(const Napi::CallbackInfo& info) {
@@ -381,6 +395,7 @@ Napi::Value DisableCoreDumps(const Napi::CallbackInfo& info) {
   return Status(info.Env(), ErrnoOf(setrlimit(RLIMIT_CORE, &none)));
 }
 
+#if defined(MEMGUARD_FLOORS)
 // floorMprotectPair(iterations): ns per PROT_READ + PROT_NONE pair on one locked page, in a C
 // loop; a negative errno when a call failed.
 Napi::Value FloorMprotectPair(const Napi::CallbackInfo& info) {
@@ -436,7 +451,7 @@ Napi::Value FloorGuardedAlloc(const Napi::CallbackInfo& info) {
   if (failed != 0) return Status(info.Env(), -failed);
   return Napi::Number::New(info.Env(), elapsed / iterations);
 }
-
+#endif  // MEMGUARD_FLOORS
 
 // --- Secret memory --------------------------------------------------------------------------------
 
@@ -690,6 +705,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   return Status(info.Env(), ready ? 1 : -1);
 }
 
+#if defined(MEMGUARD_TEST_SEAM)
 // xorByte(address, mask): flips bits of one writable byte. For the test hook that damages the
 // pre-key (secret memory cannot be written through /proc/self/mem).
 Napi::Value XorByte(const Napi::CallbackInfo& info) {
@@ -698,6 +714,7 @@ Napi::Value XorByte(const Napi::CallbackInfo& info) {
   *address ^= static_cast<uint8_t>(mask);
   return info.Env().Undefined();
 }
+#endif  // MEMGUARD_TEST_SEAM
 
 void Constant(Napi::Object& exports, const char* name, int value) {
   exports.Set(name, Napi::Number::New(exports.Env(), value));
@@ -719,8 +736,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("canaryFill", Napi::Function::New(env, CanaryFill, "canaryFill"));
   exports.Set("canaryIntact", Napi::Function::New(env, CanaryIntact, "canaryIntact"));
   exports.Set("disableCoreDumps", Napi::Function::New(env, DisableCoreDumps, "disableCoreDumps"));
+#if defined(MEMGUARD_FLOORS)
   exports.Set("floorMprotectPair", Napi::Function::New(env, FloorMprotectPair, "floorMprotectPair"));
   exports.Set("floorGuardedAlloc", Napi::Function::New(env, FloorGuardedAlloc, "floorGuardedAlloc"));
+#endif
   exports.Set("mapSecret", Napi::Function::New(env, MapSecret, "mapSecret"));
   exports.Set("random", Napi::Function::New(env, RandomFill, "random"));
   exports.Set("keyInit", Napi::Function::New(env, KeyInit, "keyInit"));
@@ -728,6 +747,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("keyRekey", Napi::Function::New(env, KeyRekey, "keyRekey"));
   exports.Set("sealAt", Napi::Function::New(env, SealAt, "sealAt"));
   exports.Set("open", Napi::Function::New(env, Open, "open"));
+#if defined(MEMGUARD_TEST_SEAM)
   exports.Set("xorByte", Napi::Function::New(env, XorByte, "xorByte"));
   exports.Set("faultArm", Napi::Function::New(env, FaultArm, "faultArm"));
   exports.Set("faultSet", Napi::Function::New(env, FaultSet, "faultSet"));
@@ -736,6 +756,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Array faultNames = Napi::Array::New(env, kFaultCallCount);
   for (int i = 0; i < kFaultCallCount; i += 1) faultNames.Set(static_cast<uint32_t>(i), Napi::String::New(env, kFaultNames[i]));
   exports.Set("FAULT_CALLS", faultNames);
+#endif
+  // Which build this is: the release addon has neither the fault seam nor the floors.
+  exports.Set("TEST_SEAM", Napi::Boolean::New(env,
+#if defined(MEMGUARD_TEST_SEAM)
+                                              true
+#else
+                                              false
+#endif
+                                              ));
   Constant(exports, "KEY_STATE_BYTES", static_cast<int>(kKeyStateBytes));
   Constant(exports, "PRE_KEY_BYTES", static_cast<int>(kPreKeyBytes));
   Constant(exports, "KEY_OFFSET", static_cast<int>(kKeyOffset));

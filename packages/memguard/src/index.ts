@@ -21,10 +21,8 @@ export {
   type ReadOptions,
 } from './buffer.js';
 export { catchInterrupt, catchSignal, disableCoreDumps, purge, safeExit, safePanic, type SignalHandler } from './process.js';
-export { floorGuardedAllocNs, floorMprotectPairNs } from './floor.js';
 export { Enclave, newEnclave, newEnclaveRandom, seal } from './enclave.js';
 export { STREAM_CHUNK_SIZE, Stream } from './stream.js';
 export { REKEY_INTERVAL_MS, keyInfo, type KeyInfo, type KeyStorage } from './key.js';
 export { POOL_MAX_BYTES, POOL_MAX_PER_CLASS, poolStats, type PoolStats } from './region.js';
-export { testHooks } from './testing.js';
 export { INTEGRITY_WARNING, UNRELEASED_WARNING, WARNING_TYPE } from './lifetime.js';

@@ -42,10 +42,6 @@ export interface Addon {
   canaryIntact(address: bigint, length: number, pattern: Uint8Array): number;
   /** setrlimit(RLIMIT_CORE, 0): 0 or the errno. */
   disableCoreDumps(): number;
-  /** ns per mprotect PROT_READ + PROT_NONE pair on one page, or a negative errno. */
-  floorMprotectPair(iterations: number): number;
-  /** ns per guarded allocation and free of one page, or a negative errno. */
-  floorGuardedAlloc(iterations: number): number;
   /**
    * A PROT_NONE reservation of `total` bytes with `length` bytes of memfd_secret memory mapped
    * read-write at `offset`: the reservation's address, or an errno as a number (ENOSYS: no secret
@@ -67,21 +63,8 @@ export interface Addon {
   sealAt(state: bigint, address: bigint, length: number, box: Uint8Array, id: number): number;
   /** Checks and decrypts `box`, bound to the container `id`, into the memory at `destination`: 0; 1 when the tag fails; -1. */
   open(state: bigint, box: Uint8Array, destination: bigint, id: number): number;
-  /** Flips the bits `mask` of one writable byte (a test hook). */
-  xorByte(address: bigint, mask: number): void;
-  /** Test seam: arms fault injection with no fault; the seamed calls are counted from now. */
-  faultArm(): void;
-  /**
-   * Test seam: the call `FAULT_CALLS[call]` fails with `errno` (0: is skipped and reports success)
-   * after `after` calls, `count` times (negative: every time); arms the seam. 0, or EINVAL.
-   */
-  faultSet(call: number, errno: number, after: number, count: number): number;
-  /** Test seam: disarms fault injection and forgets every fault and count. */
-  faultClear(): void;
-  /** Test seam: the calls of each kind since the seam was armed, in `FAULT_CALLS` order. */
-  faultCounts(): number[];
-  /** The kinds of call the test seam can make fail. */
-  readonly FAULT_CALLS: readonly string[];
+  /** True only in the test build (native/extra), which has the fault seam; false in the release addon. */
+  readonly TEST_SEAM: boolean;
   /** Bytes of the key state: pre-key, right part, key, hashes, scratch. */
   readonly KEY_STATE_BYTES: number;
   /** Bytes of the pre-key (16 KiB), at the start of the key state. */
@@ -112,6 +95,18 @@ export interface Addon {
 const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 let loaded: Addon | undefined;
+
+/**
+ * @internal For this package's own tests only (src/testing.ts, which is not published): makes every
+ * later call use `lib`, the test build of the same addon (native/extra), which has the fault seam.
+ * Not reachable from the package's entry points; the test build is never built at install.
+ */
+export function useAddon(lib: Addon): void {
+  loaded = lib;
+}
+
+/** The package root, for the development addons (native/extra/build/Release). */
+export const packageRoot = PACKAGE_ROOT;
 
 /**
  * The addon, loaded once.

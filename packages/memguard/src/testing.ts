@@ -1,13 +1,49 @@
 /**
- * Hooks for this package's own tests. Not part of the API: they may change in any release.
+ * Hooks for this package's own tests. Not part of the API, not exported by the package and not
+ * published (package.json's `files` leaves this module out). Importing it switches the package to
+ * the test build of the addon (native/extra/build/Release/memguard_test.node, built by the package's
+ * build script, never at install), the only build that has the fault seam.
  * @module
  */
 import { ErrorCode, SecureMemoryTypeError, describeType } from '@secure-memory/core';
 import { assertInRange } from './errors.js';
 import { type Enclave, enclaveBox } from './enclave.js';
 import { flipPreKeyBit, rekeyNow, setKeyStorage } from './key.js';
-import { addon } from './native.js';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { type Addon, packageRoot, useAddon } from './native.js';
 import { drainPool } from './region.js';
+
+/** The test build's own calls: the fault seam and the pre-key damage. */
+interface SeamAddon extends Addon {
+  /** Flips the bits `mask` of one writable byte. */
+  xorByte(address: bigint, mask: number): void;
+  /** Arms fault injection with no fault; the seamed calls are counted from now. */
+  faultArm(): void;
+  /**
+   * The call `FAULT_CALLS[call]` fails with `errno` (0: is skipped and reports success) after
+   * `after` calls, `count` times (negative: every time); arms the seam. 0, or EINVAL.
+   */
+  faultSet(call: number, errno: number, after: number, count: number): number;
+  /** Disarms fault injection and forgets every fault and count. */
+  faultClear(): void;
+  /** The calls of each kind since the seam was armed, in `FAULT_CALLS` order. */
+  faultCounts(): number[];
+  /** The kinds of call the seam can make fail. */
+  readonly FAULT_CALLS: readonly string[];
+}
+
+function loadTestBuild(): SeamAddon {
+  const path = join(packageRoot, 'native', 'extra', 'build', 'Release', 'memguard_test.node');
+  const lib = createRequire(import.meta.url)(path) as SeamAddon;
+  if (lib.TEST_SEAM !== true) throw new Error(`${path} is not the test build`);
+  return lib;
+}
+
+/** The test build, used by the whole package from now on. */
+const seamed = loadTestBuild();
+useAddon(seamed);
+const addon = (): SeamAddon => seamed;
 
 /** The calls the fault seam of the addon can make fail. */
 export type FaultCall =
@@ -109,7 +145,7 @@ export const testHooks: Readonly<{
   /** The calls the seam knows. */
   faultCallNames(): readonly FaultCall[];
 }> = Object.freeze({
-  flipPreKeyBit,
+  flipPreKeyBit: (bit: number) => flipPreKeyBit(bit, (address, mask) => seamed.xorByte(address, mask)),
   rekeyNow,
   enclaveBox,
   setKeyStorage,

@@ -19,8 +19,8 @@ import {
   poolStats,
   purge,
   seal,
-  testHooks,
 } from '@secure-memory/memguard';
+import { testHooks } from '../src/testing.js';
 import { PAGE, locate, mappingsAt, peekSelf } from './helpers.js';
 
 function code(fn: () => unknown): unknown {

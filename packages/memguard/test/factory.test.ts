@@ -9,15 +9,14 @@ import { GUARANTEE_FLAGS, type Secret, claimedFlags, createSecretFactory } from 
 import {
   MemguardSecretFactory,
   createFactory,
-  floorGuardedAllocNs,
-  floorMprotectPairNs,
   keyInfo,
   lockedBufferStats,
   newBuffer,
   newBufferRandom,
   purge,
-  testHooks,
 } from '@secure-memory/memguard';
+import { floorGuardedAllocNs, floorMprotectPairNs } from '@secure-memory/memguard/bench';
+import { testHooks } from '../src/testing.js';
 import { PAGE, locate, mappingsAt, peekSelf, pokeSelf } from './helpers.js';
 
 function code(fn: () => unknown): unknown {

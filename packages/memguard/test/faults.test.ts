@@ -23,9 +23,8 @@ import {
   newEnclaveRandom,
   poolStats,
   purge,
-  testHooks,
 } from '@secure-memory/memguard';
-import type { FaultCall } from '../src/testing.js';
+import { type FaultCall, testHooks } from '../src/testing.js';
 import { PAGE, locate, peekSelf } from './helpers.js';
 
 const { ENOMEM, EAGAIN, EPERM, EINVAL, EACCES, ENOSYS, EMFILE, EIO, EBADMSG } = constants.errno;

@@ -1,10 +1,14 @@
 // Issue #13 (hardening), in process: what a careless caller can do must fail with a typed error.
 // The parts that need an outside scan, a fault or another Node live in hardening-children.test.ts.
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { catchSignal, newBuffer, newBufferFromFd, newBufferFromFdUntil, newEnclave, safeExit, testHooks } from '@secure-memory/memguard';
+import { catchSignal, newBuffer, newBufferFromFd, newBufferFromFdUntil, newEnclave, safeExit } from '@secure-memory/memguard';
+import { testHooks } from '../src/testing.js';
 
 const code = (fn: () => unknown): unknown => {
   try {
@@ -136,5 +140,39 @@ describe('a sealed box is bound to its Enclave', () => {
     boxA.set(original); // its own box opens again
     using again = a.open();
     expect(again.equalTo(Uint8Array.from({ length: 32 }, (_, i) => i))).toBe(true);
+  });
+});
+
+describe('no public switch strips a protection', () => {
+  it('the entry points export neither the test hooks nor anything of the fault seam', async () => {
+    const main = await import('@secure-memory/memguard');
+    expect(Object.keys(main)).not.toContain('testHooks');
+    expect(Object.keys(main).filter((k) => /fault|floor|hook/i.test(k))).toEqual([]);
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { exports: Record<string, unknown> };
+    expect(Object.keys(pkg.exports).sort()).toEqual(['.', './bench', './package.json']);
+    const bench = await import('@secure-memory/memguard/bench');
+    expect(Object.keys(bench).sort()).toEqual(['floorGuardedAllocNs', 'floorMprotectPairNs']);
+  });
+
+  it('the release addon has no fault seam, no byte-flipping call and no floors; the test build has them (control)', () => {
+    const load = createRequire(import.meta.url);
+    const release = load(fileURLToPath(new URL('../build/Release/memguard.node', import.meta.url))) as Record<string, unknown>;
+    const test = load(fileURLToPath(new URL('../native/extra/build/Release/memguard_test.node', import.meta.url))) as Record<string, unknown>;
+    const seam = ['faultArm', 'faultSet', 'faultClear', 'faultCounts', 'FAULT_CALLS', 'xorByte', 'floorMprotectPair', 'floorGuardedAlloc'];
+    expect(seam.filter((k) => k in release)).toEqual([]);
+    expect(release.TEST_SEAM).toBe(false);
+    expect(seam.filter((k) => k in test)).toEqual(seam);
+    expect(test.TEST_SEAM).toBe(true);
+  });
+
+  it('what npm publishes has no test hooks and no development addon', { timeout: 60_000 }, () => {
+    const packed = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      encoding: 'utf8',
+    });
+    const files = (JSON.parse(packed.stdout) as { files: { path: string }[] }[])[0]?.files.map((f) => f.path) ?? [];
+    expect(files).toContain('dist/index.js'); // control: the listing is real
+    expect(files).toContain('native/memguard.cc');
+    expect(files.filter((f) => /testing|native\/extra|\.node$/.test(f))).toEqual([]);
   });
 });
