@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <fcntl.h>
 #include <poll.h>
@@ -247,6 +248,52 @@ Napi::Value FaultCounts(const Napi::CallbackInfo& info) {
 
 #endif  // MEMGUARD_TEST_SEAM
 
+// --- Mappings of each environment ---------------------------------------------------------------
+//
+// Every mapping this addon makes for JavaScript (map, mapSecret) is listed in its environment (the
+// main thread, or one worker) until it is unmapped. When the environment ends (a worker terminated,
+// or one that called process.exit(), where no JavaScript runs any more; or the main thread's
+// teardown, after the exit purge), a cleanup hook wipes and unmaps what is still listed: secrets
+// belong to the thread that made them and do not outlive it, locked, in the process.
+
+struct EnvMappings {
+  napi_env env;
+  std::map<uintptr_t, size_t> live;  // base address -> total length
+};
+
+EnvMappings* MappingsOf(Napi::Env env) {
+  return env.GetInstanceData<EnvMappings>();
+}
+
+void Listed(Napi::Env env, void* base, size_t total) {
+  EnvMappings* mappings = MappingsOf(env);
+  if (mappings != nullptr) mappings->live[reinterpret_cast<uintptr_t>(base)] = total;
+}
+
+void Unlisted(Napi::Env env, void* base) {
+  EnvMappings* mappings = MappingsOf(env);
+  if (mappings != nullptr) mappings->live.erase(reinterpret_cast<uintptr_t>(base));
+}
+
+// The environment is ending: make each listed mapping writable, wipe it whole (guard pages, canary,
+// data; for the key state its secret memory too), and unmap it (which unlocks it). Not seamed.
+void WipeEnvironment(void* arg) {
+  EnvMappings* mappings = static_cast<EnvMappings*>(arg);
+  for (const auto& entry : mappings->live) {
+    uint8_t* base = reinterpret_cast<uint8_t*>(entry.first);
+    size_t total = entry.second;
+    if (mprotect(base, total, PROT_READ | PROT_WRITE) == 0) Wipe(base, total);
+    munmap(base, total);
+  }
+  mappings->live.clear();
+}
+
+// liveMappings(): how many mappings this environment has listed (for tests and stats).
+Napi::Value LiveMappings(const Napi::CallbackInfo& info) {
+  EnvMappings* mappings = MappingsOf(info.Env());
+  return Napi::Number::New(info.Env(), mappings == nullptr ? 0 : static_cast<double>(mappings->live.size()));
+}
+
 // pageSize(): the system page size.
 Napi::Value PageSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE)));
@@ -257,6 +304,7 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   size_t length = LengthOf(info[0]);
   void* p = SeamMmap(nullptr, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return Status(info.Env(), errno);
+  Listed(info.Env(), p, length);
   return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)));
 }
 
@@ -264,7 +312,9 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
 Napi::Value Unmap(const Napi::CallbackInfo& info) {
   uint8_t* address = AddressOf(info[0]);
   size_t length = LengthOf(info[1]);
-  return Status(info.Env(), ErrnoOf(SeamMunmap(address, length)));
+  int error = ErrnoOf(SeamMunmap(address, length));
+  if (error == 0) Unlisted(info.Env(), address);
+  return Status(info.Env(), error);
 }
 
 // protect(address, length, prot): mprotect; 0 or the errno.
@@ -488,6 +538,7 @@ Napi::Value MapSecret(const Napi::CallbackInfo& info) {
     munmap(base, total);  // the reservation only (not seamed: nothing secret was mapped yet)
     return Status(info.Env(), error);
   }
+  Listed(info.Env(), base, total);
   return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(base)));
 #else
   (void)total;
@@ -721,6 +772,18 @@ void Constant(Napi::Object& exports, const char* name, int value) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // One list per environment (the addon is initialised once in each thread that loads it). The
+  // cleanup hook wipes what is left and frees the list; the instance data has no finalizer of its own.
+  EnvMappings* mappings = new EnvMappings();
+  mappings->env = env;
+  napi_set_instance_data(env, mappings, nullptr, nullptr);
+  napi_add_env_cleanup_hook(env, [](void* arg) {
+    EnvMappings* ended = static_cast<EnvMappings*>(arg);
+    WipeEnvironment(ended);
+    napi_set_instance_data(ended->env, nullptr, nullptr, nullptr);  // nothing lists into it any more
+    delete ended;
+  }, mappings);
+  exports.Set("liveMappings", Napi::Function::New(env, LiveMappings, "liveMappings"));
   exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));
   exports.Set("map", Napi::Function::New(env, Map, "map"));
   exports.Set("unmap", Napi::Function::New(env, Unmap, "unmap"));

@@ -63,6 +63,8 @@ export interface Addon {
   sealAt(state: bigint, address: bigint, length: number, box: Uint8Array, id: number): number;
   /** Checks and decrypts `box`, bound to the container `id`, into the memory at `destination`: 0; 1 when the tag fails; -1. */
   open(state: bigint, box: Uint8Array, destination: bigint, id: number): number;
+  /** Mappings this thread's environment has listed (made and not unmapped): wiped and unmapped when it ends. */
+  liveMappings(): number;
   /** True only in the test build (native/extra), which has the fault seam; false in the release addon. */
   readonly TEST_SEAM: boolean;
   /** Bytes of the key state: pre-key, right part, key, hashes, scratch. */

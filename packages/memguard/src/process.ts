@@ -37,7 +37,9 @@ function outcomeError(outcome: PurgeOutcome): SecureMemoryError | undefined {
 }
 
 /**
- * Destroys every live LockedBuffer and every secret of every memguard factory in the process:
+ * Destroys every live LockedBuffer and every secret of every memguard factory of the calling thread
+ * (each worker has its own instance of this package; a worker's buffers are wiped and released when
+ * it ends, by the addon's environment cleanup hook):
  * detaches their views, checks their canaries, wipes, unlocks and unmaps them; unmaps the pool; and
  * wipes the process key (memguard's Purge): the next Enclave gets a new key, and every Enclave,
  * Stream chunk and enclave-mode secret sealed before can no longer be opened. Such an Enclave's

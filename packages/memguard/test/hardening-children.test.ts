@@ -91,3 +91,92 @@ describe('a small on-heap source leaves no copy in the V8 heap (scanned from out
     expect(hits).toBe(0);
   });
 });
+
+/** A fixture driven by stdin lines, whose JSON events on stdout are awaited by name, with a pipe on fd 3. */
+function session(name: string, args: string[], wrap: string[] = []) {
+  const command = [...wrap, process.execPath, fixture(name), ...args];
+  const child = spawn(command[0] as string, command.slice(1), { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 50_000);
+  const events: Record<string, unknown>[] = [];
+  const waiters: (() => void)[] = [];
+  let fd3 = Buffer.alloc(0);
+  let stderr = '';
+  let pending = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    pending += chunk;
+    for (let nl = pending.indexOf('\n'); nl !== -1; nl = pending.indexOf('\n')) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      if (line.startsWith('{')) events.push(JSON.parse(line) as Record<string, unknown>);
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  child.stderr?.setEncoding('utf8').on('data', (c: string) => {
+    stderr += c;
+  });
+  (child.stdio[3] as NodeJS.ReadableStream).on('data', (b: Buffer) => {
+    fd3 = Buffer.concat([fd3, b]);
+    for (const w of waiters.splice(0)) w();
+  });
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      for (const w of waiters.splice(0)) w();
+      resolve({ code, signal });
+    }),
+  );
+  const until = async (ok: () => boolean, what: string): Promise<void> => {
+    while (!ok()) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the child exited before ${what}: ${stderr}`);
+      await new Promise<void>((resolve) => waiters.push(resolve));
+    }
+  };
+  return {
+    pid: () => child.pid as number,
+    event: async (name: string) => {
+      await until(() => events.some((e) => e.event === name), name);
+      return events.find((e) => e.event === name) as Record<string, unknown>;
+    },
+    fd3: async (bytes: number) => {
+      await until(() => fd3.byteLength >= bytes, `${bytes} bytes on fd 3`);
+      return fd3;
+    },
+    send: (line: string) => child.stdin?.write(`${line}\n`),
+    exited,
+  };
+}
+
+describe('secrets made in a worker are wiped and released when it ends', () => {
+  it.each(['terminate', 'exit'])('worker %s: before, the scan finds every plaintext; after, none, and the locked memory is released', async (how) => {
+    const child = session('worker.mjs', [how, 'scan']);
+    const ready = await child.event('ready');
+    const sizes = [32, 48, 64, 40, 56];
+    const plaintext = await child.fd3(sizes.reduce((a, b) => a + b));
+    const needles = sizes.map((size, i) => {
+      const start = sizes.slice(0, i).reduce((a, b) => a + b, 0);
+      return plaintext.subarray(start, start + size);
+    });
+    // The control: while the worker lives, the scan finds each secret (the enclave-mode one only
+    // during its access, so 4 of 5 at rest), and its pages are locked.
+    const before = scanMemory(child.pid(), needles).hits.map((h) => h.needle);
+    expect(new Set(before)).toEqual(new Set([0, 1, 2, 3]));
+    expect(ready.vmLck as number).toBeGreaterThan(ready.baseline as number);
+    child.send('end');
+    const ended = await child.event('ended');
+    expect(scanMemory(child.pid(), needles).hits).toEqual([]);
+    expect(ended.vmLck).toBe(ready.baseline);
+    child.send('exit');
+    expect((await child.exited).code).toBe(0);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('as nobody under 64 KiB of memlock: four workers in turn fill the limit and end; each gets as much, and the main thread still allocates', () => {
+    const result = runFixture('worker.mjs', ['terminate', 'memlock'], { wrap: ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', 'prlimit', '--memlock=65536', '--'] });
+    const report = lastJson<{ uid: number; workers: { made: number; code: string }[]; main: string; baseline: number; after: number }>(result);
+    expect(report.uid).toBe(65534);
+    expect(report.workers).toHaveLength(4);
+    expect(report.workers[0]?.made).toBeGreaterThan(0);
+    for (const w of report.workers) expect(w).toEqual({ made: report.workers[0]?.made, code: 'ERR_MEMLOCK_LIMIT' });
+    expect(report.main).toBe('ok');
+    expect(report.after).toBe(report.baseline);
+  });
+});
