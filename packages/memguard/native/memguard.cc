@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <atomic>
 #include <map>
+#include <vector>
 #include <mutex>
 #include <fcntl.h>
 #include <poll.h>
@@ -259,6 +260,7 @@ Napi::Value FaultCounts(const Napi::CallbackInfo& info) {
 struct EnvMappings {
   napi_env env;
   std::map<uintptr_t, size_t> live;  // base address -> total length
+  std::vector<double> releasedViews;  // tokens of views whose memory no ArrayBuffer references any more
 };
 
 EnvMappings* MappingsOf(Napi::Env env) {
@@ -370,12 +372,39 @@ Napi::Value WipeMemory(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// view(address, length): an external ArrayBuffer over the memory, with no finalizer (the memory
-// belongs to TypeScript's region, which detaches every view before it unmaps).
+// view(address, length, token): an external ArrayBuffer over the memory. When V8 releases its
+// backing store (every ArrayBuffer over it collected: the one made here, and any it was moved to by
+// ArrayBuffer.prototype.transfer()), `token` is listed for releasedViews(): until then TypeScript
+// keeps the memory mapped and never reuses it, so that a view kept too long faults instead of
+// reading something else.
 Napi::Value View(const Napi::CallbackInfo& info) {
   uint8_t* address = AddressOf(info[0]);
   size_t length = LengthOf(info[1]);
-  return Napi::ArrayBuffer::New(info.Env(), address, length);
+  double token = info[2].As<Napi::Number>().DoubleValue();
+  napi_value result;
+  napi_status status = napi_create_external_arraybuffer(
+      info.Env(), address, length,
+      [](napi_env env, void*, void* hint) {
+        void* data = nullptr;
+        if (napi_get_instance_data(env, &data) != napi_ok || data == nullptr) return;
+        static_cast<EnvMappings*>(data)->releasedViews.push_back(static_cast<double>(reinterpret_cast<uintptr_t>(hint)));
+      },
+      reinterpret_cast<void*>(static_cast<uintptr_t>(token)), &result);
+  if (status != napi_ok) {
+    Napi::Error::New(info.Env(), "external ArrayBuffers are not allowed here").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  return Napi::Value(info.Env(), result);
+}
+
+// releasedViews(): the tokens of the views released since the last call (see view()).
+Napi::Value ReleasedViews(const Napi::CallbackInfo& info) {
+  EnvMappings* mappings = MappingsOf(info.Env());
+  size_t n = mappings == nullptr ? 0 : mappings->releasedViews.size();
+  Napi::Array out = Napi::Array::New(info.Env(), n);
+  for (size_t i = 0; i < n; i += 1) out.Set(static_cast<uint32_t>(i), Napi::Number::New(info.Env(), mappings->releasedViews[i]));
+  if (mappings != nullptr) mappings->releasedViews.clear();
+  return out;
 }
 
 // detach(arrayBuffer): napi_detach_arraybuffer; 0 or the napi_status (not an exception, so that
@@ -784,6 +813,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     delete ended;
   }, mappings);
   exports.Set("liveMappings", Napi::Function::New(env, LiveMappings, "liveMappings"));
+  exports.Set("releasedViews", Napi::Function::New(env, ReleasedViews, "releasedViews"));
   exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));
   exports.Set("map", Napi::Function::New(env, Map, "map"));
   exports.Set("unmap", Napi::Function::New(env, Unmap, "unmap"));

@@ -1,6 +1,6 @@
 /**
  * memguard's LockedBuffer: a guarded, locked allocation whose bytes JavaScript reads and writes
- * through a view that is revoked (detached) when the buffer is destroyed.
+ * through a view whose memory is wiped and made inaccessible (never detached) when the buffer is destroyed.
  * @module
  */
 import { randomFillSync } from 'node:crypto';
@@ -23,7 +23,7 @@ import {
 import { assertInRange, destroyed, frozen, integrityError, readError } from './errors.js';
 import { track } from './lifetime.js';
 import { addon } from './native.js';
-import { GuardedRegion, GuardedView, Ledger, MIN_CANARY, V8_ON_HEAP_MAX, pageSize, writable } from './region.js';
+import { assertReadable, GuardedRegion, GuardedView, Ledger, MIN_CANARY, pageSize, V8_ON_HEAP_MAX, writable } from './region.js';
 
 /** Options of the LockedBuffer constructors. */
 export interface LockedBufferOptions {
@@ -70,8 +70,16 @@ const ledger = new Ledger();
 /** Proves a LockedBuffer was made by this module's constructors. */
 const TOKEN: unique symbol = Symbol('LockedBuffer');
 
+/**
+ * The buffer each view's memory belongs to: a view that is reachable keeps its buffer alive, so the
+ * garbage collector never destroys a buffer under a view still in use (`enclave.open().bytes()`).
+ */
+const holders = new WeakMap<ArrayBuffer, LockedBuffer>();
+
 /** The live region of a buffer (set by the class's static block: its private field, without a WeakMap). */
 let regionOf: (buffer: LockedBuffer) => GuardedRegion | undefined;
+/** The buffer's own view of its data, for this module (never handed out: no tombstone on destroy). */
+let ownView: (buffer: LockedBuffer) => Uint8Array;
 
 
 /** The `debug` option of an options bag, validated. */
@@ -122,7 +130,9 @@ function emptyInput(): SecureMemoryRangeError {
  *
  * `bytes()` is a view straight into the locked memory. When the buffer is destroyed (by `destroy()`,
  * {@link purge}, a signal caught by {@link catchSignal}, process exit, or the garbage collector)
- * every view is detached: a view kept past that reads `byteLength === 0`, and the process lives.
+ * every view's memory is wiped and made `PROT_NONE`, and never reused while the view lives: a view
+ * used past that faults (SIGSEGV) rather than act as an empty key; handed back to this package it
+ * throws `ERR_SECRET_CLOSED`. A reachable view keeps its buffer alive.
  * @example
  * ```ts
  * using key = newBufferRandom(32);           // frozen (read-only), like memguard's
@@ -131,10 +141,14 @@ function emptyInput(): SecureMemoryRangeError {
  */
 export class LockedBuffer extends Redacted implements Disposable {
   #region: GuardedRegion | undefined;
+  /** The view handed out by bytes() (never detached: a tombstone once destroyed). */
   #view: Uint8Array | undefined;
+  /** The view this class uses itself (equalTo, copy, scramble): never handed out, detached on destroy. */
+  #work: Uint8Array | undefined;
 
   static {
     regionOf = (buffer) => buffer.#live();
+    ownView = (buffer) => buffer.#own(buffer.#alive());
   }
 
   /** @internal Use {@link newBuffer} and the other constructors. */
@@ -159,6 +173,7 @@ export class LockedBuffer extends Redacted implements Disposable {
       // Purged (or collected) behind our back: forget it.
       this.#region = undefined;
       this.#view = undefined;
+      this.#work = undefined;
       return undefined;
     }
     return region;
@@ -177,8 +192,17 @@ export class LockedBuffer extends Redacted implements Disposable {
   }
 
   #bytes(region: GuardedRegion): Uint8Array {
-    this.#view ??= region.view();
+    if (this.#view === undefined) {
+      const view = region.view();
+      holders.set(view.buffer as ArrayBuffer, this);
+      this.#view = view;
+    }
     return this.#view;
+  }
+
+  #own(region: GuardedRegion): Uint8Array {
+    this.#work ??= region.view(true);
+    return this.#work;
   }
 
   /**
@@ -244,6 +268,7 @@ export class LockedBuffer extends Redacted implements Disposable {
     const region = self.#mutable('The buffer');
     assertOffset(offset, region.size);
     assertBytes(src, 'src');
+    assertReadable(src);
     self.#copyIn(region, offset, src);
   }
 
@@ -255,7 +280,7 @@ export class LockedBuffer extends Redacted implements Disposable {
   #copyIn(region: GuardedRegion, offset: number, src: Uint8Array): void {
     const count = Math.min(src.byteLength, region.size - offset);
     if (count === 0) return;
-    const view = this.#bytes(region);
+    const view = this.#own(region);
     // TypedArray.prototype.set is a memmove: its time depends on the length only.
     if (count === src.byteLength) view.set(src, offset);
     else if (src.byteLength > V8_ON_HEAP_MAX || GuardedView.isOurs(src)) view.set(src.subarray(0, count), offset);
@@ -284,6 +309,7 @@ export class LockedBuffer extends Redacted implements Disposable {
     const region = self.#mutable('The buffer');
     assertOffset(offset, region.size);
     assertBytes(src, 'src');
+    assertReadable(src);
     assertWipeable(src, 'src');
     self.#copyIn(region, offset, src);
     src.fill(0);
@@ -297,9 +323,10 @@ export class LockedBuffer extends Redacted implements Disposable {
   equalTo(buf: Uint8Array): boolean {
     const self = LockedBuffer.#check(this);
     assertBytes(buf, 'buf');
+    assertReadable(buf);
     const region = self.#live();
     if (region === undefined) return false;
-    return constantTimeEqual(self.#bytes(region), buf);
+    return constantTimeEqual(self.#own(region), buf);
   }
 
   /**
@@ -318,7 +345,7 @@ export class LockedBuffer extends Redacted implements Disposable {
    */
   scramble(): void {
     const self = LockedBuffer.#check(this);
-    randomFillSync(self.#bytes(self.#mutable('The buffer')));
+    randomFillSync(self.#own(self.#mutable('The buffer')));
   }
 
   /**
@@ -333,7 +360,8 @@ export class LockedBuffer extends Redacted implements Disposable {
     const self = LockedBuffer.#check(this);
     const region = self.#region;
     if (region === undefined) return;
-    self.#view = undefined; // detached by region.destroy(), even when it throws and the region lives on
+    self.#view = undefined; // its memory is wiped and PROT_NONE from here on (a kept view faults)
+    self.#work = undefined; // detached by region.destroy()
     const intact = region.destroy();
     self.#region = undefined;
     if (!intact) throw integrityError();
@@ -439,6 +467,7 @@ export function newBuffer(size: number, options?: LockedBufferOptions): LockedBu
 export function newBufferFromBytes(src: Uint8Array, options?: LockedBufferOptions): LockedBuffer {
   const debug = debugOption(options);
   assertBytes(src, 'src');
+  assertReadable(src);
   assertSize(src.byteLength, 'src.byteLength', MAX_SECRET_SIZE);
   assertWipeable(src, 'src');
   const buffer = prepared(make(src.byteLength, debug), (b) => {
@@ -475,7 +504,7 @@ function readInto(fd: number, region: GuardedRegion, offset: number, length: num
 function shrink(source: LockedBuffer, length: number, debug: boolean): LockedBuffer {
   try {
     return prepared(make(length, debug), (result) => {
-      result.copy(source.bytes().subarray(0, length));
+      result.copy(ownView(source).subarray(0, length));
       result.freeze();
     });
   } finally {
@@ -569,14 +598,15 @@ export function newBufferFromFdUntil(fd: number, delim: number, options?: ReadOp
         const bigger = make(capacity + page, debug);
         const old = buffer;
         buffer = bigger; // from here the catch below releases the new one
-        bigger.copy(old.bytes());
+        bigger.copy(ownView(old));
         capacity += page;
         old.destroy();
       }
       const region = bufferRegion(buffer);
       if (readInto(fd, region, done, 1) === 0) break;
-      if (buffer.bytes()[done] === delim) {
-        buffer.bytes()[done] = 0;
+      const own = ownView(buffer);
+      if (own[done] === delim) {
+        own[done] = 0;
         found = true;
         break;
       }

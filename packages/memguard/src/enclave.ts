@@ -20,7 +20,7 @@ import { LockedBuffer, bufferRegion, leaseBuffer } from './buffer.js';
 import { BACKEND, frozen, integrityError } from './errors.js';
 import { type Sealed, openInto, readyKey, sealAt } from './key.js';
 import { addon } from './native.js';
-import { GuardedRegion, Ledger, writable } from './region.js';
+import { assertReadable, GuardedRegion, Ledger, writable } from './region.js';
 
 /** Proves an Enclave was made by this module. */
 const TOKEN: unique symbol = Symbol('Enclave');
@@ -135,6 +135,7 @@ export function enclaveOf(sealed: Sealed): Enclave {
  */
 export function newEnclave(src: Uint8Array): Enclave {
   assertBytes(src, 'src');
+  assertReadable(src);
   assertSize(src.byteLength, 'src.byteLength', MAX_SECRET_SIZE);
   if (!writable(src)) throw frozen('The "src" argument');
   const sealed = sealCopy(src);
@@ -154,7 +155,7 @@ export function sealCopy(bytes: Uint8Array): Sealed {
   const region = GuardedRegion.lease(bytes.byteLength, staging);
   let sealed: Sealed;
   try {
-    const view = region.view();
+    const view = region.view(true);
     try {
       view.set(bytes);
     } finally {

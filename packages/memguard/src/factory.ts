@@ -3,7 +3,7 @@
  * Enclave at rest (ciphertext under the process key, no locked memory) and is opened into a guarded,
  * locked region of the pool for each access. In `mode: 'locked'` each secret is a guarded, locked
  * allocation kept `PROT_NONE` when idle. In both, the data is `PROT_READ` during an access and the
- * view is revoked when the access ends.
+ * view's memory is wiped and made inaccessible when the access ends (a kept view faults).
  * @module
  */
 import {
@@ -27,7 +27,7 @@ import { type Sealed, isCurrent, openInto, sealAt } from './key.js';
 import { track, untrack } from './lifetime.js';
 import { MAPPINGS_PER_BUFFER } from './map-budget.js';
 import { addon } from './native.js';
-import { GuardedRegion, Ledger, writable } from './region.js';
+import { assertReadable, GuardedRegion, Ledger, writable } from './region.js';
 
 /**
  * `mode` option: `'enclave'`, an Enclave at rest opened into a pooled guarded region per access;
@@ -74,7 +74,9 @@ const LOCKED_GUARANTEES = {
   lockedInRam: true,
   excludedFromCoreDumps: true,
   noAccessWhenIdle: true,
-  viewsRevoked: true,
+  // Not viewsRevoked: a view kept past its access is not detached (node:crypto would take the
+  // byteLength-0 view as an empty key) but faults: its memory is PROT_NONE and never reused while V8
+  // holds it. The process does not live through that use, which viewsRevoked promises.
   guardPages: true,
   canary: true,
   notInheritedByFork: true,
@@ -164,7 +166,8 @@ interface EnclaveCounters {
 /**
  * One enclave-mode secret, as core drives it. At rest it is a sealed box on the heap and nothing
  * else. An access leases a guarded region from the pool, decrypts into it, makes it read-only and
- * hands out a view; when the access ends the view is revoked and the region goes back to the pool
+ * hands out a view; when the access ends the region is wiped and made inaccessible, and goes back to the pool
+ * once V8 releases the view
  * (canary checked, data wiped).
  *
  * A native probe that asks where the data is (`location()`) while the secret is idle anchors a
@@ -360,7 +363,7 @@ export class MemguardSecretFactory extends SecretFactoryBase {
     if (this.mode === 'enclave') return this.#allocateEnclave(size, fill);
     const region = GuardedRegion.allocate(size, this.#ledger);
     try {
-      const view = region.view();
+      const view = region.view(true);
       try {
         fill(view);
       } finally {
@@ -384,7 +387,7 @@ export class MemguardSecretFactory extends SecretFactoryBase {
     const staging = GuardedRegion.lease(size, this.#ledger);
     let sealed: Sealed;
     try {
-      const view = staging.view();
+      const view = staging.view(true);
       try {
         fill(view);
         sealed = sealAt(staging.data, size);
@@ -430,6 +433,7 @@ export class MemguardSecretFactory extends SecretFactoryBase {
   override new(source: Uint8Array): Secret {
     const self = MemguardSecretFactory.#check(this);
     assertBytes(source, 'source');
+    assertReadable(source);
     if (!writable(source)) throw frozen('The "source" argument');
     return self.#watch(super.new.call(self, source));
   }

@@ -1,6 +1,6 @@
 /**
  * `@secure-memory/memguard`: memguard's design for Node.js through a node-addon-api addon: guarded,
- * locked buffers with a canary, views that are revoked (detached) rather than crashed on, Enclaves
+ * locked buffers with a canary, views that fault once their memory is released (never an empty key), Enclaves
  * and Streams encrypted at rest under a process key that no partial read-out recovers, a pool that
  * makes opening cheap, purge and signal handling, and a `SecretFactory` for the secure-memory
  * contract (encrypted at rest by default). Nothing happens at import: the addon is loaded on first

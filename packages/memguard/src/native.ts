@@ -30,8 +30,10 @@ export interface Addon {
   advise(address: bigint, length: number, advice: number): number;
   /** explicit_bzero of writable memory. */
   wipe(address: bigint, length: number): void;
-  /** An external ArrayBuffer over the memory, without a finalizer. */
-  view(address: bigint, length: number): ArrayBuffer;
+  /** An external ArrayBuffer over the memory; `token` is listed by releasedViews() once V8 releases its memory. */
+  view(address: bigint, length: number, token: number): ArrayBuffer;
+  /** The tokens of the views whose memory V8 released since the last call. */
+  releasedViews(): number[];
   /** napi_detach_arraybuffer: 0 or the napi_status. */
   detach(buffer: ArrayBuffer): number;
   /** read(2) into the memory (EINTR retried, EAGAIN waited for): bytes read, or a negative errno. */

@@ -9,7 +9,7 @@ import { type LockedBuffer, leaseBuffer } from './buffer.js';
 import { openSealed, sealCopy } from './enclave.js';
 import { frozen, integrityError } from './errors.js';
 import { type Sealed, openInto, sealAt } from './key.js';
-import { GuardedRegion, Ledger, writable } from './region.js';
+import { assertReadable, GuardedRegion, Ledger, writable } from './region.js';
 
 /** The largest chunk a Stream seals (16 KiB, memguard's four pages). */
 export const STREAM_CHUNK_SIZE = 16 * 1024;
@@ -80,6 +80,7 @@ export class Stream extends Redacted {
   write(src: Uint8Array): number {
     const self = Stream.#check(this);
     assertBytes(src, 'src');
+    assertReadable(src);
     if (!writable(src)) throw frozen('The "src" argument');
     const length = src.byteLength;
     const sealed: Sealed[] = [];
@@ -107,6 +108,7 @@ export class Stream extends Redacted {
   read(target: Uint8Array): number {
     const self = Stream.#check(this);
     assertBytes(target, 'target');
+    assertReadable(target);
     if (!writable(target)) throw frozen('The "target" argument');
     const chunk = self.#front();
     if (chunk === undefined || target.byteLength === 0) return 0;
@@ -115,7 +117,7 @@ export class Stream extends Redacted {
     let rest: Sealed | undefined;
     try {
       openInto(chunk, region.data);
-      const view = region.view();
+      const view = region.view(true);
       try {
         count = Math.min(target.byteLength, chunk.size);
         target.set(view.subarray(0, count));

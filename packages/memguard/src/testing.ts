@@ -12,7 +12,7 @@ import { flipPreKeyBit, rekeyNow, setKeyStorage } from './key.js';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { type Addon, packageRoot, useAddon } from './native.js';
-import { drainPool } from './region.js';
+import { drainPool, forceReclaim, reclaimViews, tombstoneCount } from './region.js';
 
 /** The test build's own calls: the fault seam and the pre-key damage. */
 interface SeamAddon extends Addon {
@@ -134,6 +134,12 @@ export const testHooks: Readonly<{
   setKeyStorage(storage: 'auto' | 'locked-memory'): void;
   /** Unmaps every free mapping of the pool (and retries failed munmaps); returns how many. */
   drainPool(): number;
+  /**
+   * Collects garbage (the process must run with --expose-gc), lets V8 release the views it can, and
+   * frees their tombstones; then revokes (detaches) the views of the tombstones left, when `force`.
+   * Returns the tombstones left.
+   */
+  settleViews(force?: boolean): Promise<number>;
   /** Makes the addon's `call` fail with `errno` (see the module source). */
   setFault(call: FaultCall, errno: number, timing?: FaultTiming): void;
   /** Arms the fault seam to count calls, without a fault. */
@@ -150,6 +156,23 @@ export const testHooks: Readonly<{
   enclaveBox,
   setKeyStorage,
   drainPool,
+  settleViews: async (force = false) => {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (gc === undefined) throw new Error('settleViews needs node --expose-gc');
+    // V8 frees backing stores on a background thread after a collection, and Node reports each on a
+    // later turn of the event loop: wait until every tombstone is released, or a while.
+    let left = tombstoneCount();
+    for (let i = 0, still = 0; i < 100 && left > 0 && still < 10; i += 1) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, i < 5 ? 0 : 2));
+      reclaimViews(seamed);
+      const now = tombstoneCount();
+      still = now === left ? still + 1 : 0;
+      left = now;
+    }
+    if (force) forceReclaim(seamed, 0);
+    return tombstoneCount();
+  },
   setFault,
   countCalls,
   faultCalls,

