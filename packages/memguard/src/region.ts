@@ -293,8 +293,8 @@ let warnedDetached = false;
  * released. Returns the errno of a failed mprotect (the pages are wiped and kept all the same).
  */
 function entomb(lib: Addon, map: Mapping): number {
-  lib.wipe(map.inner, map.innerLength);
-  map.slack = 0; // the canary slack was wiped too
+  // The data after the canary slack (the canary is not secret, and stays for the next lease).
+  lib.wipe(map.inner + BigInt(map.slack), map.innerLength - map.slack);
   const errno = lib.protect(map.inner, map.innerLength, lib.PROT_NONE);
   map.entombed = true;
   tombstones.add(map);
