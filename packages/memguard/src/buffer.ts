@@ -3,7 +3,7 @@
  * through a view whose memory is wiped and made inaccessible (never detached) when the buffer is destroyed.
  * @module
  */
-import { randomFillSync } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import {
   ErrorCode,
   MAX_SECRET_SIZE,
@@ -24,6 +24,25 @@ import { assertInRange, destroyed, frozen, integrityError, readError } from './e
 import { track } from './lifetime.js';
 import { addon } from './native.js';
 import { assertReadable, GuardedRegion, GuardedView, Ledger, MIN_CANARY, pageSize, V8_ON_HEAP_MAX, writable } from './region.js';
+
+/** The typed arrays {@link LockedBuffer.typed} makes (memguard's Uint16() ... Int64()). */
+export type TypedView = Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array | BigUint64Array | BigInt64Array;
+/** The constructor of a {@link TypedView}. */
+export interface TypedViewConstructor<T extends TypedView> {
+  new (buffer: ArrayBuffer, byteOffset: number, length: number): T;
+  readonly BYTES_PER_ELEMENT: number;
+  readonly name: string;
+}
+const TYPED_VIEWS: readonly TypedViewConstructor<TypedView>[] = [
+  Uint8Array,
+  Int8Array,
+  Uint16Array,
+  Int16Array,
+  Uint32Array,
+  Int32Array,
+  BigUint64Array,
+  BigInt64Array,
+] as unknown as readonly TypedViewConstructor<TypedView>[];
 
 /** Options of the LockedBuffer constructors. */
 export interface LockedBufferOptions {
@@ -390,6 +409,57 @@ export class LockedBuffer extends Redacted implements Disposable {
     return `LockedBuffer(${region.size} bytes${region.protection === 'readwrite' ? '' : ', frozen'})`;
   }
 
+  /**
+   * A typed array of the asked type over the buffer's memory (memguard's Uint16(), Int64()...):
+   * `Math.floor(size / BYTES_PER_ELEMENT)` elements, over the same memory as `bytes()`, so it is
+   * read-only while frozen and faults once the buffer is destroyed, as `bytes()` does. memguard's
+   * ByteArray8()...ByteArray64() are `bytes().subarray(0, n)` here.
+   * @throws {TypeError} `ERR_INVALID_ARG_VALUE` for a constructor other than Uint8Array, Int8Array,
+   * Uint16Array, Int16Array, Uint32Array, Int32Array, BigUint64Array or BigInt64Array.
+   * @throws {SecureMemoryError} `ERR_SECRET_CLOSED` after destroy.
+   * @example
+   * ```ts
+   * const words = buf.typed(Uint32Array); // buf.size 10 -> 2 elements
+   * ```
+   */
+  typed<T extends TypedView>(type: TypedViewConstructor<T>): T {
+    const self = LockedBuffer.#check(this);
+    if (!TYPED_VIEWS.includes(type as unknown as TypedViewConstructor<TypedView>)) {
+      throw new SecureMemoryTypeError(
+        ErrorCode.INVALID_ARG_VALUE,
+        `The "type" argument must be one of ${TYPED_VIEWS.map((t) => t.name).join(', ')}. Received ${describeType(type)}`,
+      );
+    }
+    const region = self.#alive();
+    const view = self.#bytes(region);
+    return new type(view.buffer as ArrayBuffer, 0, Math.floor(region.size / type.BYTES_PER_ELEMENT));
+  }
+
+  /**
+   * An io.Reader of the buffer's data (memguard's Reader()): each `read(target)` copies the next
+   * bytes into `target` and returns how many, 0 at the end. `target` is your memory: wipe it.
+   * @throws {SecureMemoryError} `read` throws `ERR_SECRET_CLOSED` once the buffer is destroyed, and
+   * `ERR_PROTECTION_FAILED` for a read-only target of this package.
+   */
+  reader(): { read(target: Uint8Array): number } {
+    const self = LockedBuffer.#check(this);
+    self.#alive();
+    let position = 0;
+    return {
+      read: (target: Uint8Array): number => {
+        assertBytes(target, 'target');
+        assertReadable(target);
+        if (!writable(target)) throw frozen('The "target" argument');
+        const region = self.#alive();
+        const count = Math.min(target.byteLength, region.size - position);
+        if (count <= 0) return 0;
+        target.set(self.#own(region).subarray(position, position + count));
+        position += count;
+        return count;
+      },
+    };
+  }
+
   get [Symbol.toStringTag](): string {
     return 'LockedBuffer';
   }
@@ -625,6 +695,128 @@ export function newBufferFromFdUntil(fd: number, delim: number, options?: ReadOp
     throw truncated(`before the delimiter, after ${done} bytes`);
   }
   return shrink(buffer, done, debug);
+}
+
+/**
+ * Reads `fd` to its end with read(2), straight into locked memory that grows (doubling) as needed,
+ * and returns a frozen buffer of everything read (memguard's NewBufferFromEntireReader). Every
+ * intermediate buffer is wiped; nothing passes through the heap. `fd` is not closed.
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` for a bad `fd` or `options` type.
+ * @throws {RangeError} `ERR_OUT_OF_RANGE` for a bad `fd`; `ERR_INVALID_SIZE` when the input is empty
+ * or larger than 1 GiB.
+ * @throws {Error} a failed read(2), as {@link newBufferFromFd}.
+ * @throws {SecureMemoryError} as {@link newBuffer}.
+ */
+export function newBufferFromFdToEnd(fd: number, options?: LockedBufferOptions): LockedBuffer {
+  const debug = debugOption(options);
+  assertDescriptor(fd);
+  let capacity = pageSize() - MIN_CANARY;
+  let buffer = make(capacity, debug);
+  let done = 0;
+  try {
+    for (;;) {
+      if (done === capacity) {
+        if (capacity >= MAX_SECRET_SIZE) {
+          throw new SecureMemoryRangeError(ErrorCode.INVALID_SIZE, 'The input is larger than 1 GiB');
+        }
+        const next = Math.min(MAX_SECRET_SIZE, capacity * 2 + MIN_CANARY);
+        const bigger = make(next, debug);
+        const old = buffer;
+        buffer = bigger; // from here the catch below releases the new one
+        bigger.copy(ownView(old));
+        capacity = next;
+        old.destroy();
+      }
+      const n = readInto(fd, bufferRegion(buffer), done, capacity - done);
+      if (n === 0) break;
+      done += n;
+    }
+  } catch (error) {
+    buffer.destroy();
+    throw error;
+  }
+  if (done === 0) {
+    buffer.destroy();
+    throw emptyInput();
+  }
+  return shrink(buffer, done, debug);
+}
+
+/**
+ * Reads `size` bytes from a {@link Stream} straight into a new frozen buffer (memguard's
+ * NewBufferFromReader with a Stream as the reader): each chunk is opened in locked memory and copied
+ * into the buffer. A stream with fewer bytes is an error (`ERR_INVALID_SIZE`, what was read is wiped
+ * and gone from the stream) unless `{ partial: true }`.
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `stream` is not a Stream, or for a bad `size`.
+ * @throws {RangeError} `ERR_INVALID_SIZE` for a bad `size`, an empty stream, or (unless `partial`) a short one.
+ * @throws {SecureMemoryError} `ERR_INTEGRITY` from the stream (a chunk sealed before a purge, or
+ * tampered with); as {@link newBuffer}.
+ */
+export function newBufferFromStream(stream: { read(target: Uint8Array): number }, size: number, options?: ReadOptions): LockedBuffer {
+  const debug = debugOption(options);
+  const partial = partialOption(options);
+  if (typeof stream !== 'object' || stream === null || typeof stream.read !== 'function') {
+    throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "stream" argument must be a Stream. Received ${describeType(stream)}`);
+  }
+  assertSize(size, 'size', MAX_SECRET_SIZE);
+  const buffer = make(size, debug);
+  let done = 0;
+  try {
+    const own = ownView(buffer);
+    while (done < size) {
+      const n = stream.read(own.subarray(done));
+      if (n === 0) break;
+      done += n;
+    }
+  } catch (error) {
+    buffer.destroy();
+    throw error;
+  }
+  if (done === 0) {
+    buffer.destroy();
+    throw new SecureMemoryRangeError(ErrorCode.INVALID_SIZE, 'The stream is empty: a buffer needs at least 1 byte');
+  }
+  if (done < size && !partial) {
+    buffer.destroy();
+    throw new SecureMemoryRangeError(ErrorCode.INVALID_SIZE, `The stream ended after ${done} of ${size} bytes: the bytes read were wiped`);
+  }
+  if (done < size) return shrink(buffer, done, debug);
+  return prepared(buffer, (b) => b.freeze());
+}
+
+/**
+ * Overwrites `buf` (your memory) with zeros, in place (memguard's WipeBytes). A `fill` the compiler
+ * cannot drop: JavaScript can observe it. Never reads `buf.buffer`.
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `buf` is not a Uint8Array.
+ * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` for a read-only view of this package;
+ * `ERR_SECRET_CLOSED` for a view of released memory.
+ */
+export function wipeBytes(buf: Uint8Array): void {
+  assertBytes(buf, 'buf');
+  assertReadable(buf);
+  assertWipeable(buf, 'buf');
+  buf.fill(0);
+}
+
+/**
+ * Overwrites `buf` (your memory) with bytes from the CSPRNG (memguard's ScrambleBytes). A small
+ * array (64 bytes or less) gets them through a copy that is wiped, so that its `.buffer` is never
+ * read (which would leave its old contents in the V8 heap).
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `buf` is not a Uint8Array.
+ * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` for a read-only view of this package;
+ * `ERR_SECRET_CLOSED` for a view of released memory.
+ */
+export function scrambleBytes(buf: Uint8Array): void {
+  assertBytes(buf, 'buf');
+  assertReadable(buf);
+  assertWipeable(buf, 'buf');
+  if (buf.byteLength > V8_ON_HEAP_MAX || GuardedView.isOurs(buf)) {
+    randomFillSync(buf);
+    return;
+  }
+  const fresh = randomBytes(buf.byteLength);
+  buf.set(fresh);
+  fresh.fill(0);
 }
 
 /** Counters of every LockedBuffer of the process: live buffers, locked and mapped bytes. */

@@ -83,6 +83,46 @@ const LOCKED_GUARANTEES = {
   constantTimeEquals: true,
 } as const;
 
+/**
+ * Every secret of every factory of this thread that is not closed yet, for {@link closeAllSecrets}:
+ * a purge destroys their memory, and closing them makes `closed` true (as memguard's IsClosed()).
+ */
+const openSecrets = new Set<WeakRef<Secret>>();
+const refOf = new WeakMap<object, WeakRef<Secret>>();
+let pruneAt = 1024;
+
+function remember(secret: Secret): void {
+  const ref = new WeakRef(secret);
+  refOf.set(secret, ref);
+  openSecrets.add(ref);
+  if (openSecrets.size >= pruneAt) {
+    for (const r of openSecrets) if (r.deref() === undefined) openSecrets.delete(r);
+    pruneAt = Math.max(1024, openSecrets.size * 2);
+  }
+}
+
+function forget(owner: object | undefined): void {
+  const ref = owner === undefined ? undefined : refOf.get(owner);
+  if (ref !== undefined) openSecrets.delete(ref);
+}
+
+/**
+ * Closes every open secret of this thread (after a purge destroyed their memory): their `closed`
+ * becomes true; one in an access is closed when the access ends. Errors are collected, not thrown.
+ */
+export function closeAllSecrets(): unknown[] {
+  const errors: unknown[] = [];
+  for (const ref of [...openSecrets]) {
+    openSecrets.delete(ref);
+    try {
+      ref.deref()?.close();
+    } catch (error) {
+      errors.push(error);
+    }
+  }
+  return errors;
+}
+
 /** One secret's region, as core drives it. */
 class LockedRegion implements SecretRegion {
   readonly #region: GuardedRegion;
@@ -146,6 +186,7 @@ class LockedRegion implements SecretRegion {
 
   /** Checks the canary, wipes, unlocks, unmaps; throws `ERR_INTEGRITY` afterwards when the canary was damaged. */
   free(): void {
+    forget(this.owner);
     if (this.owner !== undefined) untrack(this.owner);
     if (this.#region.alive && !this.#region.destroy()) this.#damaged = true;
     if (this.#damaged) throw integrityError();
@@ -282,6 +323,7 @@ class EnclaveRegion implements SecretRegion {
 
   /** Releases an anchored region; throws `ERR_INTEGRITY` afterwards when a canary was found damaged. */
   free(): void {
+    forget(this.owner);
     if (this.owner !== undefined) untrack(this.owner);
     const lease = this.#current();
     this.#lease = undefined;
@@ -408,6 +450,7 @@ export class MemguardSecretFactory extends SecretFactoryBase {
   }
 
   #watch(secret: Secret): Secret {
+    remember(secret);
     const locked = this.#made;
     this.#made = undefined;
     if (locked instanceof LockedRegion) {

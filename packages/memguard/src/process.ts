@@ -14,17 +14,24 @@ import {
   describeType,
 } from '@secure-memory/core';
 import { BACKEND, assertInRange, integrityError, systemError } from './errors.js';
+import { closeAllSecrets } from './factory.js';
 import { purgeKey } from './key.js';
 import { addon } from './native.js';
 import { type PurgeOutcome, purgeRegions } from './region.js';
 
-/** Destroys every region, drains the pool, and replaces the process key. */
+/** Destroys every region, drains the pool, replaces the process key, and closes every secret. */
 function purgeAll(): PurgeOutcome {
+  let outcome: PurgeOutcome;
   try {
-    return purgeRegions();
+    outcome = purgeRegions();
   } finally {
     purgeKey();
   }
+  // Their memory is gone: closing them makes `closed` true. A damaged canary was reported above.
+  for (const error of closeAllSecrets()) {
+    if ((error as { code?: unknown }).code !== ErrorCode.INTEGRITY) outcome.errors.push(error);
+  }
+  return outcome;
 }
 
 function outcomeError(outcome: PurgeOutcome): SecureMemoryError | undefined {

@@ -8,7 +8,7 @@ import { ErrorCode, Redacted, SecureMemoryRangeError, assertBytes, invalidThis }
 import { type LockedBuffer, leaseBuffer } from './buffer.js';
 import { openSealed, sealCopy } from './enclave.js';
 import { frozen, integrityError } from './errors.js';
-import { type Sealed, openInto, sealAt } from './key.js';
+import { type Sealed, isCurrent, openInto, purgedError, sealAt } from './key.js';
 import { assertReadable, GuardedRegion, Ledger, writable } from './region.js';
 
 /** The largest chunk a Stream seals (16 KiB, memguard's four pages). */
@@ -111,7 +111,10 @@ export class Stream extends Redacted {
     assertReadable(target);
     if (!writable(target)) throw frozen('The "target" argument');
     const chunk = self.#front();
-    if (chunk === undefined || target.byteLength === 0) return 0;
+    if (chunk === undefined) return 0;
+    // An empty target reads nothing, but a chunk that can no longer be opened is still reported.
+    if (!isCurrent(chunk)) throw purgedError();
+    if (target.byteLength === 0) return 0;
     const region = GuardedRegion.lease(chunk.size, reading);
     let count: number;
     let rest: Sealed | undefined;
