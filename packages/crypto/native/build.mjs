@@ -5,11 +5,14 @@
 // The same file builds every addon of the repository (memguard's, crypto's): it names the package
 // from its package.json.
 //
-//   node native/build.mjs               configure if needed, then compile (make is incremental)
+//   node native/build.mjs               configure if needed, then compile (make is incremental); then
+//                                       the development addons of native/extra/binding.gyp when the
+//                                       package has them (memguard's test build with the fault seam,
+//                                       and the benchmark floors)
 //   node native/build.mjs --install     the package's `install` script: nothing to do when a binary
 //                                       that fits this platform already loads (a prebuild in
 //                                       prebuilds/, or an earlier build); else compile as above
-//   node native/build.mjs --rebuild     clean, configure and compile
+//   node native/build.mjs --rebuild     clean, configure and compile (the development addons too)
 //   node native/build.mjs --prebuildify [ARCH...]
 //                                       build prebuilds/linux-<arch>/ with prebuildify (N-API,
 //                                       stripped, tagged with the libc) for each ARCH (default: this
@@ -17,6 +20,7 @@
 //                                       (g++-aarch64-linux-gnu): run before publishing
 //   node native/build.mjs --check-prebuilds ARCH...
 //                                       fail unless a prebuild for each ARCH is there (release)
+// --install and --prebuildify never build native/extra: what users install has no test seam.
 //
 // When compiling fails but a prebuild for this platform loads, it warns and succeeds. At install
 // (`--install`), when neither works, it warns and still succeeds: the install of an application
@@ -34,6 +38,8 @@ const NAME = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).name;
 const require = createRequire(import.meta.url);
 const mode = process.argv[2] ?? '--build';
 const prefix = dirname(dirname(process.execPath));
+/** The development addons (fault seam, floors) are built by development builds only. */
+const extra = join(root, 'native', 'extra');
 
 /** The native binary node-gyp-build would load here (a build or a prebuild), or undefined. */
 function loadable() {
@@ -69,8 +75,8 @@ function gypEnv() {
   return local ? { ...process.env, npm_config_nodedir: prefix } : process.env;
 }
 
-function run(command, args, env = gypEnv()) {
-  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit', env });
+function run(command, args, env = gypEnv(), cwd = root) {
+  const result = spawnSync(command, args, { cwd, stdio: 'inherit', env });
   if (result.error) {
     process.stderr.write(`${NAME}: cannot run ${command}: ${result.error.message}\n`);
     return false;
@@ -78,15 +84,16 @@ function run(command, args, env = gypEnv()) {
   return result.status === 0;
 }
 
-function gyp(...args) {
+function gyp(cwd, ...args) {
   const script = nodeGypScript();
-  return script === undefined ? run('node-gyp', args) : run(process.execPath, [script, ...args]);
+  return script === undefined ? run('node-gyp', args, gypEnv(), cwd) : run(process.execPath, [script, ...args], gypEnv(), cwd);
 }
 
-function compile() {
-  if (mode === '--rebuild') return gyp('rebuild');
-  if (!existsSync(join(root, 'build', 'config.gypi')) && !gyp('configure')) return false;
-  return gyp('build');
+/** The release addon (binding.gyp), or, with `dir` = native/extra, the development addons. */
+function compile(dir = root) {
+  if (mode === '--rebuild') return gyp(dir, 'rebuild');
+  if (!existsSync(join(dir, 'build', 'config.gypi')) && !gyp(dir, 'configure')) return false;
+  return gyp(dir, 'build');
 }
 
 /** The cross compilers for a target architecture, by the GNU triplet Debian's packages install. */
@@ -136,7 +143,12 @@ if (mode === '--check-prebuilds') {
 
 if (mode === '--install' && loadable() !== undefined) process.exit(0);
 
-if (compile()) process.exit(0);
+if (compile()) {
+  // native/extra is not published: an installed package has only the release addon.
+  if (mode === '--install' || !existsSync(extra) || compile(extra)) process.exit(0);
+  process.stderr.write(`${NAME}: the development addons (native/extra) could not be built\n`);
+  process.exit(1);
+}
 
 const prebuild = loadable();
 if (prebuild !== undefined) {

@@ -10,8 +10,10 @@
 // with (the node binary exports its symbols; the headers are installed in <prefix>/include/node).
 // No primitive is written here.
 //
-// Tests reach the failure paths through a fault seam in front of each call (see "Fault injection"):
-// compiled in always, inert unless armed, and one branch on a flag when unarmed.
+// Tests reach the failure paths through a fault seam in front of each call (see "Fault injection"),
+// compiled only into the test build (MEMGUARD_TEST_SEAM: the `memguard_test` target of binding.gyp,
+// configured only when MEMGUARD_TEST_BUILD=1), never into the addon users install. The benchmark
+// floors are compiled only into the `memguard_bench` addon and the test build (MEMGUARD_FLOORS).
 #include <napi.h>
 
 #include <openssl/crypto.h>
@@ -20,6 +22,8 @@
 
 #include <errno.h>
 #include <atomic>
+#include <map>
+#include <vector>
 #include <mutex>
 #include <fcntl.h>
 #include <poll.h>
@@ -69,11 +73,13 @@ int ErrnoOf(int rc) {
   return rc == 0 ? 0 : errno;
 }
 
+#if defined(MEMGUARD_FLOORS)
 double MonotonicNs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
 }
+#endif
 
 void Wipe(uint8_t* address, size_t length) {
 #if defined(__GLIBC__) || defined(__linux__) || defined(__OpenBSD__) || defined(__FreeBSD__)
@@ -88,9 +94,9 @@ void Wipe(uint8_t* address, size_t length) {
 //
 // A seam in front of every system call this file makes for buffers, the pool and the key state, and
 // in front of the OpenSSL seal and open: for this package's tests, which must see each failure path
-// taken. It is compiled in always and inert unless armed (faultArm/faultSet, reached from JavaScript
-// only through the package's internal test hooks); unarmed, each seamed call costs one branch on a
-// flag. Armed, it counts the calls of each kind and makes the chosen kind fail with the chosen errno
+// taken. It is compiled only into the test build (MEMGUARD_TEST_SEAM), where it is inert unless
+// armed (faultArm/faultSet, reached from JavaScript only through test/support's test hooks); in the
+// release addon Fault() is a constant and each Seam* wrapper is the bare call. Armed, it counts the calls of each kind and makes the chosen kind fail with the chosen errno
 // (errno set, -1 or MAP_FAILED returned, exactly as the call would) after `after` calls, `count`
 // times (a negative count: every call). errno 0 makes the call be skipped and report success (the
 // test hooks allow it for madvise only: a kernel that ignores the advice, for the core-dump control
@@ -112,6 +118,8 @@ enum FaultCall {
   kFaultCallCount
 };
 
+
+#if defined(MEMGUARD_TEST_SEAM)
 const char* const kFaultNames[kFaultCallCount] = {
     "mmap", "munmap", "mprotect", "mlock", "mlock2", "munlock", "madvise", "memfd_secret", "ftruncate", "seal", "open"};
 
@@ -147,6 +155,11 @@ inline int Fault(FaultCall call) {
   if (__builtin_expect(!gFaultsArmed.load(std::memory_order_relaxed), 1)) return kMakeCall;
   return FaultArmed(call);
 }
+#else
+constexpr int kMakeCall = 0;
+constexpr int kSkipCall = -1;
+inline int Fault(FaultCall) { return kMakeCall; }
+#endif  // MEMGUARD_TEST_SEAM
 
 // What a call the seam intercepted returns: 0 when skipped, else -1 with errno set.
 int Injected(int fault) {
@@ -192,6 +205,7 @@ int SeamFtruncate(int fd, off_t length) {
   return fault == kMakeCall ? ftruncate(fd, length) : Injected(fault);
 }
 
+#if defined(MEMGUARD_TEST_SEAM)
 // faultArm(): arms the seam with no fault (it counts calls from now on).
 Napi::Value FaultArm(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> hold(gFaultMutex);
@@ -233,6 +247,55 @@ Napi::Value FaultCounts(const Napi::CallbackInfo& info) {
   return counts;
 }
 
+#endif  // MEMGUARD_TEST_SEAM
+
+// --- Mappings of each environment ---------------------------------------------------------------
+//
+// Every mapping this addon makes for JavaScript (map, mapSecret) is listed in its environment (the
+// main thread, or one worker) until it is unmapped. When the environment ends (a worker terminated,
+// or one that called process.exit(), where no JavaScript runs any more; or the main thread's
+// teardown, after the exit purge), a cleanup hook wipes and unmaps what is still listed: secrets
+// belong to the thread that made them and do not outlive it, locked, in the process.
+
+struct EnvMappings {
+  napi_env env;
+  std::map<uintptr_t, size_t> live;  // base address -> total length
+  std::vector<double> releasedViews;  // tokens of views whose memory no ArrayBuffer references any more
+};
+
+EnvMappings* MappingsOf(Napi::Env env) {
+  return env.GetInstanceData<EnvMappings>();
+}
+
+void Listed(Napi::Env env, void* base, size_t total) {
+  EnvMappings* mappings = MappingsOf(env);
+  if (mappings != nullptr) mappings->live[reinterpret_cast<uintptr_t>(base)] = total;
+}
+
+void Unlisted(Napi::Env env, void* base) {
+  EnvMappings* mappings = MappingsOf(env);
+  if (mappings != nullptr) mappings->live.erase(reinterpret_cast<uintptr_t>(base));
+}
+
+// The environment is ending: make each listed mapping writable, wipe it whole (guard pages, canary,
+// data; for the key state its secret memory too), and unmap it (which unlocks it). Not seamed.
+void WipeEnvironment(void* arg) {
+  EnvMappings* mappings = static_cast<EnvMappings*>(arg);
+  for (const auto& entry : mappings->live) {
+    uint8_t* base = reinterpret_cast<uint8_t*>(entry.first);
+    size_t total = entry.second;
+    if (mprotect(base, total, PROT_READ | PROT_WRITE) == 0) Wipe(base, total);
+    munmap(base, total);
+  }
+  mappings->live.clear();
+}
+
+// liveMappings(): how many mappings this environment has listed (for tests and stats).
+Napi::Value LiveMappings(const Napi::CallbackInfo& info) {
+  EnvMappings* mappings = MappingsOf(info.Env());
+  return Napi::Number::New(info.Env(), mappings == nullptr ? 0 : static_cast<double>(mappings->live.size()));
+}
+
 // pageSize(): the system page size.
 Napi::Value PageSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE)));
@@ -243,6 +306,7 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   size_t length = LengthOf(info[0]);
   void* p = SeamMmap(nullptr, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return Status(info.Env(), errno);
+  Listed(info.Env(), p, length);
   return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)));
 }
 
@@ -250,7 +314,9 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
 Napi::Value Unmap(const Napi::CallbackInfo& info) {
   uint8_t* address = AddressOf(info[0]);
   size_t length = LengthOf(info[1]);
-  return Status(info.Env(), ErrnoOf(SeamMunmap(address, length)));
+  int error = ErrnoOf(SeamMunmap(address, length));
+  if (error == 0) Unlisted(info.Env(), address);
+  return Status(info.Env(), error);
 }
 
 // protect(address, length, prot): mprotect; 0 or the errno.
@@ -306,12 +372,39 @@ Napi::Value WipeMemory(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// view(address, length): an external ArrayBuffer over the memory, with no finalizer (the memory
-// belongs to TypeScript's region, which detaches every view before it unmaps).
+// view(address, length, token): an external ArrayBuffer over the memory. When V8 releases its
+// backing store (every ArrayBuffer over it collected: the one made here, and any it was moved to by
+// ArrayBuffer.prototype.transfer()), `token` is listed for releasedViews(): until then TypeScript
+// keeps the memory mapped and never reuses it, so that a view kept too long faults instead of
+// reading something else.
 Napi::Value View(const Napi::CallbackInfo& info) {
   uint8_t* address = AddressOf(info[0]);
   size_t length = LengthOf(info[1]);
-  return Napi::ArrayBuffer::New(info.Env(), address, length);
+  double token = info[2].As<Napi::Number>().DoubleValue();
+  napi_value result;
+  napi_status status = napi_create_external_arraybuffer(
+      info.Env(), address, length,
+      [](napi_env env, void*, void* hint) {
+        void* data = nullptr;
+        if (napi_get_instance_data(env, &data) != napi_ok || data == nullptr) return;
+        static_cast<EnvMappings*>(data)->releasedViews.push_back(static_cast<double>(reinterpret_cast<uintptr_t>(hint)));
+      },
+      reinterpret_cast<void*>(static_cast<uintptr_t>(token)), &result);
+  if (status != napi_ok) {
+    Napi::Error::New(info.Env(), "external ArrayBuffers are not allowed here").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  return Napi::Value(info.Env(), result);
+}
+
+// releasedViews(): the tokens of the views released since the last call (see view()).
+Napi::Value ReleasedViews(const Napi::CallbackInfo& info) {
+  EnvMappings* mappings = MappingsOf(info.Env());
+  size_t n = mappings == nullptr ? 0 : mappings->releasedViews.size();
+  Napi::Array out = Napi::Array::New(info.Env(), n);
+  for (size_t i = 0; i < n; i += 1) out.Set(static_cast<uint32_t>(i), Napi::Number::New(info.Env(), mappings->releasedViews[i]));
+  if (mappings != nullptr) mappings->releasedViews.clear();
+  return out;
 }
 
 // detach(arrayBuffer): napi_detach_arraybuffer; 0 or the napi_status (not an exception, so that
@@ -381,6 +474,7 @@ Napi::Value DisableCoreDumps(const Napi::CallbackInfo& info) {
   return Status(info.Env(), ErrnoOf(setrlimit(RLIMIT_CORE, &none)));
 }
 
+#if defined(MEMGUARD_FLOORS)
 // floorMprotectPair(iterations): ns per PROT_READ + PROT_NONE pair on one locked page, in a C
 // loop; a negative errno when a call failed.
 Napi::Value FloorMprotectPair(const Napi::CallbackInfo& info) {
@@ -436,7 +530,7 @@ Napi::Value FloorGuardedAlloc(const Napi::CallbackInfo& info) {
   if (failed != 0) return Status(info.Env(), -failed);
   return Napi::Number::New(info.Env(), elapsed / iterations);
 }
-
+#endif  // MEMGUARD_FLOORS
 
 // --- Secret memory --------------------------------------------------------------------------------
 
@@ -473,6 +567,7 @@ Napi::Value MapSecret(const Napi::CallbackInfo& info) {
     munmap(base, total);  // the reservation only (not seamed: nothing secret was mapped yet)
     return Status(info.Env(), error);
   }
+  Listed(info.Env(), base, total);
   return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(base)));
 #else
   (void)total;
@@ -595,11 +690,21 @@ Napi::Value KeyRekey(const Napi::CallbackInfo& info) {
 // --- Authenticated encryption -------------------------------------------------------------------
 //
 // ChaCha20-Poly1305 under the derived key (the key slot). A sealed box is
-// [nonce: 12][ciphertext: n][tag: 16]; TypeScript writes the nonce (a per-key counter) first.
+// [nonce: 12][ciphertext: n][tag: 16]; TypeScript writes the nonce (a per-key counter) first. Each
+// box is bound to its container: the container's id (a Number, unique in the process) is the
+// associated data, as 8 little-endian bytes, so a box copied into another container does not open.
+
+constexpr size_t kBindingBytes = 8;
+
+// The associated data of the container `id` (a whole number below 2^53 that TypeScript made).
+void BindingOf(const Napi::Value& value, uint8_t out[kBindingBytes]) {
+  uint64_t id = static_cast<uint64_t>(value.As<Napi::Number>().Int64Value());
+  for (size_t i = 0; i < kBindingBytes; i += 1) out[i] = static_cast<uint8_t>(id >> (8 * i));
+}
 
 // Encrypts `length` bytes at `source` into `box` (length + 28 bytes, nonce already in its first 12)
 // under the key in the state's key slot; true on success.
-bool SealRaw(const uint8_t* state, const uint8_t* source, size_t length, uint8_t* box, size_t boxLength) {
+bool SealRaw(const uint8_t* state, const uint8_t* source, size_t length, uint8_t* box, size_t boxLength, const uint8_t* binding) {
   if (boxLength != length + kNonceBytes + kTagBytes || length > (1u << 30)) return false;
   const EVP_CIPHER* cipher = Aead();
   EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
@@ -609,7 +714,9 @@ bool SealRaw(const uint8_t* state, const uint8_t* source, size_t length, uint8_t
   }
   int n = 0;
   int tail = 0;
+  int aad = 0;
   bool ok = EVP_EncryptInit_ex(ctx, cipher, nullptr, state + kKeyOffset, box) == 1 &&
+            EVP_EncryptUpdate(ctx, nullptr, &aad, binding, static_cast<int>(kBindingBytes)) == 1 &&
             EVP_EncryptUpdate(ctx, box + kNonceBytes, &n, source, static_cast<int>(length)) == 1 &&
             EVP_EncryptFinal_ex(ctx, box + kNonceBytes + n, &tail) == 1 &&
             static_cast<size_t>(n + tail) == length &&
@@ -618,37 +725,31 @@ bool SealRaw(const uint8_t* state, const uint8_t* source, size_t length, uint8_t
   return ok;
 }
 
-// seal(state, source, box): encrypts `source` (a Uint8Array: a heap buffer, or a view of a locked
-// region) into `box` (a Uint8Array of source length + 28 whose first 12 bytes are the nonce).
-// 0, or -1 when OpenSSL failed.
-Napi::Value Seal(const Napi::CallbackInfo& info) {
-  const uint8_t* state = AddressOf(info[0]);
-  Napi::Uint8Array source = info[1].As<Napi::Uint8Array>();
-  Napi::Uint8Array box = info[2].As<Napi::Uint8Array>();
-  if (Fault(kFaultSeal) != kMakeCall) return Status(info.Env(), -1);
-  bool ok = SealRaw(state, source.Data(), source.ByteLength(), box.Data(), box.ByteLength());
-  return Status(info.Env(), ok ? 0 : -1);
-}
-
-// sealAt(state, address, length, box): as seal, from `length` readable bytes at `address` (a locked
-// region), without making a view of them.
+// sealAt(state, address, length, box, id): encrypts `length` readable bytes at `address` (a locked
+// region) into `box` (a Uint8Array of length + 28 whose first 12 bytes are the nonce), bound to the
+// container `id`. 0, or -1 when OpenSSL failed.
 Napi::Value SealAt(const Napi::CallbackInfo& info) {
   const uint8_t* state = AddressOf(info[0]);
   const uint8_t* source = AddressOf(info[1]);
   size_t length = LengthOf(info[2]);
   Napi::Uint8Array box = info[3].As<Napi::Uint8Array>();
+  uint8_t binding[kBindingBytes];
+  BindingOf(info[4], binding);
   if (Fault(kFaultSeal) != kMakeCall) return Status(info.Env(), -1);
-  bool ok = SealRaw(state, source, length, box.Data(), box.ByteLength());
+  bool ok = SealRaw(state, source, length, box.Data(), box.ByteLength(), binding);
   return Status(info.Env(), ok ? 0 : -1);
 }
 
-// open(state, box, destination): checks and decrypts `box` straight into the memory at
-// `destination` (box length - 28 bytes, writable). 0; 1 when the tag does not match (tampered, or
-// another key), after wiping what was written; -1 when OpenSSL failed (also wiped).
+// open(state, box, destination, id): checks and decrypts `box`, bound to the container `id`,
+// straight into the memory at `destination` (box length - 28 bytes, writable). 0; 1 when the tag
+// does not match (tampered, another container's box, or another key), after wiping what was
+// written; -1 when OpenSSL failed (also wiped).
 Napi::Value Open(const Napi::CallbackInfo& info) {
   const uint8_t* key = AddressOf(info[0]) + kKeyOffset;
   Napi::Uint8Array box = info[1].As<Napi::Uint8Array>();
   uint8_t* destination = AddressOf(info[2]);
+  uint8_t binding[kBindingBytes];
+  BindingOf(info[3], binding);
   size_t boxLength = box.ByteLength();
   if (boxLength <= kNonceBytes + kTagBytes || boxLength - kNonceBytes - kTagBytes > (1u << 30)) return Status(info.Env(), -1);
   size_t length = boxLength - kNonceBytes - kTagBytes;
@@ -671,7 +772,9 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   }
   int n = 0;
   int tail = 0;
+  int aad = 0;
   bool ready = EVP_DecryptInit_ex(ctx, cipher, nullptr, key, in) == 1 &&
+               EVP_DecryptUpdate(ctx, nullptr, &aad, binding, static_cast<int>(kBindingBytes)) == 1 &&
                EVP_DecryptUpdate(ctx, destination, &n, in + kNonceBytes, static_cast<int>(length)) == 1 &&
                static_cast<size_t>(n) == length &&
                EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTagBytes, tag) == 1;
@@ -682,6 +785,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   return Status(info.Env(), ready ? 1 : -1);
 }
 
+#if defined(MEMGUARD_TEST_SEAM)
 // xorByte(address, mask): flips bits of one writable byte. For the test hook that damages the
 // pre-key (secret memory cannot be written through /proc/self/mem).
 Napi::Value XorByte(const Napi::CallbackInfo& info) {
@@ -690,12 +794,26 @@ Napi::Value XorByte(const Napi::CallbackInfo& info) {
   *address ^= static_cast<uint8_t>(mask);
   return info.Env().Undefined();
 }
+#endif  // MEMGUARD_TEST_SEAM
 
 void Constant(Napi::Object& exports, const char* name, int value) {
   exports.Set(name, Napi::Number::New(exports.Env(), value));
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // One list per environment (the addon is initialised once in each thread that loads it). The
+  // cleanup hook wipes what is left and frees the list; the instance data has no finalizer of its own.
+  EnvMappings* mappings = new EnvMappings();
+  mappings->env = env;
+  napi_set_instance_data(env, mappings, nullptr, nullptr);
+  napi_add_env_cleanup_hook(env, [](void* arg) {
+    EnvMappings* ended = static_cast<EnvMappings*>(arg);
+    WipeEnvironment(ended);
+    napi_set_instance_data(ended->env, nullptr, nullptr, nullptr);  // nothing lists into it any more
+    delete ended;
+  }, mappings);
+  exports.Set("liveMappings", Napi::Function::New(env, LiveMappings, "liveMappings"));
+  exports.Set("releasedViews", Napi::Function::New(env, ReleasedViews, "releasedViews"));
   exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));
   exports.Set("map", Napi::Function::New(env, Map, "map"));
   exports.Set("unmap", Napi::Function::New(env, Unmap, "unmap"));
@@ -711,16 +829,18 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("canaryFill", Napi::Function::New(env, CanaryFill, "canaryFill"));
   exports.Set("canaryIntact", Napi::Function::New(env, CanaryIntact, "canaryIntact"));
   exports.Set("disableCoreDumps", Napi::Function::New(env, DisableCoreDumps, "disableCoreDumps"));
+#if defined(MEMGUARD_FLOORS)
   exports.Set("floorMprotectPair", Napi::Function::New(env, FloorMprotectPair, "floorMprotectPair"));
   exports.Set("floorGuardedAlloc", Napi::Function::New(env, FloorGuardedAlloc, "floorGuardedAlloc"));
+#endif
   exports.Set("mapSecret", Napi::Function::New(env, MapSecret, "mapSecret"));
   exports.Set("random", Napi::Function::New(env, RandomFill, "random"));
   exports.Set("keyInit", Napi::Function::New(env, KeyInit, "keyInit"));
   exports.Set("keyDerive", Napi::Function::New(env, KeyDerive, "keyDerive"));
   exports.Set("keyRekey", Napi::Function::New(env, KeyRekey, "keyRekey"));
-  exports.Set("seal", Napi::Function::New(env, Seal, "seal"));
   exports.Set("sealAt", Napi::Function::New(env, SealAt, "sealAt"));
   exports.Set("open", Napi::Function::New(env, Open, "open"));
+#if defined(MEMGUARD_TEST_SEAM)
   exports.Set("xorByte", Napi::Function::New(env, XorByte, "xorByte"));
   exports.Set("faultArm", Napi::Function::New(env, FaultArm, "faultArm"));
   exports.Set("faultSet", Napi::Function::New(env, FaultSet, "faultSet"));
@@ -729,6 +849,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Array faultNames = Napi::Array::New(env, kFaultCallCount);
   for (int i = 0; i < kFaultCallCount; i += 1) faultNames.Set(static_cast<uint32_t>(i), Napi::String::New(env, kFaultNames[i]));
   exports.Set("FAULT_CALLS", faultNames);
+#endif
+  // Which build this is: the release addon has neither the fault seam nor the floors.
+  exports.Set("TEST_SEAM", Napi::Boolean::New(env,
+#if defined(MEMGUARD_TEST_SEAM)
+                                              true
+#else
+                                              false
+#endif
+                                              ));
   Constant(exports, "KEY_STATE_BYTES", static_cast<int>(kKeyStateBytes));
   Constant(exports, "PRE_KEY_BYTES", static_cast<int>(kPreKeyBytes));
   Constant(exports, "KEY_OFFSET", static_cast<int>(kKeyOffset));

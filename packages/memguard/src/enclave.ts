@@ -18,9 +18,9 @@ import {
 } from '@secure-memory/core';
 import { LockedBuffer, bufferRegion, leaseBuffer } from './buffer.js';
 import { BACKEND, frozen, integrityError } from './errors.js';
-import { type Sealed, openInto, sealAt, sealBytes } from './key.js';
+import { type Sealed, openInto, readyKey, sealAt } from './key.js';
 import { addon } from './native.js';
-import { GuardedRegion, Ledger, writable } from './region.js';
+import { assertReadable, GuardedRegion, Ledger, writable } from './region.js';
 
 /** Proves an Enclave was made by this module. */
 const TOKEN: unique symbol = Symbol('Enclave');
@@ -121,7 +121,8 @@ export function enclaveOf(sealed: Sealed): Enclave {
 
 /**
  * Seals a copy of `src` into a new Enclave, then zero-fills `src` (memguard's NewEnclave). The bytes
- * are encrypted straight from `src`; no other copy is made.
+ * are copied into a guarded region, sealed from there, and wiped; `src.buffer` is never read (see
+ * {@link sealCopy}).
  * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `src` is not a Uint8Array; `ERR_INVALID_ARG_VALUE` when detached.
  * @throws {RangeError} `ERR_INVALID_SIZE` when `src` is empty or larger than 1 GiB.
  * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when `src` is a read-only view of this
@@ -134,11 +135,37 @@ export function enclaveOf(sealed: Sealed): Enclave {
  */
 export function newEnclave(src: Uint8Array): Enclave {
   assertBytes(src, 'src');
+  assertReadable(src);
   assertSize(src.byteLength, 'src.byteLength', MAX_SECRET_SIZE);
   if (!writable(src)) throw frozen('The "src" argument');
-  const sealed = sealBytes(src);
+  const sealed = sealCopy(src);
   src.fill(0);
   return new Enclave(TOKEN, sealed);
+}
+
+/**
+ * Seals a copy of `bytes` into a new container: copies them (TypedArray.prototype.set, which reads a
+ * small array's bytes where they are, without moving them off the V8 heap) into a guarded region of
+ * the pool, seals that, and wipes it. Native code never reads the caller's array: that would make V8
+ * move a small array's bytes off the heap and abandon an unwiped copy. The caller wipes `bytes`.
+ * @throws {SecureMemoryError} as {@link GuardedRegion.lease} and `sealAt`.
+ */
+export function sealCopy(bytes: Uint8Array): Sealed {
+  readyKey();
+  const region = GuardedRegion.lease(bytes.byteLength, staging);
+  let sealed: Sealed;
+  try {
+    const view = region.view(true);
+    try {
+      view.set(bytes);
+    } finally {
+      region.revoke(view);
+    }
+    sealed = sealAt(region.data, region.size);
+  } finally {
+    if (!region.destroy()) throw integrityError();
+  }
+  return sealed;
 }
 
 /**

@@ -11,8 +11,33 @@ import {
   mapLimitError,
   memlockLimitError,
   systemError as coreSystemError,
+  SecureMemoryRangeError,
+  SecureMemoryTypeError,
+  describeType,
   secretClosed,
 } from '@secure-memory/core';
+
+/**
+ * Node's code for a number outside the range an argument accepts (a `RangeError`). Core's
+ * `ErrorCode.OUT_OF_RANGE` where it has one; the same string until then.
+ */
+export const OUT_OF_RANGE = ((ErrorCode as Readonly<Record<string, string>>)['OUT_OF_RANGE'] ?? 'ERR_OUT_OF_RANGE') as ErrorCodeValue;
+
+/**
+ * Asserts that `value` is a whole number from `min` to `max` (as Node checks an integer argument).
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when it is not a number.
+ * @throws {RangeError} `ERR_OUT_OF_RANGE` when it is fractional, not finite, or outside the range.
+ */
+export function assertInRange(value: unknown, label: string, min: number, max: number): asserts value is number {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max) return;
+  if (typeof value !== 'number') {
+    throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "${label}" argument must be a number. Received ${describeType(value)}`);
+  }
+  throw new SecureMemoryRangeError(
+    OUT_OF_RANGE,
+    `The value of "${label}" is out of range. It must be a whole number from ${min} to ${max}. Received ${String(value)}`,
+  );
+}
 
 /** The backend's short name, as errors and secrets show it. */
 export const BACKEND = 'memguard';

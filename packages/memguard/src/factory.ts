@@ -3,7 +3,7 @@
  * Enclave at rest (ciphertext under the process key, no locked memory) and is opened into a guarded,
  * locked region of the pool for each access. In `mode: 'locked'` each secret is a guarded, locked
  * allocation kept `PROT_NONE` when idle. In both, the data is `PROT_READ` during an access and the
- * view is revoked when the access ends.
+ * view's memory is wiped and made inaccessible when the access ends (a kept view faults).
  * @module
  */
 import {
@@ -15,6 +15,7 @@ import {
   SecretFactoryBase,
   type SecretRegion,
   SecureMemoryTypeError,
+  assertBytes,
   assertOneOf,
   assertOptions,
   defineGuarantees,
@@ -22,11 +23,11 @@ import {
   invalidThis,
 } from '@secure-memory/core';
 import { BACKEND, destroyed, frozen, integrityError } from './errors.js';
-import { type Sealed, isCurrent, openInto, sealBytes } from './key.js';
+import { type Sealed, isCurrent, openInto, sealAt } from './key.js';
 import { track, untrack } from './lifetime.js';
 import { MAPPINGS_PER_BUFFER } from './map-budget.js';
 import { addon } from './native.js';
-import { GuardedRegion, Ledger, writable } from './region.js';
+import { assertReadable, GuardedRegion, Ledger, writable } from './region.js';
 
 /**
  * `mode` option: `'enclave'`, an Enclave at rest opened into a pooled guarded region per access;
@@ -73,12 +74,54 @@ const LOCKED_GUARANTEES = {
   lockedInRam: true,
   excludedFromCoreDumps: true,
   noAccessWhenIdle: true,
-  viewsRevoked: true,
+  // Not viewsRevoked: a view kept past its access is not detached (node:crypto would take the
+  // byteLength-0 view as an empty key) but faults: its memory is PROT_NONE and never reused while V8
+  // holds it. The process does not live through that use, which viewsRevoked promises.
   guardPages: true,
   canary: true,
   notInheritedByFork: true,
   constantTimeEquals: true,
 } as const;
+
+/**
+ * Every secret of every factory of this thread that is not closed yet, for {@link closeAllSecrets}:
+ * a purge destroys their memory, and closing them makes `closed` true (as memguard's IsClosed()).
+ */
+const openSecrets = new Set<WeakRef<Secret>>();
+const refOf = new WeakMap<object, WeakRef<Secret>>();
+let pruneAt = 1024;
+
+function remember(secret: Secret): void {
+  const ref = new WeakRef(secret);
+  refOf.set(secret, ref);
+  openSecrets.add(ref);
+  if (openSecrets.size >= pruneAt) {
+    for (const r of openSecrets) if (r.deref() === undefined) openSecrets.delete(r);
+    pruneAt = Math.max(1024, openSecrets.size * 2);
+  }
+}
+
+function forget(owner: object | undefined): void {
+  const ref = owner === undefined ? undefined : refOf.get(owner);
+  if (ref !== undefined) openSecrets.delete(ref);
+}
+
+/**
+ * Closes every open secret of this thread (after a purge destroyed their memory): their `closed`
+ * becomes true; one in an access is closed when the access ends. Errors are collected, not thrown.
+ */
+export function closeAllSecrets(): unknown[] {
+  const errors: unknown[] = [];
+  for (const ref of [...openSecrets]) {
+    openSecrets.delete(ref);
+    try {
+      ref.deref()?.close();
+    } catch (error) {
+      errors.push(error);
+    }
+  }
+  return errors;
+}
 
 /** One secret's region, as core drives it. */
 class LockedRegion implements SecretRegion {
@@ -143,6 +186,7 @@ class LockedRegion implements SecretRegion {
 
   /** Checks the canary, wipes, unlocks, unmaps; throws `ERR_INTEGRITY` afterwards when the canary was damaged. */
   free(): void {
+    forget(this.owner);
     if (this.owner !== undefined) untrack(this.owner);
     if (this.#region.alive && !this.#region.destroy()) this.#damaged = true;
     if (this.#damaged) throw integrityError();
@@ -163,7 +207,8 @@ interface EnclaveCounters {
 /**
  * One enclave-mode secret, as core drives it. At rest it is a sealed box on the heap and nothing
  * else. An access leases a guarded region from the pool, decrypts into it, makes it read-only and
- * hands out a view; when the access ends the view is revoked and the region goes back to the pool
+ * hands out a view; when the access ends the region is wiped and made inaccessible, and goes back to the pool
+ * once V8 releases the view
  * (canary checked, data wiped).
  *
  * A native probe that asks where the data is (`location()`) while the secret is idle anchors a
@@ -278,6 +323,7 @@ class EnclaveRegion implements SecretRegion {
 
   /** Releases an anchored region; throws `ERR_INTEGRITY` afterwards when a canary was found damaged. */
   free(): void {
+    forget(this.owner);
     if (this.owner !== undefined) untrack(this.owner);
     const lease = this.#current();
     this.#lease = undefined;
@@ -359,7 +405,7 @@ export class MemguardSecretFactory extends SecretFactoryBase {
     if (this.mode === 'enclave') return this.#allocateEnclave(size, fill);
     const region = GuardedRegion.allocate(size, this.#ledger);
     try {
-      const view = region.view();
+      const view = region.view(true);
       try {
         fill(view);
       } finally {
@@ -383,10 +429,10 @@ export class MemguardSecretFactory extends SecretFactoryBase {
     const staging = GuardedRegion.lease(size, this.#ledger);
     let sealed: Sealed;
     try {
-      const view = staging.view();
+      const view = staging.view(true);
       try {
         fill(view);
-        sealed = sealBytes(view);
+        sealed = sealAt(staging.data, size);
       } finally {
         staging.revoke(view);
       }
@@ -404,6 +450,7 @@ export class MemguardSecretFactory extends SecretFactoryBase {
   }
 
   #watch(secret: Secret): Secret {
+    remember(secret);
     const locked = this.#made;
     this.#made = undefined;
     if (locked instanceof LockedRegion) {
@@ -428,7 +475,9 @@ export class MemguardSecretFactory extends SecretFactoryBase {
    */
   override new(source: Uint8Array): Secret {
     const self = MemguardSecretFactory.#check(this);
-    if (source instanceof Uint8Array && !writable(source)) throw frozen('The "source" argument');
+    assertBytes(source, 'source');
+    assertReadable(source);
+    if (!writable(source)) throw frozen('The "source" argument');
     return self.#watch(super.new.call(self, source));
   }
 

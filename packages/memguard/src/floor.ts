@@ -1,24 +1,44 @@
 /**
- * The native floor for benchmarks: the system calls a buffer costs, timed in a C loop inside the
- * addon, so that a benchmark can say how far the JavaScript layer is above them.
+ * `@secure-memory/memguard/bench`: the native floor for benchmarks: the system calls a buffer costs,
+ * timed in a C loop, so that a benchmark can say how far the JavaScript layer is above them. The
+ * loops live in a separate development addon (native/extra: `memguard_bench`), built by the package's
+ * build script and never at install: the addon users install has no benchmark code. Importing this
+ * module loads that addon and throws `ERR_BACKEND_UNAVAILABLE` when it was not built.
  * @module
  */
-import { ErrorCode, SecureMemoryRangeError, SecureMemoryTypeError, describeType } from '@secure-memory/core';
-import { systemError } from './errors.js';
-import { addon } from './native.js';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
+import { BACKEND, assertInRange, systemError } from './errors.js';
+import { packageRoot } from './native.js';
 
 /** The most iterations one call runs. */
 const MAX_ITERATIONS = 10_000_000;
 
-function assertIterations(iterations: unknown): asserts iterations is number {
-  if (typeof iterations === 'number' && Number.isInteger(iterations) && iterations >= 1 && iterations <= MAX_ITERATIONS) return;
-  if (typeof iterations !== 'number') {
-    throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "iterations" argument must be a number. Received ${describeType(iterations)}`);
+interface FloorAddon {
+  /** ns per mprotect PROT_READ + PROT_NONE pair on one page, or a negative errno. */
+  floorMprotectPair(iterations: number): number;
+  /** ns per guarded allocation and free of one page, or a negative errno. */
+  floorGuardedAlloc(iterations: number): number;
+}
+
+function loadFloors(): FloorAddon {
+  const path = join(packageRoot, 'native', 'extra', 'build', 'Release', 'memguard_bench.node');
+  try {
+    return createRequire(import.meta.url)(path) as FloorAddon;
+  } catch (cause) {
+    throw new SecureMemoryError(
+      ErrorCode.BACKEND_UNAVAILABLE,
+      'The benchmark floors are built only in a development build of @secure-memory/memguard (npm run build in the package)',
+      { backend: BACKEND, cause },
+    );
   }
-  throw new SecureMemoryRangeError(
-    ErrorCode.INVALID_ARG_VALUE,
-    `The "iterations" argument must be a whole number from 1 to ${MAX_ITERATIONS}. Received ${String(iterations)}`,
-  );
+}
+
+const floors = loadFloors();
+
+function assertIterations(iterations: unknown): asserts iterations is number {
+  assertInRange(iterations, 'iterations', 1, MAX_ITERATIONS);
 }
 
 function result(value: number, syscall: string): number {
@@ -30,16 +50,17 @@ function result(value: number, syscall: string): number {
  * Nanoseconds per `mprotect(PROT_READ)` + `mprotect(PROT_NONE)` pair on one locked page, in a C loop
  * of `iterations`: the floor under one access of a secret (`withBytes`).
  * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `iterations` is not a number.
- * @throws {RangeError} `ERR_INVALID_ARG_VALUE` unless it is a whole number from 1 to 10 000 000.
+ * @throws {RangeError} `ERR_OUT_OF_RANGE` unless it is a whole number from 1 to 10 000 000.
  * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when a call failed.
  * @example
  * ```ts
+ * import { floorMprotectPairNs } from '@secure-memory/memguard/bench';
  * const floor = floorMprotectPairNs(10_000); // e.g. 600 (ns)
  * ```
  */
 export function floorMprotectPairNs(iterations: number): number {
   assertIterations(iterations);
-  return result(addon().floorMprotectPair(iterations), 'mprotect');
+  return result(floors.floorMprotectPair(iterations), 'mprotect');
 }
 
 /**
@@ -47,10 +68,10 @@ export function floorMprotectPairNs(iterations: number): number {
  * of three pages, mprotect, mlock, two madvise, then wipe, munlock and munmap. The floor under
  * `newBuffer(32).destroy()` and `createRandom(32).close()`.
  * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `iterations` is not a number.
- * @throws {RangeError} `ERR_INVALID_ARG_VALUE` unless it is a whole number from 1 to 10 000 000.
+ * @throws {RangeError} `ERR_OUT_OF_RANGE` unless it is a whole number from 1 to 10 000 000.
  * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when a call failed (for example mlock under a tight RLIMIT_MEMLOCK).
  */
 export function floorGuardedAllocNs(iterations: number): number {
   assertIterations(iterations);
-  return result(addon().floorGuardedAlloc(iterations), 'mmap');
+  return result(floors.floorGuardedAlloc(iterations), 'mmap');
 }

@@ -1,6 +1,6 @@
 /**
  * `@secure-memory/memguard`: memguard's design for Node.js through a node-addon-api addon: guarded,
- * locked buffers with a canary, views that are revoked (detached) rather than crashed on, Enclaves
+ * locked buffers with a canary, views that fault once their memory is released (never an empty key), Enclaves
  * and Streams encrypted at rest under a process key that no partial read-out recovers, a pool that
  * makes opening cheap, purge and signal handling, and a `SecretFactory` for the secure-memory
  * contract (encrypted at rest by default). Nothing happens at import: the addon is loaded on first
@@ -15,15 +15,20 @@ export {
   newBuffer,
   newBufferFromBytes,
   newBufferFromFd,
+  newBufferFromFdToEnd,
   newBufferFromFdUntil,
+  newBufferFromStream,
+  scrambleBytes,
+  wipeBytes,
+  type TypedView,
+  type TypedViewConstructor,
   newBufferRandom,
   type LockedBufferOptions,
+  type ReadOptions,
 } from './buffer.js';
 export { catchInterrupt, catchSignal, disableCoreDumps, purge, safeExit, safePanic, type SignalHandler } from './process.js';
-export { floorGuardedAllocNs, floorMprotectPairNs } from './floor.js';
 export { Enclave, newEnclave, newEnclaveRandom, seal } from './enclave.js';
 export { STREAM_CHUNK_SIZE, Stream } from './stream.js';
 export { REKEY_INTERVAL_MS, keyInfo, type KeyInfo, type KeyStorage } from './key.js';
 export { POOL_MAX_BYTES, POOL_MAX_PER_CLASS, poolStats, type PoolStats } from './region.js';
-export { testHooks } from './testing.js';
 export { INTEGRITY_WARNING, UNRELEASED_WARNING, WARNING_TYPE } from './lifetime.js';

@@ -25,8 +25,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { ErrorCode, SecureMemoryError, SecureMemoryRangeError, memlockLimitError } from '@secure-memory/core';
-import { BACKEND, systemError } from './errors.js';
+import { ErrorCode, SecureMemoryError, memlockLimitError } from '@secure-memory/core';
+import { BACKEND, assertInRange, systemError } from './errors.js';
 import { addExitTask } from './lifetime.js';
 import { mapBudget } from './map-budget.js';
 import { type Addon, addon } from './native.js';
@@ -185,34 +185,45 @@ function useKey(): KeyState {
   return key;
 }
 
-/** A sealed box: `[nonce: 12][ciphertext][tag: 16]` under the key of `epoch`. */
+/**
+ * Makes the process key ready (made on first use, derived for this turn) before anything else is
+ * allocated, so that a seal fails on the key before it has copied a caller's bytes anywhere.
+ * @throws {SecureMemoryError} as {@link useKey}.
+ */
+export function readyKey(): void {
+  useKey();
+}
+
+/**
+ * A sealed box: `[nonce: 12][ciphertext][tag: 16]` under the key of `epoch`, bound to its container
+ * by `id` (the associated data): the box of another container, copied over this one's, does not
+ * open (`ERR_INTEGRITY`).
+ */
 export interface Sealed {
   readonly box: Uint8Array;
   readonly size: number;
   readonly epoch: number;
+  /** The container's id, unique in the process: the associated data of the box. */
+  readonly id: number;
 }
 
-/**
- * Seals `source` (a heap buffer, or a view of a locked region) under the process key.
- * @throws {SecureMemoryError} as {@link useKey}.
- */
-export function sealBytes(source: Uint8Array): Sealed {
-  const key = useKey();
-  const box = newBox(key, source.byteLength);
-  if (key.lib.seal(key.state, source, box) !== 0) throw cryptoError('seal');
-  return { box, size: source.byteLength, epoch };
-}
+/** The id of the next container sealed (never reused in the process). */
+let nextId = 1;
 
 /**
- * Seals `size` bytes at `address` (readable memory of a locked region) under the process key,
- * without making a view of them.
+ * Seals `size` bytes at `address` (readable memory of a locked region) under the process key, into
+ * a new container (a new id), without making a view of them. There is no way to seal from a heap
+ * view: reading a caller's small typed array from native code makes V8 move its bytes off the heap
+ * and abandon the old copy; callers copy into a locked region first (see `ingest`).
  * @throws {SecureMemoryError} as {@link useKey}.
  */
 export function sealAt(address: bigint, size: number): Sealed {
   const key = useKey();
   const box = newBox(key, size);
-  if (key.lib.sealAt(key.state, address, size, box) !== 0) throw cryptoError('seal');
-  return { box, size, epoch };
+  const id = nextId;
+  nextId += 1;
+  if (key.lib.sealAt(key.state, address, size, box, id) !== 0) throw cryptoError('seal');
+  return { box, size, epoch, id };
 }
 
 /** A box for `size` bytes with the next nonce in its first 12 bytes. */
@@ -250,12 +261,12 @@ export function purgedError(): SecureMemoryError {
 export function openInto(sealed: Sealed, destination: bigint): void {
   if (sealed.epoch !== epoch) throw purgedError();
   const key = useKey();
-  const status = key.lib.open(key.state, sealed.box, destination);
+  const status = key.lib.open(key.state, sealed.box, destination, sealed.id);
   if (status === 0) return;
   if (status === 1) {
     throw new SecureMemoryError(
       ErrorCode.INTEGRITY,
-      'Authentication failed: the ciphertext was modified, or the process key was damaged',
+      'Authentication failed: the ciphertext was modified or belongs to another container, or the process key was damaged',
       { backend: BACKEND },
     );
   }
@@ -279,17 +290,16 @@ function purgeKeyAtExit(): void {
 }
 
 /**
- * Test hook: flips bit `bit` of the pre-key (0 to 131071) and drops the derived key, as a read-out
- * with one bit error would see the state. Opening anything sealed before then fails.
- * @throws {RangeError} `ERR_INVALID_ARG_VALUE` for a bit outside the pre-key.
+ * Test hook: flips bit `bit` of the pre-key (0 to 131071) with `xorByte` (the test build's: the
+ * release addon has no such call) and drops the derived key, as a read-out with one bit error would
+ * see the state. Opening anything sealed before then fails.
+ * @throws {RangeError} `ERR_OUT_OF_RANGE` for a bit outside the pre-key.
  */
-export function flipPreKeyBit(bit: number): void {
+export function flipPreKeyBit(bit: number, xorByte: (address: bigint, mask: number) => void): void {
   const key = useKey();
   const bits = key.lib.PRE_KEY_BYTES * 8;
-  if (!Number.isInteger(bit) || bit < 0 || bit >= bits) {
-    throw new SecureMemoryRangeError(ErrorCode.INVALID_ARG_VALUE, `The "bit" argument must be a whole number from 0 to ${bits - 1}`);
-  }
-  key.lib.xorByte(key.state + BigInt(bit >>> 3), 1 << (bit & 7));
+  assertInRange(bit, 'bit', 0, bits - 1);
+  xorByte(key.state + BigInt(bit >>> 3), 1 << (bit & 7));
   forget(key);
 }
 

@@ -4,7 +4,9 @@
  * the OpenSSL inside Node.js) and return statuses; every argument is validated before it gets here.
  * @module
  */
+import { closeSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
 import { BACKEND } from './errors.js';
@@ -28,8 +30,10 @@ export interface Addon {
   advise(address: bigint, length: number, advice: number): number;
   /** explicit_bzero of writable memory. */
   wipe(address: bigint, length: number): void;
-  /** An external ArrayBuffer over the memory, without a finalizer. */
-  view(address: bigint, length: number): ArrayBuffer;
+  /** An external ArrayBuffer over the memory; `token` is listed by releasedViews() once V8 releases its memory. */
+  view(address: bigint, length: number, token: number): ArrayBuffer;
+  /** The tokens of the views whose memory V8 released since the last call. */
+  releasedViews(): number[];
   /** napi_detach_arraybuffer: 0 or the napi_status. */
   detach(buffer: ArrayBuffer): number;
   /** read(2) into the memory (EINTR retried, EAGAIN waited for): bytes read, or a negative errno. */
@@ -40,10 +44,6 @@ export interface Addon {
   canaryIntact(address: bigint, length: number, pattern: Uint8Array): number;
   /** setrlimit(RLIMIT_CORE, 0): 0 or the errno. */
   disableCoreDumps(): number;
-  /** ns per mprotect PROT_READ + PROT_NONE pair on one page, or a negative errno. */
-  floorMprotectPair(iterations: number): number;
-  /** ns per guarded allocation and free of one page, or a negative errno. */
-  floorGuardedAlloc(iterations: number): number;
   /**
    * A PROT_NONE reservation of `total` bytes with `length` bytes of memfd_secret memory mapped
    * read-write at `offset`: the reservation's address, or an errno as a number (ENOSYS: no secret
@@ -58,27 +58,17 @@ export interface Addon {
   keyDerive(state: bigint): number;
   /** Re-randomises the pre-key and the right part, keeping the key: 0, or -1 (state unchanged). */
   keyRekey(state: bigint): number;
-  /** ChaCha20-Poly1305 of `source` into `box` (nonce already in its first 12 bytes): 0, or -1. */
-  seal(state: bigint, source: Uint8Array, box: Uint8Array): number;
-  /** As `seal`, from `length` readable bytes at `address`: 0, or -1. */
-  sealAt(state: bigint, address: bigint, length: number, box: Uint8Array): number;
-  /** Checks and decrypts `box` into the memory at `destination`: 0; 1 when the tag fails; -1. */
-  open(state: bigint, box: Uint8Array, destination: bigint): number;
-  /** Flips the bits `mask` of one writable byte (a test hook). */
-  xorByte(address: bigint, mask: number): void;
-  /** Test seam: arms fault injection with no fault; the seamed calls are counted from now. */
-  faultArm(): void;
   /**
-   * Test seam: the call `FAULT_CALLS[call]` fails with `errno` (0: is skipped and reports success)
-   * after `after` calls, `count` times (negative: every time); arms the seam. 0, or EINVAL.
+   * ChaCha20-Poly1305 of `length` readable bytes at `address` into `box` (nonce already in its first
+   * 12 bytes), bound to the container `id` (associated data): 0, or -1.
    */
-  faultSet(call: number, errno: number, after: number, count: number): number;
-  /** Test seam: disarms fault injection and forgets every fault and count. */
-  faultClear(): void;
-  /** Test seam: the calls of each kind since the seam was armed, in `FAULT_CALLS` order. */
-  faultCounts(): number[];
-  /** The kinds of call the test seam can make fail. */
-  readonly FAULT_CALLS: readonly string[];
+  sealAt(state: bigint, address: bigint, length: number, box: Uint8Array, id: number): number;
+  /** Checks and decrypts `box`, bound to the container `id`, into the memory at `destination`: 0; 1 when the tag fails; -1. */
+  open(state: bigint, box: Uint8Array, destination: bigint, id: number): number;
+  /** Mappings this thread's environment has listed (made and not unmapped): wiped and unmapped when it ends. */
+  liveMappings(): number;
+  /** True only in the test build (native/extra), which has the fault seam; false in the release addon. */
+  readonly TEST_SEAM: boolean;
   /** Bytes of the key state: pre-key, right part, key, hashes, scratch. */
   readonly KEY_STATE_BYTES: number;
   /** Bytes of the pre-key (16 KiB), at the start of the key state. */
@@ -111,9 +101,22 @@ const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
 let loaded: Addon | undefined;
 
 /**
+ * @internal For this package's own tests only (src/testing.ts, which is not published): makes every
+ * later call use `lib`, the test build of the same addon (native/extra), which has the fault seam.
+ * Not reachable from the package's entry points; the test build is never built at install.
+ */
+export function useAddon(lib: Addon): void {
+  loaded = lib;
+}
+
+/** The package root, for the development addons (native/extra/build/Release). */
+export const packageRoot = PACKAGE_ROOT;
+
+/**
  * The addon, loaded once.
  * @throws {SecureMemoryError} `ERR_UNSUPPORTED_PLATFORM` off Linux; `ERR_BACKEND_UNAVAILABLE` when no
- * binary for this platform was built or prebuilt.
+ * binary for this platform was built or prebuilt, or when no file descriptor was free to load it
+ * (`errno` EMFILE or ENFILE, the system error as `cause`: the next use tries again).
  */
 export function addon(): Addon {
   if (loaded !== undefined) return loaded;
@@ -126,11 +129,44 @@ export function addon(): Addon {
     const load = createRequire(import.meta.url)('node-gyp-build') as (dir: string) => Addon;
     loaded = load(PACKAGE_ROOT);
   } catch (cause) {
-    throw new SecureMemoryError(
-      ErrorCode.BACKEND_UNAVAILABLE,
-      'The memguard addon is not built for this platform: run `npm rebuild @secure-memory/memguard` with a C++ toolchain',
-      { backend: BACKEND, cause },
-    );
+    throw loadError(cause);
   }
   return loaded;
+}
+
+/** Errors that mean "no file descriptor to spare", not "no binary". */
+const NO_DESCRIPTOR = new Set(['EMFILE', 'ENFILE']);
+
+/**
+ * Why the addon did not load. node-gyp-build reports a directory it could not list as "no native
+ * build was found", and a failed dlopen keeps only the message: when the process (or the system) has
+ * no free file descriptor, that is the cause to report, with its errno, and the next use tries
+ * again (nothing is cached after a failure).
+ */
+function loadError(cause: unknown): SecureMemoryError {
+  let shortage = (cause as NodeJS.ErrnoException | undefined)?.code;
+  let why: unknown = cause;
+  if (shortage === undefined || !NO_DESCRIPTOR.has(shortage)) {
+    try {
+      closeSync(openSync(PACKAGE_ROOT, 'r'));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== undefined && NO_DESCRIPTOR.has(code)) {
+        shortage = code;
+        why = error;
+      }
+    }
+  }
+  if (shortage !== undefined && NO_DESCRIPTOR.has(shortage)) {
+    return new SecureMemoryError(
+      ErrorCode.BACKEND_UNAVAILABLE,
+      `The memguard addon could not be loaded: no free file descriptor (${shortage}); it is loaded at the next use once one is free`,
+      { backend: BACKEND, errno: constants.errno[shortage as 'EMFILE' | 'ENFILE'], syscall: 'open', cause: why },
+    );
+  }
+  return new SecureMemoryError(
+    ErrorCode.BACKEND_UNAVAILABLE,
+    'The memguard addon is not built for this platform: run `npm rebuild @secure-memory/memguard` with a C++ toolchain',
+    { backend: BACKEND, cause },
+  );
 }

@@ -9,23 +9,29 @@ import { inspect } from 'node:util';
 import {
   ErrorCode,
   SecureMemoryError,
-  SecureMemoryRangeError,
   SecureMemoryTypeError,
   assertFunction,
   describeType,
 } from '@secure-memory/core';
-import { BACKEND, integrityError, systemError } from './errors.js';
+import { BACKEND, assertInRange, integrityError, systemError } from './errors.js';
+import { closeAllSecrets } from './factory.js';
 import { purgeKey } from './key.js';
 import { addon } from './native.js';
 import { type PurgeOutcome, purgeRegions } from './region.js';
 
-/** Destroys every region, drains the pool, and replaces the process key. */
+/** Destroys every region, drains the pool, replaces the process key, and closes every secret. */
 function purgeAll(): PurgeOutcome {
+  let outcome: PurgeOutcome;
   try {
-    return purgeRegions();
+    outcome = purgeRegions();
   } finally {
     purgeKey();
   }
+  // Their memory is gone: closing them makes `closed` true. A damaged canary was reported above.
+  for (const error of closeAllSecrets()) {
+    if ((error as { code?: unknown }).code !== ErrorCode.INTEGRITY) outcome.errors.push(error);
+  }
+  return outcome;
 }
 
 function outcomeError(outcome: PurgeOutcome): SecureMemoryError | undefined {
@@ -38,7 +44,9 @@ function outcomeError(outcome: PurgeOutcome): SecureMemoryError | undefined {
 }
 
 /**
- * Destroys every live LockedBuffer and every secret of every memguard factory in the process:
+ * Destroys every live LockedBuffer and every secret of every memguard factory of the calling thread
+ * (each worker has its own instance of this package; a worker's buffers are wiped and released when
+ * it ends, by the addon's environment cleanup hook):
  * detaches their views, checks their canaries, wipes, unlocks and unmaps them; unmaps the pool; and
  * wipes the process key (memguard's Purge): the next Enclave gets a new key, and every Enclave,
  * Stream chunk and enclave-mode secret sealed before can no longer be opened. Such an Enclave's
@@ -69,18 +77,14 @@ function purgeQuietly(): void {
 }
 
 function assertExitCode(code: unknown): asserts code is number {
-  if (typeof code === 'number' && Number.isInteger(code) && code >= 0 && code <= 255) return;
-  if (typeof code !== 'number') {
-    throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "code" argument must be a number. Received ${describeType(code)}`);
-  }
-  throw new SecureMemoryRangeError(ErrorCode.INVALID_ARG_VALUE, `The "code" argument must be a whole number from 0 to 255. Received ${String(code)}`);
+  assertInRange(code, 'code', 0, 255);
 }
 
 /**
  * Purges every buffer, then exits with `code` (memguard's SafeExit). A damaged canary is reported on
  * stderr; the exit code stays `code`.
  * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `code` is not a number (nothing is purged then).
- * @throws {RangeError} `ERR_INVALID_ARG_VALUE` unless `code` is a whole number from 0 to 255.
+ * @throws {RangeError} `ERR_OUT_OF_RANGE` unless `code` is a whole number from 0 to 255.
  */
 export function safeExit(code = 0): never {
   assertExitCode(code);
@@ -108,6 +112,15 @@ export type SignalHandler = (signal: NodeJS.Signals) => void;
 /** Signals that cannot be caught, or are not about ending the process. */
 const UNCATCHABLE = new Set(['SIGKILL', 'SIGSTOP']);
 
+/**
+ * Synchronous fault signals: the kernel raises them on the faulting instruction itself. Node's
+ * listener only queues the signal for the event loop, so the instruction runs again, faults again,
+ * and the process spins at 100% CPU forever: neither the handler nor the purge would ever run.
+ * They are refused; the default action (the process dies, with a core dump that holds no buffer:
+ * every buffer is MADV_DONTDUMP) is what ends such a process.
+ */
+const FAULT_SIGNALS = new Set(['SIGSEGV', 'SIGBUS', 'SIGFPE', 'SIGILL']);
+
 let installed: { signals: NodeJS.Signals[]; listener: (signal: NodeJS.Signals) => void } | undefined;
 
 function assertSignals(signals: unknown[]): asserts signals is NodeJS.Signals[] {
@@ -118,6 +131,12 @@ function assertSignals(signals: unknown[]): asserts signals is NodeJS.Signals[] 
     if (!Object.hasOwn(constants.signals, signal) || UNCATCHABLE.has(signal)) {
       throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_VALUE, 'A signal must be the name of a signal that can be caught, such as SIGINT or SIGTERM');
     }
+    if (FAULT_SIGNALS.has(signal)) {
+      throw new SecureMemoryTypeError(
+        ErrorCode.INVALID_ARG_VALUE,
+        `${signal} is a synchronous fault signal: a JavaScript listener would never run (the faulting instruction repeats forever), so catchSignal refuses it`,
+      );
+    }
   }
 }
 
@@ -127,7 +146,8 @@ function assertSignals(signals: unknown[]): asserts signals is NodeJS.Signals[] 
  * as memguard's CatchSignal. A handler that throws does not stop the purge. A later call replaces
  * the earlier one.
  * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `handler` is not a function or a signal not a
- * string; `ERR_INVALID_ARG_VALUE` for an unknown signal or SIGKILL/SIGSTOP.
+ * string; `ERR_INVALID_ARG_VALUE` for an unknown signal, SIGKILL/SIGSTOP, or a synchronous fault
+ * signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL), which a JavaScript listener can never handle.
  * @example
  * ```ts
  * catchSignal((signal) => log.info(`stopping on ${signal}`), 'SIGINT', 'SIGTERM', 'SIGHUP');

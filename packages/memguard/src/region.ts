@@ -102,24 +102,70 @@ export function pageSize(): number {
   return cachedPageSize;
 }
 
-/** The region a view points into, if it is one of ours and not yet revoked. */
+/**
+ * V8 keeps the bytes of a typed array of at most this many bytes inside the array's heap object
+ * (`--typed-array-max-size-in-heap`). Reading `.buffer` of such an array (or `subarray`, which reads
+ * it) moves the bytes off the heap and abandons the old copy, unwiped. Larger arrays, and every
+ * view of an ArrayBuffer, never have their bytes on the heap.
+ */
+export const V8_ON_HEAP_MAX = 64;
+
+/**
+ * The class of the views this package hands out. A `subarray()` of one (and anything else made
+ * through `Symbol.species` over the same memory) is one too and is known as ours without reading its
+ * `.buffer`; `slice()`, `map()`... copy to the heap and are not ours.
+ */
+export class GuardedView extends Uint8Array {
+  /** True when this view is over one of our regions' memory. */
+  readonly #ours: boolean;
+
+  constructor(...args: unknown[]) {
+    super(...(args as [ArrayBuffer, number?, number?]));
+    const first = args[0];
+    this.#ours = first instanceof ArrayBuffer && owners.has(first);
+  }
+
+  /** True for a view over one of our regions' memory (never an on-heap array). */
+  static isOurs(bytes: Uint8Array): boolean {
+    return #ours in bytes && bytes.#ours;
+  }
+}
+
+/**
+ * The region a view points into, if it is one of ours and not yet revoked. Never reads `.buffer` of
+ * an array whose bytes may still be on the V8 heap (a caller's small source): it reads it only for
+ * our own views and for arrays too large to be on the heap. A view over our memory made from its
+ * `.buffer` by hand (`new Uint8Array(view.buffer, 0, 32)`) is not recognised when it is 64 bytes or
+ * shorter.
+ */
 export function ownerOf(bytes: Uint8Array): GuardedRegion | undefined {
+  if (!GuardedView.isOurs(bytes) && bytes.byteLength <= V8_ON_HEAP_MAX) return undefined;
   return owners.get(bytes.buffer as ArrayBuffer);
 }
 
-/** True when `bytes` may be written: not a view of one of our regions that is read-only or inaccessible now. */
+/** True when `bytes` may be written: not a view of one of our regions that is read-only, inaccessible or destroyed now. */
 export function writable(bytes: Uint8Array): boolean {
   const owner = ownerOf(bytes);
-  return owner === undefined || owner.protection === 'readwrite';
+  return owner === undefined || (owner.alive && owner.protection === 'readwrite');
+}
+
+/**
+ * Asserts that `bytes` may be read: not a view of one of our regions that was destroyed (a tombstone)
+ * or is inaccessible now, which would fault.
+ * @throws {SecureMemoryError} `ERR_SECRET_CLOSED`.
+ */
+export function assertReadable(bytes: Uint8Array): void {
+  const owner = ownerOf(bytes);
+  if (owner !== undefined && (!owner.alive || owner.protection === 'none')) throw destroyed();
 }
 
 /**
  * An external ArrayBuffer over native memory. A runtime that forbids them (Electron's V8 sandbox)
  * makes the addon throw; that is `ERR_BACKEND_UNAVAILABLE` here.
  */
-function externalView(lib: Addon, address: bigint, length: number): ArrayBuffer {
+function externalView(lib: Addon, address: bigint, length: number, token: number): ArrayBuffer {
   try {
-    return lib.view(address, length);
+    return lib.view(address, length, token);
   } catch (cause) {
     throw new SecureMemoryError(ErrorCode.BACKEND_UNAVAILABLE, 'This runtime does not allow external ArrayBuffers', {
       backend: BACKEND,
@@ -151,6 +197,14 @@ export interface Mapping {
   slack: number;
   /** A view could not be detached: the memory must never be unmapped or reused. */
   pinned: boolean;
+  /**
+   * Views handed out over this mapping that V8 has not released yet (token -> a weak reference to
+   * the ArrayBuffer made for it). While any is outstanding, the mapping is never reused nor unmapped:
+   * once its region is destroyed it is a tombstone, wiped and `PROT_NONE`, so that a kept view faults.
+   */
+  readonly outstanding: Map<number, WeakRef<ArrayBuffer>>;
+  /** Destroyed while views were outstanding: wiped, `PROT_NONE`, waiting for them (see {@link reclaimViews}). */
+  entombed: boolean;
 }
 
 /**
@@ -186,18 +240,129 @@ export function mapFresh(lib: Addon, innerLength: number, onFault = false): Mapp
   mapBudget.added();
   const canary = new Uint8Array(new ArrayBuffer(CANARY_PATTERN));
   randomFillSync(canary);
-  return { base, total, inner, innerLength, canary, slack: 0, pinned: false };
+  return { base, total, inner, innerLength, canary, slack: 0, pinned: false, outstanding: new Map(), entombed: false };
 }
 
-/** As {@link mapFresh}; when the memlock or mapping limit refuses it, drains the pool once and tries again. */
+/**
+ * As {@link mapFresh}; when the memlock or mapping limit refuses it, revokes what tombstones it can
+ * and drains the pool once, and tries again.
+ */
 function mapWithRoom(lib: Addon, innerLength: number, onFault: boolean): Mapping {
   try {
     return mapFresh(lib, innerLength, onFault);
   } catch (error) {
     const code = (error as { code?: unknown }).code;
-    if ((code === ErrorCode.MEMLOCK_LIMIT || code === ErrorCode.MAP_LIMIT) && pool.drain() > 0) return mapFresh(lib, innerLength, onFault);
+    if (code !== ErrorCode.MEMLOCK_LIMIT && code !== ErrorCode.MAP_LIMIT) throw error;
+    const freed = forceReclaim(lib, 0);
+    if (pool.drain() + freed > 0) return mapFresh(lib, innerLength, onFault);
     throw error;
   }
+}
+
+// --- Views and tombstones ------------------------------------------------------------------------
+//
+// A view handed to JavaScript (LockedBuffer.bytes(), a secret's access) is never detached: a
+// detached view has byteLength 0, and node:crypto takes it as an empty key without a word
+// (createHmac, hkdfSync, pbkdf2Sync). Instead its memory stays mapped, wiped and PROT_NONE, and is
+// never reused while V8 holds the view's backing store (which ArrayBuffer.prototype.transfer() moves
+// to another ArrayBuffer without releasing it): a view used after its access faults (SIGSEGV), and
+// never reads another secret. The addon reports each backing store V8 releases (releasedViews());
+// then the mapping goes back to the pool, or is unmapped.
+//
+// Views are released only after a garbage collection, and never during one synchronous run of
+// JavaScript: a loop that accesses secrets would pile up tombstones. Beyond MAX_TOMBSTONES (and when
+// the memlock or mapping limit refuses a mapping), the oldest tombstones whose views are all still
+// reachable and in place are revoked the old way (detached: byteLength 0) and reused; a tombstone
+// whose view was moved by transfer() or is collected but not yet released is never forced. The
+// first forced revocation emits a warning.
+
+/** Tombstones kept before the oldest are revoked by detaching (see above). */
+export const MAX_TOMBSTONES = 64;
+/** The `code` of the warning emitted the first time kept views were revoked by detaching. */
+export const VIEWS_DETACHED_WARNING = 'MEMGUARD_VIEWS_DETACHED';
+
+let nextToken = 1;
+/** The mapping of every outstanding view, by token. */
+const viewMappings = new Map<number, Mapping>();
+/** Mappings destroyed while views were outstanding, oldest first. */
+const tombstones = new Set<Mapping>();
+let warnedDetached = false;
+
+/**
+ * Wipes a mapping's inner pages and makes them PROT_NONE, keeping them (locked) until its views are
+ * released. Returns the errno of a failed mprotect (the pages are wiped and kept all the same).
+ */
+function entomb(lib: Addon, map: Mapping): number {
+  // The data after the canary slack (the canary is not secret, and stays for the next lease).
+  lib.wipe(map.inner + BigInt(map.slack), map.innerLength - map.slack);
+  const errno = lib.protect(map.inner, map.innerLength, lib.PROT_NONE);
+  map.entombed = true;
+  tombstones.add(map);
+  return errno;
+}
+
+/**
+ * A tombstone whose views are all released: unmapped, or (`repool`: a forced revocation, in a busy
+ * synchronous loop where the pool matters) back to the pool, writable and wiped.
+ */
+function release(lib: Addon, map: Mapping, repool: boolean): void {
+  tombstones.delete(map);
+  map.entombed = false;
+  if (repool && pool.accepts(map.innerLength) && lib.protect(map.inner, map.innerLength, lib.PROT_READ | lib.PROT_WRITE) === 0) {
+    pool.give(map);
+    return;
+  }
+  unmapMapping(lib, map);
+}
+
+/** Takes the views V8 released off their mappings; frees the tombstones left without any. */
+export function reclaimViews(lib: Addon): void {
+  if (viewMappings.size === 0) return;
+  for (const token of lib.releasedViews()) {
+    const map = viewMappings.get(token);
+    if (map === undefined) continue;
+    viewMappings.delete(token);
+    map.outstanding.delete(token);
+    if (map.entombed && map.outstanding.size === 0) release(lib, map, false);
+  }
+}
+
+/**
+ * Revokes, by detaching, the views of the oldest tombstones until no more than `keep` are left, and
+ * frees those tombstones. Skips a tombstone with a view that was moved away (transfer()) or is
+ * collected but not yet released: its memory may still be reachable. Returns how many were freed.
+ */
+export function forceReclaim(lib: Addon, keep: number): number {
+  reclaimViews(lib);
+  let freed = 0;
+  for (const map of [...tombstones]) {
+    if (tombstones.size <= keep) break;
+    const buffers: ArrayBuffer[] = [];
+    for (const ref of map.outstanding.values()) {
+      const buffer = ref.deref();
+      if (buffer === undefined || buffer.byteLength === 0) break;
+      buffers.push(buffer);
+    }
+    if (buffers.length !== map.outstanding.size) continue;
+    if (!buffers.every((buffer) => lib.detach(buffer) === 0)) continue;
+    for (const token of map.outstanding.keys()) viewMappings.delete(token);
+    map.outstanding.clear();
+    release(lib, map, true);
+    freed += 1;
+  }
+  if (freed > 0 && !warnedDetached) {
+    warnedDetached = true;
+    process.emitWarning(
+      `${freed} view(s) of released secret memory were revoked by detaching (byteLength 0): more than ${MAX_TOMBSTONES} views outlived their access before a garbage collection`,
+      { type: 'SecureMemoryWarning', code: VIEWS_DETACHED_WARNING },
+    );
+  }
+  return freed;
+}
+
+/** Tombstones waiting for their views (for the stats). */
+export function tombstoneCount(): number {
+  return tombstones.size;
 }
 
 /**
@@ -306,8 +471,12 @@ export function poolStats(): PoolStats {
   return { ...pool.stats, pendingUnmaps: pendingUnmaps.length };
 }
 
-/** Unmaps every free mapping of the pool (they hold nothing secret); returns how many. */
+/**
+ * Revokes (detaches) the views of every tombstone that can be, frees those, then unmaps every free
+ * mapping of the pool (they hold nothing secret); returns how many mappings of the pool were unmapped.
+ */
 export function drainPool(): number {
+  forceReclaim(addon(), 0);
   return pool.drain();
 }
 
@@ -325,7 +494,7 @@ export class GuardedRegion {
   readonly #ledger: Ledger;
   /** Leased from the pool: its mapping goes back there on destroy. */
   readonly #leased: boolean;
-  /** The views handed out and not yet detached (made on the first view). */
+  /** The internal views handed out and not yet detached (made on the first one). */
   #views: Set<ArrayBuffer> | undefined;
   #protection: Protection = 'readwrite';
   #alive = true;
@@ -351,6 +520,7 @@ export class GuardedRegion {
    */
   static allocate(size: number, ledger: Ledger): GuardedRegion {
     const lib = addon();
+    reclaimViews(lib);
     const map = mapWithRoom(lib, innerLengthFor(size), false);
     GuardedRegion.#prepareSlack(lib, map, size);
     return new GuardedRegion(lib, map, size, ledger, false);
@@ -364,6 +534,7 @@ export class GuardedRegion {
    */
   static lease(size: number, ledger: Ledger): GuardedRegion {
     const lib = addon();
+    reclaimViews(lib);
     const innerLength = innerLengthFor(size);
     const map = pool.take(innerLength) ?? mapWithRoom(lib, innerLength, true);
     GuardedRegion.#prepareSlack(lib, map, size);
@@ -417,25 +588,37 @@ export class GuardedRegion {
   }
 
   /**
-   * A new view of the data: an external ArrayBuffer, detached by {@link revoke} or {@link destroy}.
+   * A new view of the data: an external ArrayBuffer. An `internal` view (one this package uses and
+   * never hands out) is detached by {@link revoke} or {@link destroy}. Any other view is never
+   * detached: when the region is destroyed its memory becomes a tombstone (wiped, `PROT_NONE`, never
+   * reused) for as long as V8 holds the view's memory, so that a kept view faults.
    * @throws {SecureMemoryError} `ERR_SECRET_CLOSED` when destroyed.
    */
-  view(): Uint8Array {
+  view(internal = false): Uint8Array {
     if (!this.#alive) throw destroyed();
-    const buffer = externalView(this.#lib, this.data, this.size);
-    (this.#views ??= new Set()).add(buffer);
+    const token = nextToken;
+    nextToken += 1;
+    const buffer = externalView(this.#lib, this.data, this.size, token);
     owners.set(buffer, this);
-    return new Uint8Array(buffer);
+    if (internal) {
+      (this.#views ??= new Set()).add(buffer);
+    } else {
+      this.#map.outstanding.set(token, new WeakRef(buffer));
+      viewMappings.set(token, this.#map);
+    }
+    return new GuardedView(buffer);
   }
 
-  /** Detaches the view's ArrayBuffer: every typed array over it now has length 0. */
+  /**
+   * Ends the use of a view: an internal one is detached (every typed array over it has length 0); any
+   * other stays as it is (the caller makes the memory inaccessible, or destroys the region).
+   */
   revoke(view: Uint8Array): void {
     this.#detach(view.buffer as ArrayBuffer);
   }
 
   #detach(buffer: ArrayBuffer): void {
     if (this.#views?.delete(buffer) !== true) return;
-    owners.delete(buffer);
     if (this.#lib.detach(buffer) !== 0) this.#map.pinned = true;
   }
 
@@ -510,9 +693,17 @@ export class GuardedRegion {
     const lib = this.#lib;
     const ledger = this.#ledger;
     this.#retire();
-    if (this.#leased && intact && !map.pinned && pool.accepts(map.innerLength)) {
+    const viewed = map.outstanding.size > 0;
+    if (this.#leased && intact && !map.pinned && !viewed && pool.accepts(map.innerLength)) {
       lib.wipe(this.data, this.size);
       pool.give(map);
+      return intact;
+    }
+    if (viewed && !map.pinned) {
+      const errno = entomb(lib, map);
+      if (tombstones.size > MAX_TOMBSTONES) forceReclaim(lib, MAX_TOMBSTONES);
+      // Wiped and kept, but a kept view would read zeros instead of faulting: say so.
+      if (errno !== 0) throw systemError(ErrorCode.PROTECTION_FAILED, 'mprotect', errno, map.innerLength);
       return intact;
     }
     lib.wipe(map.inner, map.innerLength);
@@ -533,7 +724,18 @@ export class GuardedRegion {
    */
   #discard(): void {
     const map = this.#map;
-    if (map.pinned || this.#lib.unmap(map.base, map.total) !== 0) return;
+    if (map.pinned) return;
+    if (map.outstanding.size > 0) {
+      // A view kept past its access must never reach reused memory: the mapping stays, inaccessible,
+      // until V8 releases the views (then it is unmapped, as a tombstone is).
+      if (this.#lib.protect(map.inner, map.innerLength, this.#lib.PROT_NONE) !== 0) return;
+      map.entombed = true;
+      tombstones.add(map);
+      this.#retire();
+      if (this.#leased) pool.stats.discarded += 1;
+      return;
+    }
+    if (this.#lib.unmap(map.base, map.total) !== 0) return;
     mapBudget.removed();
     this.#retire();
     if (this.#leased) pool.stats.discarded += 1;

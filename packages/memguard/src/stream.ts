@@ -6,10 +6,10 @@
  */
 import { ErrorCode, Redacted, SecureMemoryRangeError, assertBytes, invalidThis } from '@secure-memory/core';
 import { type LockedBuffer, leaseBuffer } from './buffer.js';
-import { openSealed } from './enclave.js';
+import { openSealed, sealCopy } from './enclave.js';
 import { frozen, integrityError } from './errors.js';
-import { type Sealed, openInto, sealAt, sealBytes } from './key.js';
-import { GuardedRegion, Ledger, writable } from './region.js';
+import { type Sealed, isCurrent, openInto, purgedError, sealAt } from './key.js';
+import { assertReadable, GuardedRegion, Ledger, writable } from './region.js';
 
 /** The largest chunk a Stream seals (16 KiB, memguard's four pages). */
 export const STREAM_CHUNK_SIZE = 16 * 1024;
@@ -71,8 +71,8 @@ export class Stream extends Redacted {
 
   /**
    * Seals `src` into the stream, in chunks of at most {@link STREAM_CHUNK_SIZE} bytes, then
-   * zero-fills `src`. Returns the number of bytes written (`src.byteLength`). The chunks are
-   * encrypted straight from `src`.
+   * zero-fills `src`. Returns the number of bytes written (`src.byteLength`). Each chunk is copied
+   * into a guarded region and sealed from there; `src.buffer` of a small source is never read.
    * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `src` is not a Uint8Array; `ERR_INVALID_ARG_VALUE` when detached.
    * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when `src` is a read-only view of this
    * package's memory (nothing is written).
@@ -80,11 +80,14 @@ export class Stream extends Redacted {
   write(src: Uint8Array): number {
     const self = Stream.#check(this);
     assertBytes(src, 'src');
+    assertReadable(src);
     if (!writable(src)) throw frozen('The "src" argument');
     const length = src.byteLength;
     const sealed: Sealed[] = [];
     for (let offset = 0; offset < length; offset += STREAM_CHUNK_SIZE) {
-      sealed.push(sealBytes(src.subarray(offset, Math.min(length, offset + STREAM_CHUNK_SIZE))));
+      const end = Math.min(length, offset + STREAM_CHUNK_SIZE);
+      // A subarray only of a source longer than a chunk, whose bytes are never on the V8 heap.
+      sealed.push(sealCopy(offset === 0 && end === length ? src : src.subarray(offset, end)));
     }
     src.fill(0);
     for (const chunk of sealed) self.#chunks.push(chunk);
@@ -105,15 +108,19 @@ export class Stream extends Redacted {
   read(target: Uint8Array): number {
     const self = Stream.#check(this);
     assertBytes(target, 'target');
+    assertReadable(target);
     if (!writable(target)) throw frozen('The "target" argument');
     const chunk = self.#front();
-    if (chunk === undefined || target.byteLength === 0) return 0;
+    if (chunk === undefined) return 0;
+    // An empty target reads nothing, but a chunk that can no longer be opened is still reported.
+    if (!isCurrent(chunk)) throw purgedError();
+    if (target.byteLength === 0) return 0;
     const region = GuardedRegion.lease(chunk.size, reading);
     let count: number;
     let rest: Sealed | undefined;
     try {
       openInto(chunk, region.data);
-      const view = region.view();
+      const view = region.view(true);
       try {
         count = Math.min(target.byteLength, chunk.size);
         target.set(view.subarray(0, count));

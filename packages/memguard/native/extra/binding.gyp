@@ -1,0 +1,21 @@
+# Addons for this package's development only; never built at install, never loaded by the package's
+# entry point (the addon users install is ../../binding.gyp's `memguard`, without any of this):
+#   memguard_test:  the fault seam (MEMGUARD_TEST_SEAM) and the floors, for src/testing.ts (not published)
+#   memguard_bench: the benchmark floors only (MEMGUARD_FLOORS), for `@secure-memory/memguard/bench`
+# Each is ../memguard.cc with its defines (test.cc, bench.cc: one object file per target).
+# Built by `node native/build.mjs` (the package's build script) into native/extra/build/Release/.
+{
+  "target_defaults": {
+    "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+    "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+    "cflags!": ["-fno-exceptions"],
+    "cflags_cc!": ["-fno-exceptions"],
+    "cflags": ["-fvisibility=hidden", "-fstack-protector-strong", "-Wall", "-Wextra"],
+    "cflags_cc": ["-fvisibility=hidden", "-fstack-protector-strong", "-Wall", "-Wextra"],
+    "xcode_settings": { "GCC_SYMBOLS_PRIVATE_EXTERN": "YES" }
+  },
+  "targets": [
+    { "target_name": "memguard_test", "sources": ["test.cc"] },
+    { "target_name": "memguard_bench", "sources": ["bench.cc"] }
+  ]
+}
