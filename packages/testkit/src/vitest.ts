@@ -5,7 +5,8 @@
  * @module
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { GUARANTEE_FLAGS, type SecretFactory, loadBackend } from '@secure-memory/core';
+import { GUARANTEE_FLAGS, type SecretFactory } from '@secure-memory/core';
+import { loadTarget } from './load.js';
 import { BAD_INPUTS, CONTRACT_CHECKS, runBadInput } from './contract.js';
 import { type ConformanceTarget, assertTarget } from './conformance.js';
 import { runAsyncInterleaving, runWorkers } from './concurrency.js';
@@ -38,7 +39,7 @@ export function describeConformance(config: DescribeConformanceOptions): void {
   describe(`conformance: ${config.name}`, () => {
     let factory: SecretFactory;
     beforeAll(async () => {
-      factory = await loadBackend(config.module, config.options);
+      factory = await loadTarget(config.module, config.options);
     });
 
     describe('contract', () => {
