@@ -143,10 +143,10 @@ async function measure(c: Case, plan: BenchPlan): Promise<Omit<BenchResult, 'rat
     return {
       backend: c.backend,
       operation: c.operation,
-      medianNs: Math.round(medianNs),
-      p25Ns: Math.round(p25Ns),
-      p75Ns: Math.round(p75Ns),
-      spreadPct: Math.round(((p75Ns - p25Ns) / medianNs) * 1000) / 10,
+      medianNs,
+      p25Ns,
+      p75Ns,
+      spreadPct: ((p75Ns - p25Ns) / medianNs) * 100,
       batches: plan.batches,
       iterationsPerBatch: plan.iterations,
       floor: c.floor,
@@ -428,8 +428,8 @@ export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan
   if (floorModule !== undefined) {
     log('measuring the native floor (memguard addon)');
     floor = {
-      mprotectPairNs: Math.round(medianOf(5, () => floorModule.floorMprotectPairNs(plan.iterations * 5))),
-      guardedAllocNs: Math.round(medianOf(5, () => floorModule.floorGuardedAllocNs(plan.iterations))),
+      mprotectPairNs: medianOf(5, () => floorModule.floorMprotectPairNs(plan.iterations * 5)),
+      guardedAllocNs: medianOf(5, () => floorModule.floorGuardedAllocNs(plan.iterations)),
       source: '@secure-memory/memguard',
     };
   } else {
@@ -470,8 +470,8 @@ export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan
     const floorNs = c.floor === 'mprotectPair' ? floor.mprotectPairNs : c.floor === 'guardedAlloc' ? floor.guardedAllocNs : null;
     results.push({
       ...measured,
-      ratioToFloor: floorNs === null ? null : Math.round((measured.medianNs / floorNs) * 100) / 100,
-      ...(c.bytes === undefined ? {} : { throughputMBps: Math.round((c.bytes / measured.medianNs) * 1000) }),
+      ratioToFloor: floorNs === null ? null : measured.medianNs / floorNs,
+      ...(c.bytes === undefined ? {} : { throughputMBps: (c.bytes / measured.medianNs) * 1000 }),
     });
   }
   return {
@@ -492,17 +492,17 @@ export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan
 export function formatBench(report: BenchReport): string {
   const f = report.floor;
   const lines = [
-    `floor (C loop in the memguard addon): mprotect pair ${f.mprotectPairNs ?? 'n/a'} ns, guarded alloc+free ${f.guardedAllocNs ?? 'n/a'} ns`,
+    `floor (C loop in the memguard addon): mprotect pair ${f.mprotectPairNs === null ? 'n/a' : Math.round(f.mprotectPairNs)} ns, guarded alloc+free ${f.guardedAllocNs === null ? 'n/a' : Math.round(f.guardedAllocNs)} ns`,
     '',
   ];
   const header = ['backend', 'operation', 'median ns', 'p25-p75 ns', 'spread', 'x floor'];
   const rows = report.results.map((r) => [
     r.backend,
     r.operation,
-    String(r.medianNs),
-    `${r.p25Ns}-${r.p75Ns}`,
-    `${r.spreadPct}%`,
-    r.throughputMBps !== undefined ? `${r.throughputMBps} MB/s` : r.ratioToFloor === null ? 'n/a' : `${r.ratioToFloor}x`,
+    String(Math.round(r.medianNs)),
+    `${Math.round(r.p25Ns)}-${Math.round(r.p75Ns)}`,
+    `${r.spreadPct.toFixed(1)}%`,
+    r.throughputMBps !== undefined ? `${Math.round(r.throughputMBps)} MB/s` : r.ratioToFloor === null ? 'n/a' : `${r.ratioToFloor.toFixed(2)}x`,
   ]);
   const widths = header.map((_, c) => Math.max(...[header, ...rows].map((row) => (row[c] as string).length)));
   const line = (row: string[]): string => row.map((cell, c) => (c >= 2 ? cell.padStart(widths[c] as number) : cell.padEnd(widths[c] as number))).join('  ');

@@ -3,6 +3,7 @@
  * The `secure-memory` command.
  * @module
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { resolveBackendSpecifier } from '@secure-memory/core';
 import { formatDoctor, runDoctor } from './doctor.js';
@@ -31,8 +32,29 @@ Commands:
                                  the backend's mappings and open descriptors must be back at their
                                  baseline and memory flat (exit 1 when not)
 Options:
-  --json     machine-readable output on stdout (progress stays on stderr)
-  -h, --help this text`;
+  --json         machine-readable output on stdout (progress stays on stderr)
+  -h, --help     this text
+  -v, --version  the version of the command
+
+Each command takes only the options shown beside it. Exit status: 0 when all is well, 1 when a
+check failed (a report not ok, a backend that does not load, an error while running), 2 for a
+usage error (an unknown command or option, a bad value).`;
+
+/** The options each command takes (besides --help and --version). */
+const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
+  report: ['json'],
+  doctor: ['json'],
+  bench: ['json', 'short'],
+  conformance: ['backend', 'options', 'json'],
+  fuzz: ['backend', 'options', 'seed', 'runs', 'path', 'replay-path', 'json'],
+  soak: ['backend', 'options', 'ops', 'secrets', 'json'],
+};
+
+/** This package's version, from its package.json. */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 /** The backends the benchmark measures: every matrix column but the control. */
 const BENCH_TARGETS = DEFAULT_TARGETS.filter((t) => t.name !== 'control');
@@ -60,29 +82,38 @@ async function main(argv: string[]): Promise<number> {
       args: argv,
       allowPositionals: true,
       options: {
-        json: { type: 'boolean', default: false },
+        json: { type: 'boolean' },
         backend: { type: 'string' },
         options: { type: 'string' },
-        short: { type: 'boolean', default: false },
+        short: { type: 'boolean' },
         seed: { type: 'string' },
         runs: { type: 'string' },
         path: { type: 'string' },
         'replay-path': { type: 'string' },
         ops: { type: 'string' },
         secrets: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
       },
     });
   } catch (error) {
     fail((error as Error).message);
   }
   const { values, positionals } = parsed;
-  const command = positionals[0] ?? 'report';
-  if (values.help) {
+  if (values.version === true) {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const command = positionals[0];
+  if (values.help === true || command === undefined) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
+  const allowed = COMMAND_OPTIONS[command];
+  if (allowed === undefined) fail(`unknown command "${command}"`);
   if (positionals.length > 1) fail(`unexpected argument "${positionals[1]}"`);
+  const misplaced = Object.keys(values).filter((name) => !allowed.includes(name));
+  if (misplaced.length > 0) fail(`${command} does not take --${misplaced[0]}`);
 
   if (command === 'doctor') {
     const items = await runDoctor();
@@ -186,6 +217,6 @@ main(process.argv.slice(2)).then(
   },
   (error: unknown) => {
     process.stderr.write(`secure-memory: ${(error as Error).stack ?? String(error)}\n`);
-    process.exitCode = 2;
+    process.exitCode = 1;
   },
 );

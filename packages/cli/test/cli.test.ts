@@ -1,9 +1,41 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
-const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
+const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 600_000 });
+
+describe('command-line conventions', () => {
+  it('--version and -v print the package version', () => {
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-v']) {
+      const result = run(flag);
+      expect(result.status, result.stderr).toBe(0);
+      expect(result.stdout).toBe(`${version}\n`);
+    }
+  });
+
+  it('no command prints the help and exits 0, as --help does', () => {
+    const none = run();
+    expect(none.status).toBe(0);
+    expect(none.stdout).toMatch(/^Usage: secure-memory <command>/);
+    expect(run('--help').stdout).toBe(none.stdout);
+  });
+
+  it('an option the command does not take is a usage error (2), not ignored', () => {
+    for (const args of [
+      ['bench', '--backend', '@secure-memory/does-not-exist'],
+      ['doctor', '--short'],
+      ['report', '--backend', 'sodium'],
+      ['conformance', '--seed', '1'],
+    ]) {
+      const result = run(...args);
+      expect(result.status, args.join(' ')).toBe(2);
+      expect(result.stderr, args.join(' ')).toMatch(/does not take --/);
+    }
+  });
+});
 
 describe('secure-memory doctor', () => {
   it('prints the machine facts as stable JSON', () => {

@@ -13,7 +13,7 @@ const PACKAGES = ['core', 'protected-memory', 'sodium-backend', 'memguard', 'tes
 const BACKENDS = ['protected-memory', 'sodium', 'memguard'];
 
 function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): SpawnSyncReturns<string> {
-  const result = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: 240_000, env: { ...process.env, ...env } });
+  const result = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: 600_000, env: { ...process.env, ...env } });
   if (result.status !== 0) {
     throw new Error(`${command} ${args.join(' ')} failed (${result.status ?? result.signal}):\n${result.stderr.slice(-2000)}`);
   }
@@ -35,7 +35,7 @@ beforeAll(() => {
   const files = readdirSync(tarballs).map((f) => join(tarballs, f));
   expect(files).toHaveLength(PACKAGES.length);
   run('npm', ['install', '--no-audit', '--no-fund', ...files], app);
-}, 600_000);
+}, 900_000);
 
 afterAll(() => {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });

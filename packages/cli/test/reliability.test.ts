@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 const OVERLAP = fileURLToPath(new URL('../../testkit/test/fixtures/overlap-backend.mjs', import.meta.url));
-const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 300_000, maxBuffer: 16 << 20 });
+const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 600_000, maxBuffer: 16 << 20 });
 
 /** Splits a printed replay command back into arguments (it quotes with single quotes). */
 function replayArgs(line: string): string[] {
@@ -31,7 +31,7 @@ describe('secure-memory soak --ops 20000 (every backend and mode, 1000 live secr
   beforeAll(() => {
     result = run('soak', '--ops', '20000', '--json');
     reports = (JSON.parse(result.stdout) as { reports: typeof reports }).reports;
-  }, 300_000);
+  }, 900_000);
 
   it('soaks all six backends and modes, with progress on stderr', () => {
     expect(result.status, result.stderr).toBe(0);

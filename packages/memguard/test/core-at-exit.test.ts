@@ -59,7 +59,7 @@ async function coreAtExit(when: 'purge' | 'no-purge', advice: 'advised' | 'unadv
     const args = [fixture('core-at-exit.mjs'), when, advice, dumper];
     const command = dumper === 'kernel' ? ['prlimit', '--core=unlimited', '--', process.execPath, ...args] : [process.execPath, ...args];
     const child = spawn(command[0] as string, command.slice(1), { cwd: dir, stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 600_000);
     const parts: Buffer[] = [];
     (child.stdio[3] as Readable).on('data', (b: Buffer) => parts.push(b));
     const plaintext = new Promise<Buffer>((resolve) => (child.stdio[3] as Readable).on('end', () => resolve(Buffer.concat(parts))));
@@ -82,7 +82,7 @@ async function coreAtExit(when: 'purge' | 'no-purge', advice: 'advised' | 'unadv
         if (event.event !== 'dumping') continue;
         held = { buffers: event.buffers, secrets: event.secrets, pooled: event.pooled };
         if (dumper === 'gcore') {
-          const run = spawnSync('gcore', ['-o', join(dir, 'gcore'), String(event.pid)], { encoding: 'utf8', timeout: 60_000 });
+          const run = spawnSync('gcore', ['-o', join(dir, 'gcore'), String(event.pid)], { encoding: 'utf8', timeout: 600_000 });
           gcoreFile = readdirSync(dir).find((f) => f.startsWith('gcore')) ?? `none (gcore exit ${run.status}: ${run.stderr})`;
           child.stdin?.end('go\n');
         }

@@ -80,7 +80,7 @@ export const hasSetpriv = ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => exist
 export function runFixture(
   name: string,
   args: string[] = [],
-  { wrap = [], node = [], timeout = 60_000 }: { wrap?: string[]; node?: string[]; timeout?: number } = {},
+  { wrap = [], node = [], timeout = 600_000 }: { wrap?: string[]; node?: string[]; timeout?: number } = {},
 ): SpawnSyncReturns<string> {
   const command = [...wrap, process.execPath, ...node, fixture(name), ...args];
   return spawnSync(command[0] as string, command.slice(1), { encoding: 'utf8', timeout });

@@ -41,7 +41,7 @@ function runCapacity(secretMemory: string, count: number, toLimit: boolean, meml
   const argv = [process.execPath, fixture('capacity.mjs'), secretMemory, String(count), toLimit ? 'to-limit' : 'no'];
   const [command, ...args] = unprivileged(argv, { memlock });
   return new Promise((resolve, reject) => {
-    const child = spawn(command as string, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+    const child = spawn(command as string, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));

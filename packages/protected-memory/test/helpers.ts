@@ -56,7 +56,7 @@ export const hasSetpriv = ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => exist
 /** Runs a fixture with node; `wrap` puts commands (prlimit, setpriv) in front. */
 export function runFixture(name: string, args: string[], wrap: string[] = []): SpawnSyncReturns<string> {
   const command = [...wrap, process.execPath, fixture(name), ...args];
-  return spawnSync(command[0] as string, command.slice(1), { encoding: 'utf8', timeout: 60_000 });
+  return spawnSync(command[0] as string, command.slice(1), { encoding: 'utf8', timeout: 600_000 });
 }
 
 /** The JSON line a fixture printed. */

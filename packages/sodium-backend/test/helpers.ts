@@ -44,7 +44,7 @@ export interface ChildResult {
 export function runFixture(name: string, args: string[] = [], { asNobody = false } = {}): ChildResult {
   const fixture = fileURLToPath(new URL(`./fixtures/${name}.mjs`, import.meta.url));
   const [command, ...argv] = asNobody ? unprivileged([process.execPath, fixture, ...args]) : [process.execPath, fixture, ...args];
-  const child = spawnSync(command as string, argv, { encoding: 'utf8', timeout: 120_000, maxBuffer: 16 * 1024 * 1024 });
+  const child = spawnSync(command as string, argv, { encoding: 'utf8', timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
   const lines = child.stdout.split('\n').filter((l) => l.startsWith('{'));
   const last = lines.at(-1);
   return {

@@ -153,16 +153,30 @@ export interface InterleavingResult {
   problems: string[];
 }
 
+/** Resolves after `n` turns of the event loop (`setImmediate`), so the order of waits never depends on the clock. */
+const turns = (n: number): Promise<void> =>
+  new Promise((resolve) => {
+    const step = (left: number): void => {
+      if (left === 0) resolve();
+      else setImmediate(step, left - 1);
+    };
+    step(n);
+  });
+
+/**
+ * A random wait: a microtask, one turn, or several turns of the event loop. No timers: with a seed,
+ * the interleaving is the same on an idle machine and on a busy one.
+ */
 const delay = (rng: () => number): Promise<void> => {
   const r = rng();
   if (r < 0.3) return Promise.resolve();
-  if (r < 0.6) return new Promise((resolve) => setImmediate(resolve));
-  return new Promise((resolve) => setTimeout(resolve, Math.floor(rng() * 4)));
+  if (r < 0.6) return turns(1);
+  return turns(2 + Math.floor(rng() * 4));
 };
 
 /**
  * Heavy async interleaving in one thread: hundreds of overlapping `withBytesAsync` on a few
- * secrets, each awaiting random delays (microtasks, `setImmediate`, timers) and checking its view
+ * secrets, each awaiting random delays (microtasks and turns of the event loop) and checking its view
  * before and after every wait, some rejecting, with secrets closed (and replaced) in between while
  * accesses are pending. After every settlement and every close, `stats().inUse` must equal the
  * secrets not closed plus the closed ones that still have pending accesses: a secret is freed

@@ -5,13 +5,13 @@
  * @module
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { GUARANTEE_FLAGS, type SecretFactory } from '@secure-memory/core';
+import { ErrorCode, GUARANTEE_FLAGS, type GuaranteeFlag, type SecretFactory, SecureMemoryTypeError } from '@secure-memory/core';
 import { loadTarget } from './load.js';
 import { BAD_INPUTS, CONTRACT_CHECKS, runBadInput } from './contract.js';
 import { type ConformanceTarget, assertTarget } from './conformance.js';
 import { runAsyncInterleaving, runWorkers } from './concurrency.js';
 import { CONFORMANCE_FUZZ_RUNS, CONFORMANCE_FUZZ_SEED, runFuzz } from './fuzz.js';
-import { type GuaranteeVerdict, judge } from './judge.js';
+import { type GuaranteeStatus, type GuaranteeVerdict, judge } from './judge.js';
 import { observe } from './observe.js';
 
 /** Options of {@link describeConformance}. */
@@ -24,11 +24,29 @@ export interface DescribeConformanceOptions extends ConformanceTarget {
   fuzz?: false | { seed?: number; numRuns?: number };
   /** The worker-thread check (default 4 threads of 3000 operations); `false` leaves it out. */
   workers?: false | { threads?: number; operations?: number };
+  /**
+   * The exact status every flag must come out with, claimed or not (every flag named). Without it,
+   * claimed flags must be `verified` and unclaimed ones may be `holds`, `absent` or `skipped`; with
+   * it, a flag that moves (from `holds` to `absent`, say) fails its test.
+   */
+  expected?: Readonly<Record<GuaranteeFlag, GuaranteeStatus>>;
+}
+
+const STATUSES: readonly GuaranteeStatus[] = ['verified', 'violated', 'holds', 'absent', 'skipped'];
+
+function assertExpected(expected: unknown): void {
+  if (expected === undefined) return;
+  const entries = typeof expected === 'object' && expected !== null ? Object.entries(expected) : [];
+  const named = new Set(entries.map(([flag]) => flag));
+  const complete = GUARANTEE_FLAGS.every((flag) => named.has(flag)) && named.size === GUARANTEE_FLAGS.length;
+  if (!complete || !entries.every(([, status]) => STATUSES.includes(status as GuaranteeStatus))) {
+    throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_VALUE, `describeConformance: "expected" must give one of ${STATUSES.join(', ')} for each of ${GUARANTEE_FLAGS.join(', ')}`);
+  }
 }
 
 /**
  * Declares the conformance suite of one backend. Claimed guarantees must be `verified`; unclaimed
- * ones are probed and must come out `holds`, `absent` or `skipped`.
+ * ones are probed and must come out `holds`, `absent` or `skipped`, or exactly as `expected` says.
  * @example
  * ```ts
  * describeConformance({ name: 'mine', module: '/abs/path/to/my-backend.js' });
@@ -36,6 +54,7 @@ export interface DescribeConformanceOptions extends ConformanceTarget {
  */
 export function describeConformance(config: DescribeConformanceOptions): void {
   assertTarget(config);
+  assertExpected(config.expected);
   describe(`conformance: ${config.name}`, () => {
     let factory: SecretFactory;
     beforeAll(async () => {
@@ -58,7 +77,7 @@ export function describeConformance(config: DescribeConformanceOptions): void {
         console.log(`fuzz ${config.name}: seed ${seed}, ${result.numRuns} runs, ${result.commandsRun} commands, ${result.operations} operations`);
         if (!result.ok) expect.fail(result.failure?.text ?? 'the fuzz failed');
         expect(result.numRuns).toBe(numRuns);
-      }, 300_000);
+      }, 900_000);
     });
 
     describe('concurrency', () => {
@@ -68,26 +87,27 @@ export function describeConformance(config: DescribeConformanceOptions): void {
         const result = await runWorkers({ module: config.module, ...(config.options === undefined ? {} : { options: config.options }), workers: threads, operations, mainFactory: factory });
         expect(result.threads.filter((t) => !t.ok)).toEqual([]);
         expect(result.threads).toHaveLength(threads + 1);
-      }, 120_000);
+      }, 900_000);
 
       it('hundreds of overlapping async accesses on a few secrets, closed while pending: each freed when its last access ends', async () => {
         const result = await runAsyncInterleaving(factory, { accesses: 600, secrets: 4, seed: 7 });
         expect(result.problems).toEqual([]);
-        // How many overlap depends on timers (about 200 here, under 50 on a loaded machine): require a clear overlap, not a number.
-        expect(result.maxPending).toBeGreaterThanOrEqual(20);
+        // The waits are turns of the event loop, not timers: for a seed the overlap is the same on a busy machine.
+        expect(result.maxPending).toBeGreaterThanOrEqual(100);
         expect(result.closes).toBeGreaterThan(0);
         expect(result.refused).toBeGreaterThan(0);
-      }, 120_000);
+      }, 900_000);
     });
 
     describe.skipIf(config.skipGuarantees === true || process.platform !== 'linux')('guarantees, observed from outside', () => {
       let verdicts: Record<string, GuaranteeVerdict>;
       beforeAll(async () => {
         verdicts = judge(await observe(config.module, config.options));
-      }, 300_000);
+      }, 900_000);
       for (const flag of GUARANTEE_FLAGS) {
         it(flag, () => {
           const v = verdicts[flag] as GuaranteeVerdict;
+          if (config.expected !== undefined) expect(v.status, `${flag} (${v.claimed ? 'claimed' : 'not claimed'}): ${v.detail}`).toBe(config.expected[flag]);
           if (v.claimed) expect(v.status, `${flag} is claimed: ${v.detail}`).toBe('verified');
           else expect(['holds', 'absent', 'skipped'], `${flag} is not claimed: ${v.detail}`).toContain(v.status);
         });

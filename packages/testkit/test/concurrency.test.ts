@@ -32,8 +32,8 @@ describe('runAsyncInterleaving', () => {
   it('holds many accesses at once, refuses new ones on closed secrets, frees each at its last access', async () => {
     const result = await runAsyncInterleaving(await loadBackend(CONTROL), { accesses: 600, secrets: 4, seed: 7 });
     expect(result.problems).toEqual([]);
-    // How many overlap depends on timers (about 200 here, under 50 on a loaded machine): require a clear overlap, not a number.
-    expect(result.maxPending).toBeGreaterThanOrEqual(20);
+    // The waits are turns of the event loop, not timers: seed 7 holds 194 at once on any machine, busy or idle.
+    expect(result.maxPending).toBeGreaterThanOrEqual(100);
     expect(result.closes).toBeGreaterThan(0);
     expect(result.refused).toBeGreaterThan(0);
   });

