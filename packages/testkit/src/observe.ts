@@ -59,7 +59,8 @@ class ChildSession {
   readonly exited: Promise<ChildOutcome>;
 
   constructor(config: ChildConfig) {
-    this.#child = spawn(process.execPath, ['--expose-gc', CHILD_SCRIPT, JSON.stringify(config)], {
+    // The holder collects garbage before its last scan; the flag is not given to others (worker threads refuse it in execArgv).
+    this.#child = spawn(process.execPath, [...(config.mode === 'hold' ? ['--expose-gc'] : []), CHILD_SCRIPT, JSON.stringify(config)], {
       stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
     });
     const limit = CHILD_TIMEOUT_MS[config.mode];
