@@ -115,6 +115,32 @@ function afterCloseFinding(o: Observations): { ok: boolean; detail: string } {
   return { ok: false, detail: `the kept-view-after-close probe ended without a result (code ${k.code}, signal ${k.signal})` };
 }
 
+const inRange = (address: string, m: MappingRecord): boolean => {
+  const [start, end] = m.range.split('-').map((x) => BigInt(`0x${x}`)) as [bigint, bigint];
+  const a = BigInt(address);
+  return a >= start && a < end;
+};
+
+/**
+ * Why mappings the scan could not read may hide plaintext, or `undefined` when they cannot: every
+ * secret's region is known, its plaintext was found inside that region during access (so the
+ * location is true), and no region lies in an unreadable mapping.
+ */
+function hiddenFromScan(o: Observations, unreadable: { mapping: MappingRecord; code: string }[], regions: (RegionView | null)[]): string | undefined {
+  if (unreadable.length === 0) return undefined;
+  const list = `${unreadable.length} mapping(s) with data could not be read (${unreadable.map((u) => `${describe(u.mapping)}: ${u.code}`).join('; ')})`;
+  if (regions.length === 0 || regions.some((r) => r === null)) return `${list} and the backend does not say where its secrets are: a copy there cannot be ruled out`;
+  const located = o.regions.access.every((r, i) => {
+    if (r === null) return false;
+    const start = BigInt(r.address);
+    return heldHits(o, 'access').some((h) => h.secret === i && h.encoding === 'raw' && BigInt(h.address) >= start && BigInt(h.address) < start + BigInt(r.size));
+  });
+  if (!located) return `${list}, and the plaintext was not found inside the regions the backend points at during access: a copy there cannot be ruled out`;
+  const inside = regions.filter((r) => r !== null && unreadable.some((u) => inRange(r.address, u.mapping)));
+  if (inside.length > 0) return `${inside.length} secret region(s) lie in mappings that could not be read (${list}): a copy there cannot be ruled out`;
+  return undefined;
+}
+
 function observeFlag(flag: GuaranteeFlag, o: Observations): Finding {
   const idleHits = heldHits(o, 'idle');
   const accessHits = heldHits(o, 'access');
@@ -124,9 +150,10 @@ function observeFlag(flag: GuaranteeFlag, o: Observations): Finding {
       const closed = o.scans.closed;
       const worker = o.workerError === null ? `, and ${o.workerHeld.length} secrets of a terminated worker thread` : ` (the worker-thread probe could not run: ${o.workerError})`;
       if (closed.hits.length > 0) return { holds: false, detail: `after close and GC, ${describeHits(closed.hits)}` };
-      if (closed.unreadable.length > 0) {
-        return { holds: undefined, detail: `0 copies after close, but ${closed.unreadable.length} mapping(s) with data could not be read (${closed.unreadable.map((u) => `${describe(u.mapping)}: ${u.code}`).join('; ')}): a copy there cannot be ruled out` };
-      }
+      // Memory that cannot be read from outside may hold a copy, unless every secret's region is known
+      // (and tied to its plaintext) and none of them lies there.
+      const hidden = hiddenFromScan(o, closed.unreadable, o.regions.closed);
+      if (hidden !== undefined) return { holds: undefined, detail: `0 copies after close, but ${hidden}` };
       const seenBefore = idleHits.length + accessHits.length > 0;
       const regionsGone = o.regions.closed.filter((r) => r !== null && (r.mapping === null || r.readError === null)).length;
       if (!seenBefore && regionsGone === 0) return { holds: undefined, detail: 'the plaintext was never found before close and no region was located: 0 copies after close shows nothing' };
@@ -211,12 +238,10 @@ function observeFlag(flag: GuaranteeFlag, o: Observations): Finding {
 
     case 'encryptedAtRest': {
       if (idleHits.length > 0) return { holds: false, detail: `plaintext found while idle: ${hitsSummary(idleHits, 'idle')}` };
-      const unreadable = o.scans.idle.unreadable;
-      if (unreadable.length > 0) {
-        return { holds: undefined, detail: `0 copies idle, but ${unreadable.length} mapping(s) with data could not be read while idle (${unreadable.map((u) => `${describe(u.mapping)}: ${u.code}`).join('; ')}): plaintext there cannot be ruled out` };
-      }
       const found = new Set(accessHits.map((h) => h.secret)).size;
       if (found < o.held.length) return { holds: undefined, detail: `0 copies idle, but only ${found} of ${o.held.length} secrets were found during access, so the scan cannot tell encryption from invisibility` };
+      const hidden = hiddenFromScan(o, o.scans.idle.unreadable, o.regions.idle);
+      if (hidden !== undefined) return { holds: undefined, detail: `0 copies idle, but ${hidden}` };
       return { holds: true, detail: `0 copies idle in ${(o.scans.idle.scannedBytes / 2 ** 20).toFixed(0)} MiB, every mapping with data read; every secret found during access` };
     }
 
@@ -227,7 +252,7 @@ function observeFlag(flag: GuaranteeFlag, o: Observations): Finding {
       const seen = [...idleHits, ...accessHits];
       if (seen.length > 0) return { holds: false, detail: `an external scan read the plaintext: ${describeHits(seen)}` };
       if (!regionsKnown) return { holds: undefined, detail: 'the plaintext was not found, but the backend does not say where its regions are, so a failed read cannot be shown' };
-      const regions = [...o.regions.idle, ...o.regions.access] as RegionView[];
+      const regions = [...o.regions.idle, ...o.regions.access].filter((r): r is RegionView => r !== null);
       const readable = regions.filter((r) => r.readError === null);
       return readable.length === 0
         ? { holds: true, detail: `external reads of every region failed (${[...new Set(regions.map((r) => r.readError))].join(', ')}); 0 copies idle and during access` }

@@ -174,23 +174,35 @@ export function scanProcess(pid: number, plaintexts: readonly Uint8Array[], chun
   const buffer = new Uint8Array(new ArrayBuffer(chunkSize + search.overlap));
   const result: WindowScan = { hits: [], scannedBytes: 0, unreadable: [], mappings };
   const fd = openSync(`/proc/${pid}/mem`, 'r');
+  const scan = (mapping: Mapping): void => {
+    for (let at = mapping.start; at < mapping.end; at += BigInt(chunkSize)) {
+      const length = Number(at + BigInt(chunkSize + search.overlap) > mapping.end ? mapping.end - at : BigInt(chunkSize + search.overlap));
+      const got = readAt(fd, at, buffer, length);
+      result.scannedBytes += Math.min(got, chunkSize);
+      search.feed(buffer.subarray(0, got), at);
+    }
+  };
   try {
     for (const mapping of mappings) {
       if (SKIPPED.has(mapping.path) || (mapping.rss === 0 && mapping.swap === 0)) continue;
       try {
-        for (let at = mapping.start; at < mapping.end; at += BigInt(chunkSize)) {
-          const length = Number(at + BigInt(chunkSize + search.overlap) > mapping.end ? mapping.end - at : BigInt(chunkSize + search.overlap));
-          const got = readAt(fd, at, buffer as Buffer, length);
-          result.scannedBytes += Math.min(got, chunkSize);
-          search.feed(buffer.subarray(0, got), at);
-        }
+        scan(mapping);
       } catch (error) {
-        result.unreadable.push({ mapping, code: (error as NodeJS.ErrnoException).code ?? String(error) });
+        // The process may have changed its mappings since smaps was read (a region unmapped, a
+        // mapping split): read what lies in that range now, and keep only what still fails.
+        for (const now of readMappings(pid).filter((m) => m.start < mapping.end && m.end > mapping.start && !SKIPPED.has(m.path))) {
+          try {
+            scan(now);
+          } catch (again) {
+            result.unreadable.push({ mapping: now, code: (again as NodeJS.ErrnoException).code ?? String(again ?? error) });
+          }
+        }
       }
     }
   } finally {
     closeSync(fd);
   }
-  result.hits = search.hits().map((h) => ({ ...h, mapping: findMapping(mappings, h.address) as Mapping }));
+  result.mappings = readMappings(pid);
+  result.hits = search.hits().map((h) => ({ ...h, mapping: (findMapping(mappings, h.address) ?? findMapping(result.mappings, h.address)) as Mapping }));
   return result;
 }

@@ -101,3 +101,11 @@ describe('a WebAssembly.Memory backend gets its verdict', () => {
     expect(report.guarantees.excludedFromCoreDumps.status).toBe('absent');
   }, 300_000);
 });
+
+describe.skipIf(typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer !== 'function')('a view moved out with transfer() (Node 22+)', () => {
+  it('revoking views by detaching them does not stop transfer(): viewsRevoked violated', async () => {
+    const report = await run(LIAR, { lie: 'detach-views', claim: ['viewsRevoked'] });
+    expect(report.probes[3]).toMatchObject({ passed: false });
+    expect(report.guarantees.viewsRevoked).toMatchObject({ status: 'violated', detail: expect.stringMatching(/transfer\(\) still read the secret/) });
+  }, 120_000);
+});
