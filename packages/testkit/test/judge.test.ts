@@ -49,7 +49,7 @@ describe('no verdict on nothing', () => {
   it('encryptedAtRest needs every mapping with data read while idle: memfd_secret memory cannot be ruled out', () => {
     const o = nothingSeen(['encryptedAtRest']);
     o.scans.access = { hits: [{ secret: 0, label: 'createRandom(32)', encoding: 'raw', bytes: 32, address: '0x1000', mapping }], scannedBytes: 1, unreadable: [] };
-    o.scans.idle = { hits: [], scannedBytes: 1, unreadable: [{ mapping: { ...mapping, path: '/secretmem (deleted)', perms: 'rw-s' }, code: 'EIO' }] };
+    o.scans.idle = { hits: [], scannedBytes: 1, unreadable: [{ mapping: { ...mapping, range: '9000-a000', path: '/secretmem (deleted)', perms: 'rw-s' }, code: 'EIO' }] };
     expect(judge(o).encryptedAtRest).toMatchObject({ status: 'violated' });
     expect(judge(o).encryptedAtRest.detail).toMatch(/could not be read .* does not say where its secrets are/);
     // With the region known and the plaintext found inside it during access, other unreadable memory cannot hide it...
