@@ -11,7 +11,7 @@ import { BAD_INPUTS, CONTRACT_CHECKS, runBadInput } from './contract.js';
 import { type ConformanceTarget, assertTarget } from './conformance.js';
 import { runAsyncInterleaving, runWorkers } from './concurrency.js';
 import { CONFORMANCE_FUZZ_RUNS, CONFORMANCE_FUZZ_SEED, runFuzz } from './fuzz.js';
-import { type GuaranteeStatus, type GuaranteeVerdict, judge } from './judge.js';
+import { type GuaranteeStatus, type GuaranteeVerdict, type RealUseResult, judge, realUse } from './judge.js';
 import { observe } from './observe.js';
 
 /** Options of {@link describeConformance}. */
@@ -101,9 +101,15 @@ export function describeConformance(config: DescribeConformanceOptions): void {
 
     describe.skipIf(config.skipGuarantees === true || process.platform !== 'linux')('guarantees, observed from outside', () => {
       let verdicts: Record<string, GuaranteeVerdict>;
+      let probes: RealUseResult[];
       beforeAll(async () => {
-        verdicts = judge(await observe(config.module, config.options));
+        const observations = await observe(config.module, config.options);
+        verdicts = judge(observations);
+        probes = realUse(observations);
       }, 900_000);
+      it('real use: a view kept past close() never reads another secret', () => {
+        for (const p of probes.filter((x) => x.required)) expect(p.passed, p.detail).not.toBe(false);
+      });
       for (const flag of GUARANTEE_FLAGS) {
         it(flag, () => {
           const v = verdicts[flag] as GuaranteeVerdict;
