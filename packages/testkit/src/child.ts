@@ -184,27 +184,29 @@ function transfer(factory: SecretFactory): void {
   const secret = factory.createRandom(32);
   let moved: ArrayBuffer | undefined;
   let digest = '';
-  secret.withBytes((view) => {
-    digest = createHash('sha256').update(view).digest('hex');
-    try {
-      moved = (view.buffer as ArrayBuffer & { transfer(): ArrayBuffer }).transfer();
-      send({ event: 'transferred', byteLength: moved.byteLength });
-    } catch (error) {
-      send({ event: 'refused', name: (error as Error).name, code: (error as { code?: unknown }).code ?? null });
-    }
-  });
+  let own: Buffer | undefined;
+  try {
+    secret.withBytes((view) => {
+      digest = createHash('sha256').update(view).digest('hex');
+      // A copy kept to look for the secret inside a larger moved buffer (a slab); this child is not scanned.
+      own = Buffer.from(view);
+      try {
+        moved = (view.buffer as ArrayBuffer & { transfer(): ArrayBuffer }).transfer();
+        send({ event: 'transferred', byteLength: moved.byteLength });
+      } catch (error) {
+        send({ event: 'refused', name: (error as Error).name, code: (error as { code?: unknown }).code ?? null });
+      }
+    });
+  } catch (error) {
+    // The library noticed the transfer when the access ended: a loud failure, as it should be.
+    send({ event: 'access-error', code: (error as { code?: unknown }).code ?? null });
+  }
   send({ event: 'access-ended' });
   if (moved !== undefined) {
     const view = new Uint8Array(moved);
     const readable = view.byteLength > 0;
-    const same = readable && createHash('sha256').update(view).digest('hex') === digest;
-    // The secret's bytes may sit anywhere in a larger moved buffer (a slab): look for them there too.
-    let found = same;
-    if (!found && view.byteLength >= 32) {
-      secret.withBytes((own) => {
-        if (own.byteLength === 32) found = Buffer.from(view.buffer, view.byteOffset, view.byteLength).indexOf(Buffer.from(own.buffer, own.byteOffset, own.byteLength)) !== -1;
-      });
-    }
+    const whole = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+    const found = (readable && createHash('sha256').update(view).digest('hex') === digest) || (own !== undefined && whole.indexOf(own) !== -1);
     send({ event: 'read', byteLength: view.byteLength, secret: found, zeros: readable && view.every((b) => b === 0) });
   }
   try {

@@ -95,12 +95,17 @@ function transferFinding(o: Observations): { ok: boolean; detail: string; emptyS
   if (refused !== undefined) return { ok: true, detail: `transfer() of a view was refused (${String(refused.name)})`, emptySilently: false };
   const read = event(t, 'read');
   if (read === undefined) {
-    if (event(t, 'access-ended') !== undefined && died(t, 'SIGSEGV', 'SIGBUS')) return { ok: true, detail: `a view moved out with transfer() faulted (${t.signal}) when read after its access`, emptySilently: false };
+    if (event(t, 'access-ended') !== undefined && died(t, 'SIGSEGV', 'SIGBUS')) {
+      const loud = event(t, 'access-error');
+      return { ok: true, detail: `a view moved out with transfer() faulted (${t.signal}) when read after its access${loud === undefined ? '' : ` (the access ended with ${String(loud.code)})`}`, emptySilently: false };
+    }
     return { ok: false, detail: `the transfer probe ended without a result (code ${t.code}, signal ${t.signal})`, emptySilently: false };
   }
-  if (read.secret === true) return { ok: false, detail: 'a view moved out with transfer() still read the secret after its access', emptySilently: false };
-  if (read.zeros === true) return { ok: false, detail: 'a view moved out with transfer() read as zeros after its access (silently an empty key)', emptySilently: true };
-  return { ok: true, detail: `a view moved out with transfer() no longer reached the secret (byteLength ${String(read.byteLength)})`, emptySilently: false };
+  const loud = event(t, 'access-error');
+  const noticed = loud === undefined ? '' : ` (the access ended with ${String(loud.code)})`;
+  if (read.secret === true) return { ok: false, detail: `a view moved out with transfer() still read the secret after its access${noticed}`, emptySilently: false };
+  if (read.zeros === true && loud === undefined) return { ok: false, detail: 'a view moved out with transfer() read as zeros after its access (silently an empty key)', emptySilently: true };
+  return { ok: true, detail: `a view moved out with transfer() no longer reached the secret (byteLength ${String(read.byteLength)})${noticed}`, emptySilently: false };
 }
 
 /** What the kept-view-after-close probe saw. */
