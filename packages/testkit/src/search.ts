@@ -33,6 +33,8 @@ export interface WindowHit {
   address: bigint;
   /** How many plaintext bytes the copy holds (at least {@link WINDOW}, at most the plaintext's size). */
   bytes: number;
+  /** How many bytes of memory the copy spans. */
+  span: number;
 }
 
 interface Pattern {
@@ -182,14 +184,20 @@ export class PlaintextSearch {
       const key = `${pattern.needle}:${pattern.encoding}:${pattern.shift}:${diagonal}`;
       const bytes = Math.min(Math.floor(run / pattern.ratio), p.byteLength / pattern.ratio);
       const seen = this.#found.get(key);
-      if (seen === undefined) this.#found.set(key, { needle: pattern.needle, encoding: pattern.encoding, address: start, bytes });
-      else if (bytes > seen.bytes) this.#found.set(key, { ...seen, address: start < seen.address ? start : seen.address, bytes });
+      if (seen === undefined) this.#found.set(key, { needle: pattern.needle, encoding: pattern.encoding, address: start, bytes, span: run });
+      else if (bytes > seen.bytes) this.#found.set(key, { ...seen, address: start, bytes, span: run });
     }
   }
 
-  /** Every copy found so far, by address. */
+  /**
+   * Every copy found so far, by address. base64 and base64url share 62 of their 64 characters, so
+   * one copy can match both: where they overlap, only the longer match is kept.
+   */
   hits(): WindowHit[] {
-    return [...this.#found.values()].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+    const all = [...this.#found.values()].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+    const isBase64 = (h: WindowHit): boolean => h.encoding === 'base64' || h.encoding === 'base64url';
+    const overlaps = (a: WindowHit, b: WindowHit): boolean => a.address < b.address + BigInt(b.span) && b.address < a.address + BigInt(a.span);
+    return all.filter((h) => !isBase64(h) || !all.some((o) => o !== h && isBase64(o) && o.encoding !== h.encoding && o.needle === h.needle && overlaps(o, h) && (o.bytes > h.bytes || (o.bytes === h.bytes && o.encoding === 'base64'))));
   }
 }
 
