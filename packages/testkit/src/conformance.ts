@@ -195,7 +195,7 @@ async function runReliability(base: { module: string; options?: Record<string, u
   const run = await runChild({ ...base, mode: 'reliability' });
   const pick = (name: string, what: string): ReliabilityCheck => {
     const e = run.events.find((x) => x.event === name);
-    if (e !== undefined) return { ok: e.ok === true, detail: String(e.detail) };
+    if (e !== undefined) return { ok: e.ok === null ? null : e.ok === true, detail: String(e.detail) };
     return { ok: false, detail: `${what} did not finish: ${describeEnd(run)}` };
   };
   return { fuzz: pick('fuzz', 'the fuzz'), workers: pick('workers', 'the worker-thread check'), asyncInterleaving: pick('interleaving', 'the async interleaving') };
