@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PlaintextSearch, countInFile, findMapping, readMappings, scanMemory, tryReadRegion } from '@secure-memory/testkit';
+import { PlaintextSearch, coreSize, countInFile, findMapping, readMappings, scanMemory, tryReadRegion } from '@secure-memory/testkit';
 
 describe('countInFile', () => {
   it('counts needles that straddle chunk boundaries exactly once', () => {
@@ -94,5 +94,13 @@ describe('PlaintextSearch', () => {
     const search = new PlaintextSearch([plaintext, randomBytes(3000)]);
     search.feed(place([], 8 << 20), 0n);
     expect(search.hits()).toEqual([]);
+  });
+});
+
+describe('coreSize', () => {
+  it('counts what gcore writes: every mapping not marked dd, resident or not', () => {
+    const m = (start: bigint, end: bigint, vmFlags: string[], path = '') => ({ start, end, perms: '---p', path, rss: 0, swap: 0, vmFlags });
+    expect(coreSize([m(0x1000n, 0x3000n, ['mr']), m(0x3000n, 0x4000n, ['dd']), m(0x4000n, 0x5000n, [], '[vvar]'), m(0x10000n, 0x10000n + (10n << 30n), ['mr'])])).toBe(0x2000 + 10 * 2 ** 30);
+    expect(coreSize(readMappings(process.pid))).toBeGreaterThan(0);
   });
 });
