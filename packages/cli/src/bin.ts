@@ -187,11 +187,8 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'conformance' || command === 'report') {
     const targets = chooseTargets(DEFAULT_TARGETS);
     if (command === 'report' && !values.json) process.stdout.write(`Doctor\n\n${formatDoctor(await runDoctor())}\n\n`);
-    const { ready, missing } = await availableTargets(targets);
-    if (values.backend !== undefined && ready.length === 0) {
-      log(`secure-memory: ${missing[0]?.name}: ${missing[0]?.reason}`);
-      return 1;
-    }
+    // A named backend is always run, so that one that fails to load, throws or dies still gets a report.
+    const { ready, missing } = values.backend !== undefined ? { ready: [...targets], missing: [] } : await availableTargets(targets);
     const reports = await runMatrix(ready, log);
     if (command === 'conformance') {
       process.stdout.write(values.json ? `${JSON.stringify({ reports, missing }, null, 2)}\n` : `${formatMatrix(reports, missing)}\n`);

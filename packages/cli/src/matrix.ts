@@ -59,13 +59,17 @@ export async function runMatrix(targets: readonly MatrixTarget[], log: (line: st
   return reports;
 }
 
-/** Formats reports as a table: guarantees down, backends across. */
+const check = (ok: boolean | null): string => (ok === null ? 'not run' : ok ? 'ok' : 'FAILED');
+
+/** Formats reports as a table: guarantees down, backends across; then what ran and every failure. */
 export function formatMatrix(reports: ConformanceReport[], missing: MissingTarget[] = []): string {
   const header = ['', ...reports.map((r) => r.name)];
   const rows: string[][] = [
     ...GUARANTEE_FLAGS.map((flag) => [flag, ...reports.map((r) => r.guarantees[flag].status)]),
     ['contract checks', ...reports.map((r) => `${r.contract.passed}/${r.contract.passed + r.contract.failed}`)],
     ['bad inputs', ...reports.map((r) => `${r.badInputs.passed}/${r.badInputs.passed + r.badInputs.failed}`)],
+    ...(['fuzz', 'workers', 'asyncInterleaving'] as const).map((k) => [k === 'asyncInterleaving' ? 'async interleaving' : k, ...reports.map((r) => check(r.reliability[k].ok))]),
+    ['real-use probes', ...reports.map((r) => `${r.probes.filter((p) => p.passed === true).length}/${r.probes.filter((p) => p.passed !== null).length}`)],
     ['conformance', ...reports.map((r) => (r.ok ? 'ok' : 'NOT OK'))],
   ];
   const widths = header.map((_, c) => Math.max(...[header, ...rows].map((row) => (row[c] ?? '').length)));
@@ -73,13 +77,18 @@ export function formatMatrix(reports: ConformanceReport[], missing: MissingTarge
   const out = [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
   out.push('', 'verified = claimed and observed; violated = claimed, not observed; holds = not claimed, observed;');
   out.push('absent = not claimed, not observed; skipped = not claimed, cannot be probed here.');
+  if (reports[0] !== undefined) out.push(`Scans search ${reports[0].scan.description}.`);
+  out.push('', 'What ran:', ...reports.map((r) => `  ${r.name}: ${r.target} on Node.js ${r.node}${r.evidence === null ? '' : `; ${r.evidence.core}`}`));
   for (const report of reports) {
     const failures = [
+      ...(report.failure === undefined ? [] : [`could not run ${report.failure.step}: ${report.failure.reason}`]),
+      ...Object.entries(report.reliability).filter(([, c]) => c.ok === false).map(([k, c]) => `${k}: ${c.detail}`),
+      ...report.probes.filter((p) => p.passed === false).map((p) => `real use${p.required ? '' : ` (bears on ${p.bearsOn.join(', ')})`}: ${p.name}: ${p.detail}`),
       ...report.contract.checks.filter((c) => !c.ok).map((c) => `contract: ${c.name}: ${c.error}`),
       ...report.badInputs.cases.filter((c) => !c.ok).map((c) => `bad input: ${c.name}: ${c.error}`),
       ...GUARANTEE_FLAGS.filter((f) => report.guarantees[f].status === 'violated').map((f) => `${f}: ${report.guarantees[f].detail}`),
     ];
-    if (failures.length > 0) out.push('', `${report.name} fails:`, ...failures.map((f) => `  - ${f}`));
+    if (failures.length > 0) out.push("", `${report.name} ${report.ok ? "conforms; what it does not keep" : "fails"}:`, ...failures.map((f) => `  - ${f}`));
   }
   for (const m of missing) out.push(`${m.name}: not run (${m.reason})`);
   return out.join('\n');

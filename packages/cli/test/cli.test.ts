@@ -77,6 +77,14 @@ describe('secure-memory conformance', () => {
     expect(result.stdout).toMatch(/NOT OK/);
   });
 
+  it('prints a report for a backend that cannot load, naming the module and the options', () => {
+    const result = run('conformance', '--backend', '@secure-memory/no-such-backend', '--options', '{"mode":"x"}');
+    expect(result.status).toBe(1);
+    expect(result.stdout).toContain('@secure-memory/no-such-backend {"mode":"x"} on Node.js');
+    expect(result.stdout).toMatch(/could not run loading the backend: ERR_BACKEND_UNAVAILABLE/);
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('exits 1 for a backend that is not installed, and 2 for bad usage', () => {
     expect(run('conformance', '--backend', '@secure-memory/no-such-backend').status).toBe(1);
     expect(run('conformance', '--backend', 'x', '--options', '[1]').status).toBe(2);

@@ -5,7 +5,7 @@
  * @module
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadBackend } from '@secure-memory/core';
+import { loadTarget } from './load.js';
 import { runWorkload } from './workload.js';
 
 interface WorkerConfig {
@@ -23,7 +23,7 @@ const port = parentPort;
 if (port === null) throw new Error('concurrency-worker.js runs only as a worker thread');
 
 try {
-  const factory = await loadBackend(config.module, config.options);
+  const factory = await loadTarget(config.module, config.options);
   const flags = new Int32Array(config.start);
   Atomics.add(flags, 0, 1);
   Atomics.notify(flags, 0);

@@ -8,6 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type Mapping, describeMapping } from './proc.js';
+import { PlaintextSearch, type WindowHit } from './search.js';
 
 /** What a core-dump scan saw. */
 export type CoreScan =
@@ -70,6 +72,96 @@ export function scanCoreDump(pid: number, needles: readonly Uint8Array[]): CoreS
     const path = join(dir, file);
     const coreBytes = statSync(path).size;
     return { available: true, hits: countInFile(path, needles), coreBytes, durationMs: Date.now() - started };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** What {@link scanCoreWindows} saw: copies found in a core (addresses are the process's), or why no core was taken. */
+export type WindowCoreScan =
+  | { available: true; hits: WindowHit[]; coreBytes: number; durationMs: number }
+  | { available: false; reason: string; /** True when the core was not taken on purpose (too large), not for lack of a tool. */ tooLarge?: boolean };
+
+/** Cores larger than this are not taken: the space of such a process is nearly all reservations that hold no data. */
+export const CORE_SIZE_LIMIT = 2 ** 31;
+/** How long gcore may run. */
+export const GCORE_TIMEOUT_MS = 120_000;
+
+const NOT_DUMPED = new Set(['[vvar]', '[vvar_vclock]', '[vsyscall]']);
+
+/** The bytes gcore writes for these mappings: all of each mapping not marked `dd`, resident or not. */
+export function coreSize(mappings: readonly Mapping[]): number {
+  let total = 0n;
+  for (const m of mappings) if (!m.vmFlags.includes('dd') && !NOT_DUMPED.has(m.path)) total += m.end - m.start;
+  return Number(total);
+}
+
+/** Searches each PT_LOAD segment of an ELF core for copies of the plaintexts, at the segment's address. */
+export function searchCore(path: string, plaintexts: readonly Uint8Array[], chunkSize = 16 << 20): WindowHit[] {
+  const search = new PlaintextSearch(plaintexts);
+  const buffer = new Uint8Array(new ArrayBuffer(chunkSize + search.overlap));
+  const fd = openSync(path, 'r');
+  try {
+    const header = Buffer.alloc(64);
+    readSync(fd, header, 0, 64, 0);
+    if (header.readUInt32BE(0) !== 0x7f454c46 || header[4] !== 2) throw new Error(`${path} is not a 64-bit ELF core`);
+    const phoff = Number(header.readBigUInt64LE(0x20));
+    const phentsize = header.readUInt16LE(0x36);
+    const phnum = header.readUInt16LE(0x38);
+    const table = Buffer.alloc(phentsize * phnum);
+    readSync(fd, table, 0, table.byteLength, phoff);
+    for (let i = 0; i < phnum; i += 1) {
+      const at = i * phentsize;
+      if (table.readUInt32LE(at) !== 1) continue; // PT_LOAD
+      const offset = table.readBigUInt64LE(at + 8);
+      const vaddr = table.readBigUInt64LE(at + 16);
+      const filesz = table.readBigUInt64LE(at + 32);
+      for (let done = 0n; done < filesz; done += BigInt(chunkSize)) {
+        const length = Number(filesz - done < BigInt(chunkSize + search.overlap) ? filesz - done : BigInt(chunkSize + search.overlap));
+        const got = readSync(fd, buffer, 0, length, offset + done);
+        search.feed(buffer.subarray(0, got), vaddr + done);
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return search.hits();
+}
+
+/**
+ * Takes a core of process `pid` with gcore (in a private temporary directory, deleted at once)
+ * and searches it for every 16-byte window of the plaintexts, raw and encoded. A process whose
+ * core would exceed {@link CORE_SIZE_LIMIT} (a WebAssembly.Memory reserves 10 GiB that gcore
+ * writes out in full) is not dumped: the result says so, and the caller judges dumps from the
+ * mappings' `dd` flags instead. A gcore that runs out of time is named with how far it got.
+ */
+export function scanCoreWindows(pid: number, plaintexts: readonly Uint8Array[], mappings: readonly Mapping[]): WindowCoreScan {
+  const missing = coreDumpUnavailable();
+  if (missing !== undefined) return { available: false, reason: missing };
+  const size = coreSize(mappings);
+  if (size > CORE_SIZE_LIMIT) {
+    const largest = [...mappings].sort((a, b) => Number(b.end - b.start - (a.end - a.start)))[0] as Mapping;
+    return {
+      available: false,
+      tooLarge: true,
+      reason: `no core taken: gcore would write ${(size / 2 ** 30).toFixed(1)} GiB, mostly reservations that hold no data (largest: ${describeMapping(largest)}, ${((Number(largest.end - largest.start)) / 2 ** 30).toFixed(1)} GiB, ${largest.rss} bytes resident)`,
+    };
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'secure-memory-core-'));
+  const started = Date.now();
+  try {
+    const run = spawnSync('gcore', ['-o', join(dir, 'core'), String(pid)], { encoding: 'utf8', timeout: GCORE_TIMEOUT_MS, killSignal: 'SIGKILL' });
+    const file = readdirSync(dir).find((f) => f.startsWith('core'));
+    if (run.error !== undefined && (run.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') {
+      const written = file === undefined ? 0 : statSync(join(dir, file)).size;
+      return { available: false, reason: `gcore of pid ${pid} timed out after ${GCORE_TIMEOUT_MS / 1000} s, having written ${(written / 2 ** 20).toFixed(0)} MiB of an expected ${(size / 2 ** 20).toFixed(0)} MiB` };
+    }
+    if (file === undefined) {
+      return { available: false, reason: `gcore wrote no core (exit ${run.status}): ${(run.stderr ?? '').trim().split('\n').pop() ?? ''}` };
+    }
+    const path = join(dir, file);
+    const coreBytes = statSync(path).size;
+    return { available: true, hits: searchCore(path, plaintexts), coreBytes, durationMs: Date.now() - started };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -13,7 +13,8 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as fc from 'fast-check';
-import { type Secret, type SecretFactory, assertOptions, loadBackend } from '@secure-memory/core';
+import { type Secret, type SecretFactory, assertOptions } from '@secure-memory/core';
+import { loadTarget } from './load.js';
 
 /** The seed `describeConformance` fuzzes every backend with. */
 export const CONFORMANCE_FUZZ_SEED = 424242;
@@ -784,7 +785,7 @@ export async function runFuzz(config: FuzzOptions): Promise<FuzzResult> {
   const seed = config.seed ?? (Date.now() ^ (Math.random() * 0x100000000)) | 0;
   const numRuns = config.numRuns ?? 100;
   // Fails early, outside fast-check, when the backend does not load.
-  await loadBackend(config.module, config.options);
+  await loadTarget(config.module, config.options);
 
   const dir = mkdtempSync(join(tmpdir(), 'secure-memory-fuzz-'));
   const tally: Tally = { operations: 0, commands: 0, counting: true, byName: {} };
@@ -796,7 +797,7 @@ export async function runFuzz(config: FuzzOptions): Promise<FuzzResult> {
   process.on('unhandledRejection', onUnhandled);
   /** One run: a fresh factory, the commands, then everything released, closed and checked. */
   const runOne = async (commands: Iterable<FuzzCommand>): Promise<void> => {
-    const factory = await loadBackend(config.module, config.options);
+    const factory = await loadTarget(config.module, config.options);
     const lockedAtStart = factory.stats().lockedBytes;
     const model: FuzzModel = { secrets: [], pending: [], allocated: 0, hasFromFd: typeof factory.fromFd === 'function' };
     const real: FuzzReal = { factory, secrets: [], pending: [], dir, tally };

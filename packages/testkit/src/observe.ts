@@ -6,9 +6,10 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Guarantees, RegionLocation } from '@secure-memory/core';
-import { type ChildConfig, HELD_SIZES } from './protocol.js';
-import { type CoreScan, scanCoreDump } from './coredump.js';
-import { type Mapping, type MemoryScan, findMapping, readMappings, scanMemory, tryReadRegion } from './proc.js';
+import { type ChildConfig, HELD, WORKER_HELD, parseFrames } from './protocol.js';
+import { scanCoreWindows } from './coredump.js';
+import { type Mapping, findMapping, readMappings, scanProcess, tryReadRegion } from './proc.js';
+import type { Encoding } from './search.js';
 
 /** The compiled child script; the same path from src/ (tests) and dist/. */
 export const CHILD_SCRIPT = fileURLToPath(new URL('../dist/child.js', import.meta.url));
@@ -21,9 +22,31 @@ export interface ChildOutcome {
   code: number | null;
   signal: NodeJS.Signals | null;
   stderr: string;
+  /** Killed by the time limit. */
+  timedOut?: boolean;
 }
 
-const CHILD_TIMEOUT_MS = 120_000;
+/** How long a probe child may live; the holder, which is scanned and dumped, and the reliability child get longer. */
+const CHILD_TIMEOUT_MS: Record<ChildConfig['mode'], number> = {
+  hold: 300_000,
+  reliability: 600_000,
+  contract: 120_000,
+  'keep-view': 120_000,
+  'keep-after-close': 120_000,
+  transfer: 120_000,
+  'guard-after': 120_000,
+  'guard-before': 120_000,
+  canary: 120_000,
+};
+
+/** A step of the probes that failed, and why; `runConformance` turns it into the report's `failure`. */
+export class ProbeFailure extends Error {
+  readonly code = 'ERR_PROBE_FAILED';
+  constructor(readonly step: string, readonly reason: string) {
+    super(`${step}: ${reason}`);
+    this.name = 'ProbeFailure';
+  }
+}
 
 /** A running child process, driven by commands and awaited by event name. */
 class ChildSession {
@@ -31,44 +54,89 @@ class ChildSession {
   readonly #events: ChildEvent[] = [];
   readonly #waiters: { name: string; resolve: (e: ChildEvent) => void; reject: (e: Error) => void }[] = [];
   #stderr = '';
+  #timedOut = false;
+  readonly #frames = new Map<string, Buffer>();
   readonly exited: Promise<ChildOutcome>;
-  /** Everything the child wrote to file descriptor 3. */
-  readonly plaintext: Promise<Buffer>;
 
   constructor(config: ChildConfig) {
-    this.#child = spawn(process.execPath, [CHILD_SCRIPT, JSON.stringify(config)], {
+    // The holder collects garbage before its last scan; the flag is not given to others (worker threads refuse it in execArgv).
+    this.#child = spawn(process.execPath, [...(config.mode === 'hold' ? ['--expose-gc'] : []), CHILD_SCRIPT, JSON.stringify(config)], {
       stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
     });
-    const timer = setTimeout(() => this.#child.kill('SIGKILL'), CHILD_TIMEOUT_MS);
+    const limit = CHILD_TIMEOUT_MS[config.mode];
+    const timer = setTimeout(() => {
+      this.#timedOut = true;
+      this.#child.kill('SIGKILL');
+    }, limit);
+    // Nothing thrown in these handlers: a child that writes garbage or dies early is reported, never a crash of this process.
+    this.#child.on('error', (error) => {
+      this.#stderr += `\nspawning the child failed: ${error.message}`;
+    });
+    this.#child.stdin.on('error', () => {});
     let pending = '';
     this.#child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       pending += chunk;
       for (let nl = pending.indexOf('\n'); nl !== -1; nl = pending.indexOf('\n')) {
         const line = pending.slice(0, nl);
         pending = pending.slice(nl + 1);
-        if (line.startsWith('{')) this.#push(JSON.parse(line) as ChildEvent);
+        if (!line.startsWith('{')) continue;
+        let event: ChildEvent;
+        try {
+          event = JSON.parse(line) as ChildEvent;
+        } catch {
+          this.#stderr = `${this.#stderr}\nunparsable line on stdout: ${line.slice(0, 200)}`.slice(-4000);
+          continue;
+        }
+        this.#push(event);
       }
     });
     this.#child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       this.#stderr = (this.#stderr + chunk).slice(-4000);
     });
     const fd3 = this.#child.stdio[3] as NodeJS.ReadableStream;
-    this.plaintext = new Promise((resolve, reject) => {
-      const parts: Buffer[] = [];
-      fd3.on('data', (b: Buffer) => parts.push(b));
-      fd3.on('end', () => resolve(Buffer.concat(parts)));
-      fd3.on('error', reject);
+    let rest = Buffer.alloc(0);
+    fd3.on('data', (b: Buffer) => {
+      const parsed = parseFrames(Buffer.concat([rest, b]));
+      for (const [label, bytes] of parsed.frames) this.#frames.set(label, Buffer.from(bytes));
+      rest.fill(0);
+      rest = Buffer.from(parsed.rest);
+      parsed.rest.fill(0);
+      b.fill(0);
     });
+    fd3.on('error', () => {});
     this.exited = new Promise((resolve) => {
       this.#child.on('exit', (code, signal) => {
         clearTimeout(timer);
-        const outcome = { events: this.#events, code, signal, stderr: this.#stderr };
-        for (const w of this.#waiters.splice(0)) {
-          w.reject(new Error(`the child ended (code ${code}, signal ${signal}) before "${w.name}": ${this.#describeFailure()}`));
-        }
+        const outcome = { events: this.#events, code, signal, stderr: this.#stderr, timedOut: this.#timedOut };
+        const why = this.#timedOut ? `the child was killed after ${limit / 1000} s (its time limit)` : `the child ended (code ${code}, signal ${signal})`;
+        for (const w of this.#waiters.splice(0)) w.reject(new Error(`${why} before "${w.name}": ${this.#describeFailure()}`));
         resolve(outcome);
       });
     });
+  }
+
+  /** Waits until the child has sent the plaintext of each label (fd 3 and stdout are separate pipes, so events may come first). */
+  async waitFrames(labels: readonly string[]): Promise<Buffer[]> {
+    const deadline = Date.now() + 30_000;
+    while (labels.some((l) => !this.#frames.has(l))) {
+      if (Date.now() > deadline || this.#child.exitCode !== null || this.#child.signalCode !== null) break;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return this.frames(labels);
+  }
+
+  /** The plaintexts the child sent, by label; the caller wipes them. */
+  frames(labels: readonly string[]): Buffer[] {
+    return labels.map((label) => {
+      const frame = this.#frames.get(label);
+      if (frame === undefined) throw new Error(`the child sent no plaintext for "${label}"`);
+      return frame;
+    });
+  }
+
+  wipeFrames(): void {
+    for (const frame of this.#frames.values()) frame.fill(0);
+    this.#frames.clear();
   }
 
   get pid(): number {
@@ -108,61 +176,98 @@ class ChildSession {
 /** Runs a child to its end and returns how it ended. */
 export async function runChild(config: ChildConfig): Promise<ChildOutcome> {
   const session = new ChildSession(config);
-  session.plaintext.catch(() => {});
-  return session.exited;
+  const outcome = await session.exited;
+  session.wipeFrames();
+  return outcome;
 }
 
 /** A phase of the holder's life in which it was observed. */
 export type Phase = 'idle' | 'access' | 'closed';
 
-/** A hit, made JSON-friendly. */
+/** A mapping, made JSON-friendly. */
+export interface MappingRecord {
+  range: string;
+  perms: string;
+  path: string;
+  vmFlags: string[];
+}
+
+/** A copy found, made JSON-friendly. */
 export interface HitRecord {
+  /** Index of the secret: the held ones first, then the worker's. */
   secret: number;
+  /** How the secret was made (see `HELD`). */
+  label: string;
+  encoding: Encoding;
+  /** Plaintext bytes in the copy (at least 16). */
+  bytes: number;
   address: string;
-  mapping: { range: string; perms: string; path: string; vmFlags: string[] };
+  /** The mapping holding the copy; null for a core hit outside every mapping seen. */
+  mapping: MappingRecord | null;
 }
 
 /** What one phase's memory scan saw. */
 export interface PhaseScan {
   hits: HitRecord[];
   scannedBytes: number;
-  unreadable: number;
+  /** Mappings with data that could not be read from outside (memfd_secret memory, for one). */
+  unreadable: { mapping: MappingRecord; code: string }[];
 }
 
 /** The mapping of a region a backend pointed at, as seen in one phase. */
 export interface RegionView {
   address: string;
   size: number;
-  mapping: HitRecord['mapping'] | null;
+  mapping: MappingRecord | null;
   /** The error code of an external read of the region, or null when it could be read. */
   readError: string | null;
 }
+
+/** The one core dump, taken during access. */
+export type CoreRecord =
+  | { available: true; hits: HitRecord[]; coreBytes: number; durationMs: number }
+  | { available: false; reason: string; tooLarge: boolean };
 
 /** Everything the probes saw of one backend with one set of options. */
 export interface Observations {
   name: string;
   guarantees: Guarantees;
+  /** The held secrets, in order. */
+  held: { label: string; size: number }[];
   sizes: number[];
+  /** The worker thread's secrets, searched for after it was terminated; `workerError` when it could not make them. */
+  workerHeld: { label: string; size: number }[];
+  workerError: string | null;
   scans: Record<Phase, PhaseScan>;
-  cores: { idle: CoreScan; access: CoreScan };
-  regions: { idle: (RegionView | null)[]; access: (RegionView | null)[] };
+  core: CoreRecord;
+  regions: Record<Phase, (RegionView | null)[]>;
   equals: { correct: boolean; sharedImplementation: boolean };
   keepView: ChildOutcome;
+  keepAfterClose: ChildOutcome;
+  transfer: ChildOutcome;
   guardAfter: ChildOutcome;
   guardBefore: ChildOutcome;
   canary: ChildOutcome;
 }
 
-function mappingRecord(m: Mapping): HitRecord['mapping'] {
+export function mappingRecord(m: Mapping): MappingRecord {
   return { range: `${m.start.toString(16)}-${m.end.toString(16)}`, perms: m.perms, path: m.path, vmFlags: m.vmFlags };
 }
 
-function scanPhase(pid: number, needles: Buffer[]): PhaseScan {
-  const scan: MemoryScan = scanMemory(pid, needles);
+function scanPhase(pid: number, needles: Buffer[], labels: string[]): PhaseScan & { mappings: Mapping[] } {
+  const scan = scanProcess(pid, needles);
   return {
-    hits: scan.hits.map((h) => ({ secret: h.needle, address: `0x${h.address.toString(16)}`, mapping: mappingRecord(h.mapping) })),
+    hits: scan.hits.map((h) => ({
+      secret: h.needle,
+      label: labels[h.needle] as string,
+      encoding: h.encoding,
+      bytes: h.bytes,
+      address: `0x${h.address.toString(16)}`,
+      mapping: mappingRecord(h.mapping),
+    })),
     scannedBytes: scan.scannedBytes,
-    unreadable: scan.unreadable.length,
+    unreadable: scan.unreadable.map((u) => ({ mapping: mappingRecord(u.mapping), code: u.code })),
+    mappings: scan.mappings,
   };
 }
 
@@ -175,7 +280,7 @@ function viewRegions(pid: number, regions: (RegionLocation | null)[]): (RegionVi
       address: `0x${r.address.toString(16)}`,
       size: r.size,
       mapping: mapping === undefined ? null : mappingRecord(mapping),
-      readError: tryReadRegion(pid, r.address, r.size) ?? null,
+      readError: mapping === undefined ? 'UNMAPPED' : (tryReadRegion(pid, r.address, r.size) ?? null),
     };
   });
 }
@@ -185,64 +290,88 @@ export type Progress = (message: string) => void;
 
 /**
  * Observes a backend from outside: one holder child (memory scans idle, during access and after
- * close; a core dump idle and during access; its regions' mappings), and one short-lived child per
- * fault probe. Probes run once per backend and options, not once per test.
+ * close and GC, for every 16-byte window of each plaintext, raw and encoded; one core dump during
+ * access; its regions' mappings), and one short-lived child per fault probe. Probes run once per
+ * backend and options, not once per test.
+ * @throws {ProbeFailure} naming the step that failed (the holder could not start, died, or timed out).
  */
 export async function observe(module: string, options: Record<string, unknown> | undefined, progress: Progress = () => {}): Promise<Observations> {
   const base = { module, ...(options === undefined ? {} : { options }) };
+  let step = 'starting a child that holds secrets';
+  const say = (s: string): void => {
+    step = s;
+    progress(s);
+  };
   const holder = new ChildSession({ ...base, mode: 'hold' });
-  let held: Omit<Observations, 'keepView' | 'guardAfter' | 'guardBefore' | 'canary'>;
+  let held: Omit<Observations, 'keepView' | 'keepAfterClose' | 'transfer' | 'guardAfter' | 'guardBefore' | 'canary'>;
   try {
-    progress('starting a child that holds secrets');
+    say('starting a child that holds secrets');
     const ready = await holder.waitFor('ready');
-    const plaintext = await holder.plaintext;
-    const needles: Buffer[] = [];
-    let offset = 0;
-    for (const size of HELD_SIZES) {
-      needles.push(plaintext.subarray(offset, offset + size));
-      offset += size;
-    }
-    if (offset !== plaintext.byteLength) throw new Error(`the child sent ${plaintext.byteLength} bytes of plaintext, not ${offset}`);
+    const labels = HELD.map((h) => h.label);
+    const needles = await holder.waitFrames(labels);
+    needles.forEach((n, i) => {
+      if (n.byteLength !== HELD[i]?.size) throw new Error(`the child sent ${n.byteLength} bytes for "${labels[i]}", not ${HELD[i]?.size}`);
+    });
     const regions = (ready.regions as ({ address: string; size: number } | null)[]).map((r) =>
       r === null ? null : { address: BigInt(r.address), size: r.size },
     );
     const pid = holder.pid;
 
-    progress('scanning memory while idle');
-    const idle = scanPhase(pid, needles);
+    say('scanning memory while idle');
+    const idle = scanPhase(pid, needles, labels);
     const idleRegions = viewRegions(pid, regions);
-    progress('taking a core dump while idle');
-    const idleCore = scanCoreDump(pid, needles);
 
     await holder.command('access', 'accessing');
-    progress('scanning memory during access');
-    const access = scanPhase(pid, needles);
+    say('scanning memory during access');
+    const access = scanPhase(pid, needles, labels);
     const accessRegions = viewRegions(pid, regions);
-    progress('taking a core dump during access');
-    const accessCore = scanCoreDump(pid, needles);
+    say('taking a core dump during access');
+    const coreScan = scanCoreWindows(pid, needles, access.mappings);
+    const core: CoreRecord = coreScan.available
+      ? {
+          available: true,
+          coreBytes: coreScan.coreBytes,
+          durationMs: coreScan.durationMs,
+          hits: coreScan.hits.map((h) => {
+            const m = findMapping(access.mappings, h.address);
+            return { secret: h.needle, label: labels[h.needle] as string, encoding: h.encoding, bytes: h.bytes, address: `0x${h.address.toString(16)}`, mapping: m === undefined ? null : mappingRecord(m) };
+          }),
+        }
+      : { available: false, reason: coreScan.reason, tooLarge: coreScan.tooLarge === true };
+    say('ending the access');
     await holder.command('release', 'released');
 
-    await holder.command('close', 'closed');
-    progress('scanning memory after close');
-    const closed = scanPhase(pid, needles);
-    needles.forEach((n) => n.fill(0));
-    plaintext.fill(0);
+    say('closing every secret, terminating the worker thread, collecting garbage');
+    const closedEvent = await holder.command('close', 'closed');
+    const workerError = (closedEvent.worker as string | null | undefined) ?? null;
+    const workerLabels = workerError === null ? WORKER_HELD.map((h) => h.label) : [];
+    const workerNeedles = await holder.waitFrames(workerLabels);
+    say('scanning memory after close and GC');
+    const closed = scanPhase(pid, [...needles, ...workerNeedles], [...labels, ...workerLabels]);
+    const closedRegions = viewRegions(pid, regions);
+    const strip = ({ mappings: _m, ...rest }: PhaseScan & { mappings: Mapping[] }): PhaseScan => rest;
     held = {
       name: ready.name as string,
       guarantees: ready.guarantees as Guarantees,
-      sizes: [...HELD_SIZES],
-      scans: { idle, access, closed },
-      cores: { idle: idleCore, access: accessCore },
-      regions: { idle: idleRegions, access: accessRegions },
+      held: HELD.map((h) => ({ ...h })),
+      sizes: HELD.map((h) => h.size),
+      workerHeld: workerError === null ? WORKER_HELD.map((h) => ({ ...h })) : [],
+      workerError,
+      scans: { idle: strip(idle), access: strip(access), closed: strip(closed) },
+      core,
+      regions: { idle: idleRegions, access: accessRegions, closed: closedRegions },
       equals: ready.equals as Observations['equals'],
     };
+  } catch (error) {
+    throw error instanceof ProbeFailure ? error : new ProbeFailure(step, (error as Error).message ?? String(error));
   } finally {
+    holder.wipeFrames();
     holder.kill();
   }
   await holder.exited;
-  progress('fault probes: a kept view, guard pages, canary');
-  const [keepView, guardAfter, guardBefore, canary] = await Promise.all(
-    (['keep-view', 'guard-after', 'guard-before', 'canary'] as const).map((mode) => runChild({ ...base, mode })),
-  );
-  return { ...held, keepView, guardAfter, guardBefore, canary } as Observations;
+  progress('fault probes: kept views, a transferred view, guard pages, canary');
+  const [keepView, keepAfterClose, transfer, guardAfter, guardBefore, canary] = (await Promise.all(
+    (['keep-view', 'keep-after-close', 'transfer', 'guard-after', 'guard-before', 'canary'] as const).map((mode) => runChild({ ...base, mode })),
+  )) as [ChildOutcome, ChildOutcome, ChildOutcome, ChildOutcome, ChildOutcome, ChildOutcome];
+  return { ...held, keepView, keepAfterClose, transfer, guardAfter, guardBefore, canary };
 }

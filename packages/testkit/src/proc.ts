@@ -5,6 +5,7 @@
  * @module
  */
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { PlaintextSearch, type WindowHit } from './search.js';
 
 /** One mapping of a process. */
 export interface Mapping {
@@ -86,7 +87,7 @@ export interface MemoryScan {
 }
 
 /** Reads `length` bytes at `address` of process `pid` through an open /proc/<pid>/mem descriptor. */
-function readAt(fd: number, address: bigint, target: Buffer, length: number): number {
+function readAt(fd: number, address: bigint, target: Uint8Array, length: number): number {
   let done = 0;
   while (done < length) {
     const n = readSync(fd, target, done, length - done, address + BigInt(done));
@@ -146,4 +147,62 @@ export function tryReadRegion(pid: number, address: bigint, size: number): strin
   } finally {
     closeSync(fd);
   }
+}
+
+/** A copy found by {@link scanProcess}, with the mapping that holds it. */
+export interface WindowScanHit extends WindowHit {
+  mapping: Mapping;
+}
+
+/** What {@link scanProcess} saw. */
+export interface WindowScan {
+  hits: WindowScanHit[];
+  scannedBytes: number;
+  /** Mappings that could hold data but could not be read (such as memfd_secret memory), with the error code. */
+  unreadable: { mapping: Mapping; code: string }[];
+  mappings: Mapping[];
+}
+
+/**
+ * Searches every resident mapping of process `pid` for copies of the plaintexts: every 16-byte
+ * window, raw and encoded (see {@link PlaintextSearch}). Mappings with nothing resident or swapped
+ * hold no data and are skipped, so huge reservations (a WebAssembly.Memory) cost nothing.
+ */
+export function scanProcess(pid: number, plaintexts: readonly Uint8Array[], chunkSize = 8 << 20): WindowScan {
+  const mappings = readMappings(pid);
+  const search = new PlaintextSearch(plaintexts);
+  const buffer = new Uint8Array(new ArrayBuffer(chunkSize + search.overlap));
+  const result: WindowScan = { hits: [], scannedBytes: 0, unreadable: [], mappings };
+  const fd = openSync(`/proc/${pid}/mem`, 'r');
+  const scan = (mapping: Mapping): void => {
+    for (let at = mapping.start; at < mapping.end; at += BigInt(chunkSize)) {
+      const length = Number(at + BigInt(chunkSize + search.overlap) > mapping.end ? mapping.end - at : BigInt(chunkSize + search.overlap));
+      const got = readAt(fd, at, buffer, length);
+      result.scannedBytes += Math.min(got, chunkSize);
+      search.feed(buffer.subarray(0, got), at);
+    }
+  };
+  try {
+    for (const mapping of mappings) {
+      if (SKIPPED.has(mapping.path) || (mapping.rss === 0 && mapping.swap === 0)) continue;
+      try {
+        scan(mapping);
+      } catch (error) {
+        // The process may have changed its mappings since smaps was read (a region unmapped, a
+        // mapping split): read what lies in that range now, and keep only what still fails.
+        for (const now of readMappings(pid).filter((m) => m.start < mapping.end && m.end > mapping.start && !SKIPPED.has(m.path))) {
+          try {
+            scan(now);
+          } catch (again) {
+            result.unreadable.push({ mapping: now, code: (again as NodeJS.ErrnoException).code ?? String(again ?? error) });
+          }
+        }
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  result.mappings = readMappings(pid);
+  result.hits = search.hits().map((h) => ({ ...h, mapping: (findMapping(mappings, h.address) ?? findMapping(result.mappings, h.address)) as Mapping }));
+  return result;
 }

@@ -5,12 +5,13 @@
  * @module
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCode, GUARANTEE_FLAGS, type GuaranteeFlag, type SecretFactory, SecureMemoryTypeError, loadBackend } from '@secure-memory/core';
+import { ErrorCode, GUARANTEE_FLAGS, type GuaranteeFlag, type SecretFactory, SecureMemoryTypeError } from '@secure-memory/core';
+import { loadTarget } from './load.js';
 import { BAD_INPUTS, CONTRACT_CHECKS, runBadInput } from './contract.js';
 import { type ConformanceTarget, assertTarget } from './conformance.js';
 import { runAsyncInterleaving, runWorkers } from './concurrency.js';
 import { CONFORMANCE_FUZZ_RUNS, CONFORMANCE_FUZZ_SEED, runFuzz } from './fuzz.js';
-import { type GuaranteeStatus, type GuaranteeVerdict, judge } from './judge.js';
+import { type GuaranteeStatus, type GuaranteeVerdict, type RealUseResult, judge, realUse } from './judge.js';
 import { observe } from './observe.js';
 
 /** Options of {@link describeConformance}. */
@@ -57,7 +58,7 @@ export function describeConformance(config: DescribeConformanceOptions): void {
   describe(`conformance: ${config.name}`, () => {
     let factory: SecretFactory;
     beforeAll(async () => {
-      factory = await loadBackend(config.module, config.options);
+      factory = await loadTarget(config.module, config.options);
     });
 
     describe('contract', () => {
@@ -100,9 +101,15 @@ export function describeConformance(config: DescribeConformanceOptions): void {
 
     describe.skipIf(config.skipGuarantees === true || process.platform !== 'linux')('guarantees, observed from outside', () => {
       let verdicts: Record<string, GuaranteeVerdict>;
+      let probes: RealUseResult[];
       beforeAll(async () => {
-        verdicts = judge(await observe(config.module, config.options));
+        const observations = await observe(config.module, config.options);
+        verdicts = judge(observations);
+        probes = realUse(observations);
       }, 900_000);
+      it('real use: a view kept past close() never reads another secret', () => {
+        for (const p of probes.filter((x) => x.required)) expect(p.passed, p.detail).not.toBe(false);
+      });
       for (const flag of GUARANTEE_FLAGS) {
         it(flag, () => {
           const v = verdicts[flag] as GuaranteeVerdict;

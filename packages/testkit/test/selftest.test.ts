@@ -10,6 +10,29 @@ describe('the control backend: both scanners find its plaintext', () => {
   let report: ConformanceReport;
   beforeAll(async () => {
     report = await runConformance({ module: CONTROL });
+  }, 300_000);
+
+  it('names what ran: the module, the options and Node.js', () => {
+    expect(report.target).toBe('@secure-memory/testkit/control {}');
+    expect(report.node).toBe(process.version);
+    expect(report.scan.description).toMatch(/^every 16-byte window of each plaintext, raw and as hex/);
+  });
+
+  it('runs the fuzz, the worker threads and the async interleaving too, without vitest', () => {
+    expect(report.reliability.fuzz).toMatchObject({ ok: true });
+    expect(report.reliability.fuzz.detail).toMatch(/^seed 424242, 300 runs/);
+    expect(report.reliability.workers).toMatchObject({ ok: true });
+    expect(report.reliability.asyncInterleaving).toMatchObject({ ok: true });
+  });
+
+  it('runs every real-use probe; a view kept past close() never reads another secret', () => {
+    expect(report.probes.map((p) => p.name)).toHaveLength(4);
+    expect(report.probes.find((p) => p.required)).toMatchObject({ passed: true });
+    // The control never wipes, but whether its freed memory still holds the bytes after GC depends on
+    // what the allocator reused: only that the probes ran is certain here (the liars show they catch).
+    expect(report.probes.slice(0, 2).map((p) => typeof p.passed)).toEqual(['boolean', 'boolean']);
+    expect(report.probes[0]?.bearsOn).toContain('wipesOnClose');
+    expect(report.probes[1]?.bearsOn).toEqual(['wipesOnClose']);
   });
 
   it('conforms, since it claims nothing', () => {
@@ -19,15 +42,16 @@ describe('the control backend: both scanners find its plaintext', () => {
     expect(report.badInputs.passed).toBeGreaterThanOrEqual(30);
   });
 
-  it('the memory scanner finds all three secrets idle, during access and after close', () => {
-    expect(report.evidence.memoryHits.idle).toBeGreaterThanOrEqual(3);
-    expect(report.evidence.memoryHits.access).toBeGreaterThanOrEqual(3);
-    expect(report.evidence.memoryHits.closed).toBeGreaterThanOrEqual(3);
+  it('the memory scanner finds all six secrets idle and during access, and remnants after close and GC', () => {
+    expect(report.evidence?.memoryHits.idle).toBeGreaterThanOrEqual(6);
+    expect(report.evidence?.memoryHits.access).toBeGreaterThanOrEqual(6);
+    // Nothing is wiped; what the allocator reused after GC is gone, the rest is found.
+    expect(report.evidence?.memoryHits.closed).toBeGreaterThanOrEqual(1);
   });
 
-  it('the core-dump scanner finds them idle and during access', () => {
-    expect(report.evidence.coreDumpHits.idle).toBeGreaterThanOrEqual(3);
-    expect(report.evidence.coreDumpHits.access).toBeGreaterThanOrEqual(3);
+  it('the core-dump scanner finds them during access', () => {
+    expect(report.evidence?.coreDumpHits.access).toBeGreaterThanOrEqual(6);
+    expect(report.evidence?.core).toMatch(/^gcore during access: \d+ MiB/);
   });
 
   it.each(['wipesOnClose', 'lockedInRam', 'excludedFromCoreDumps', 'noAccessWhenIdle', 'viewsRevoked', 'encryptedAtRest', 'notInheritedByFork', 'hiddenFromKernel'] as const)(
@@ -45,8 +69,8 @@ describe('the control backend: both scanners find its plaintext', () => {
 describe('a liar that claims every guarantee over plain memory is caught', () => {
   let report: ConformanceReport;
   beforeAll(async () => {
-    report = await runConformance({ module: CONTROL, options: { claim: [...GUARANTEE_FLAGS], region: true } });
-  });
+    report = await runConformance({ module: CONTROL, options: { claim: [...GUARANTEE_FLAGS], region: true }, reliability: false });
+  }, 300_000);
 
   it('is not ok', () => {
     expect(report.ok).toBe(false);
@@ -61,19 +85,22 @@ describe('a liar that claims every guarantee over plain memory is caught', () =>
 });
 
 describe('checks can pass as well as fail', () => {
-  it('a control that wipes on close and claims only that is verified', async () => {
-    const report = await runConformance({ module: CONTROL, options: { wipe: true, claim: ['wipesOnClose'] } });
-    expect(report.guarantees.wipesOnClose.status).toBe('verified');
-    expect(report.evidence.memoryHits.closed).toBe(0);
-    expect(report.ok).toBe(true);
-  });
+  it('a control that wipes on close but not when a worker thread ends: wipesOnClose violated by the worker probe', async () => {
+    const report = await runConformance({ module: CONTROL, options: { wipe: true, claim: ['wipesOnClose'] }, reliability: false });
+    const verdict = report.guarantees.wipesOnClose;
+    expect(verdict.status, verdict.detail).toBe('violated');
+    expect(verdict.detail).toMatch(/worker: (createRandom|new)/);
+    expect(report.probes[0]).toMatchObject({ passed: true });
+    expect(report.probes[1]).toMatchObject({ passed: false });
+    expect(report.ok).toBe(false);
+  }, 120_000);
 
   it('a claim without a region probe is violated, not skipped', async () => {
-    const report = await runConformance({ module: CONTROL, options: { claim: ['guardPages'] } });
+    const report = await runConformance({ module: CONTROL, options: { claim: ['guardPages'] }, reliability: false });
     expect(report.guarantees.guardPages.status).toBe('violated');
     expect(report.guarantees.guardPages.detail).toMatch(/cannot be observed/);
     expect(report.guarantees.canary.status).toBe('skipped');
-  });
+  }, 120_000);
 });
 
 describe('the contract suite catches a backend that breaks the contract', () => {
