@@ -1,7 +1,7 @@
 /**
  * `secure-memory bench`: each backend's operations against the native floor (the same system
- * calls in a C loop inside the memguard addon) and against peers (raw sodium-native, a plain
- * Buffer), measured in one run. A benchmark, never a test: it prints figures, it asserts nothing.
+ * calls in a C loop in memguard's development bench addon, `@secure-memory/memguard/bench`) and
+ * against peers (raw sodium-native, a plain Buffer), measured in one run. A benchmark, never a test: it prints figures, it asserts nothing.
  * @module
  */
 import { spawnSync } from 'node:child_process';
@@ -359,15 +359,19 @@ interface Opened {
 interface EnclaveLike {
   open(): Opened;
 }
+/** `@secure-memory/memguard/bench`: the native floors (a development addon, absent from installs). */
 interface FloorModule {
   floorMprotectPairNs(iterations: number): number;
   floorGuardedAllocNs(iterations: number): number;
+}
+/** memguard's Enclave API, for its own operations. */
+interface EnclaveModule {
   newEnclave?(source: Uint8Array): EnclaveLike;
   newEnclaveRandom?(size: number): EnclaveLike;
 }
 
 /** memguard's own Enclave operations: open+destroy of 32 B (pooled), and seal and open of 1 MiB. */
-function enclaveCases(mg: FloorModule): Case[] {
+function enclaveCases(mg: EnclaveModule): Case[] {
   const { newEnclave, newEnclaveRandom } = mg;
   if (newEnclave === undefined || newEnclaveRandom === undefined) return [];
   const MiB = 1 << 20;
@@ -423,17 +427,19 @@ function medianOf(runs: number, fn: () => number): number {
  * @param log progress lines (stderr in the command)
  */
 export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan, log: (line: string) => void): Promise<BenchReport> {
-  const floorModule = await optionalImport<FloorModule>('@secure-memory/memguard');
+  // Importing the module throws when its addon was not built: no floor then.
+  const floorModule = await optionalImport<FloorModule>('@secure-memory/memguard/bench');
+  const memguard = await optionalImport<EnclaveModule>('@secure-memory/memguard');
   let floor: BenchReport['floor'] = { mprotectPairNs: null, guardedAllocNs: null, source: null };
   if (floorModule !== undefined) {
-    log('measuring the native floor (memguard addon)');
+    log('measuring the native floor (@secure-memory/memguard/bench)');
     floor = {
       mprotectPairNs: medianOf(5, () => floorModule.floorMprotectPairNs(plan.iterations * 5)),
       guardedAllocNs: medianOf(5, () => floorModule.floorGuardedAllocNs(plan.iterations)),
-      source: '@secure-memory/memguard',
+      source: '@secure-memory/memguard/bench',
     };
   } else {
-    log('no native floor: @secure-memory/memguard is not installed; ratios are null');
+    log('no native floor: @secure-memory/memguard/bench is not built here (it is a development addon, absent from installs); ratios are null');
   }
 
   const cases: Case[] = [];
@@ -446,7 +452,7 @@ export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan
       log(`${target.name}: skipped (${(error as { code?: string }).code ?? (error as Error).message})`);
     }
   }
-  if (floorModule !== undefined) cases.push(...enclaveCases(floorModule));
+  if (memguard !== undefined) cases.push(...enclaveCases(memguard));
   const sodium = await optionalImport<{ default: SodiumNative }>('sodium-native');
   if (sodium !== undefined) cases.push(...sodiumPeerCases(sodium.default));
   else log('peer:sodium-native: skipped (sodium-native is not installed)');
@@ -492,7 +498,7 @@ export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan
 export function formatBench(report: BenchReport): string {
   const f = report.floor;
   const lines = [
-    `floor (C loop in the memguard addon): mprotect pair ${f.mprotectPairNs === null ? 'n/a' : Math.round(f.mprotectPairNs)} ns, guarded alloc+free ${f.guardedAllocNs === null ? 'n/a' : Math.round(f.guardedAllocNs)} ns`,
+    `floor (C loop in memguard's development bench addon): mprotect pair ${f.mprotectPairNs === null ? 'n/a' : Math.round(f.mprotectPairNs)} ns, guarded alloc+free ${f.guardedAllocNs === null ? 'n/a' : Math.round(f.guardedAllocNs)} ns`,
     '',
   ];
   const header = ['backend', 'operation', 'median ns', 'p25-p75 ns', 'spread', 'x floor'];

