@@ -27,7 +27,7 @@ import { type Sealed, isCurrent, openInto, sealAt } from './key.js';
 import { track, untrack } from './lifetime.js';
 import { MAPPINGS_PER_BUFFER } from './map-budget.js';
 import { addon } from './native.js';
-import { assertReadable, GuardedRegion, Ledger, writable } from './region.js';
+import { assertReadable, GuardedRegion, Ledger, reclaimViews, writable } from './region.js';
 
 /**
  * `mode` option: `'enclave'`, an Enclave at rest opened into a pooled guarded region per access;
@@ -510,6 +510,9 @@ export class MemguardSecretFactory extends SecretFactoryBase {
    * regions of accesses in progress (and anchored ones), and `ciphertextBytes` what rests on the heap.
    */
   protected backendStats(): MemguardStats {
+    // Regions whose views V8 has released since the last allocation are freed first, so the figures
+    // (and the process's locked memory and mappings) say what is really held.
+    reclaimViews(addon());
     const l = this.#ledger;
     return {
       lockedBytes: l.lockedBytes,
