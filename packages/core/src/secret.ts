@@ -4,7 +4,8 @@
  * @module
  */
 import { timingSafeEqual } from 'node:crypto';
-import { assertBytes, assertFunction, describeType, invalidThis } from './assert.js';
+import { assertFunction, describeType, invalidThis } from './assert.js';
+import { assertBytes, byteLengthOf, copyBytes, isProtectedView, isUint8Array, wipeBytes } from './bytes.js';
 import { ErrorCode, SecureMemoryError, SecureMemoryTypeError, secretClosed } from './errors.js';
 import { Redacted } from './redacted.js';
 import { REGION_PROBE, type RegionLocation, type Secret, type SecretReader } from './types.js';
@@ -50,16 +51,44 @@ function asyncActionError(): SecureMemoryError {
 
 /** Compares two byte arrays in constant time for equal lengths; different lengths are unequal. */
 export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false;
+  if (byteLengthOf(a) !== byteLengthOf(b)) return false;
   return timingSafeEqual(a, b);
 }
 
+/**
+ * Compares `ours` (secret memory) with a caller's view in constant time. The caller's bytes are
+ * first copied into an off-heap scratch buffer (wiped after), because a native call on a small
+ * on-heap view reads its `.buffer` and abandons a copy of it in the V8 heap.
+ */
+function equalsCallerBytes(ours: Uint8Array, theirs: Uint8Array): boolean {
+  const size = byteLengthOf(theirs);
+  if (size !== byteLengthOf(ours)) return false;
+  const scratch = new Uint8Array(new ArrayBuffer(size)); // an explicit ArrayBuffer is never on the heap
+  try {
+    copyBytes(scratch, theirs);
+    return timingSafeEqual(ours, scratch);
+  } finally {
+    wipeBytes(scratch);
+  }
+}
+
 function isSecretLike(value: unknown): value is Secret {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as Secret).withBytes === 'function' &&
-    typeof (value as Secret).size === 'number'
+  try {
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      typeof (value as Secret).withBytes === 'function' &&
+      typeof (value as Secret).size === 'number'
+    );
+  } catch {
+    return false; // a revoked proxy, or a getter that throws
+  }
+}
+
+function readOnlyTarget(): SecureMemoryTypeError {
+  return new SecureMemoryTypeError(
+    ErrorCode.INVALID_ARG_VALUE,
+    'The "target" argument is protected memory (a view of a secret), which cannot be written: read into a buffer of your own',
   );
 }
 
@@ -201,6 +230,7 @@ export class ManagedSecret extends Redacted implements Secret {
   /**
    * A reader that copies the bytes, in order, into buffers the caller owns (and must wipe).
    * @throws {SecureMemoryError} `ERR_SECRET_CLOSED` after close, here or at any later `read`.
+   * @throws {TypeError} (from `read`) `ERR_INVALID_ARG_TYPE` when the target is not a Uint8Array; `ERR_INVALID_ARG_VALUE` when it is detached or is a view of a secret (read-only memory).
    */
   reader(): SecretReader {
     const self = ManagedSecret.#check(this);
@@ -209,10 +239,11 @@ export class ManagedSecret extends Redacted implements Secret {
     return {
       read(target: Uint8Array): number {
         assertBytes(target, 'target');
+        if (isProtectedView(target)) throw readOnlyTarget();
         if (self.#closed) throw secretClosed(self.#backend);
-        const count = Math.min(target.byteLength, self.#size - position);
+        const count = Math.min(byteLengthOf(target), self.#size - position);
         if (count <= 0) return 0;
-        self.withBytes((bytes) => target.set(bytes.subarray(position, position + count)));
+        self.withBytes((bytes) => copyBytes(target, bytes.subarray(position, position + count)));
         position += count;
         return count;
       },
@@ -228,17 +259,17 @@ export class ManagedSecret extends Redacted implements Secret {
   equals(other: Uint8Array | Secret): boolean {
     const self = ManagedSecret.#check(this);
     if (self.#closed) throw secretClosed(self.#backend);
+    if (isUint8Array(other)) {
+      assertBytes(other, 'other');
+      return self.withBytes((ours) => equalsCallerBytes(ours, other));
+    }
     if (isSecretLike(other)) {
       return other.withBytes((theirs) => self.withBytes((ours) => constantTimeEqual(ours, theirs)));
     }
-    if (!(other instanceof Uint8Array) && !ArrayBuffer.isView(other)) {
-      throw new SecureMemoryTypeError(
-        ErrorCode.INVALID_ARG_TYPE,
-        `The "other" argument must be a Uint8Array or a Secret. Received ${describeType(other)}`,
-      );
-    }
-    assertBytes(other, 'other');
-    return self.withBytes((ours) => constantTimeEqual(ours, other));
+    throw new SecureMemoryTypeError(
+      ErrorCode.INVALID_ARG_TYPE,
+      `The "other" argument must be a Uint8Array or a Secret. Received ${describeType(other)}`,
+    );
   }
 
   /**
