@@ -149,3 +149,67 @@ export function ingestBytes<T>(source: unknown, label: string, max: number = MAX
   if (!keep) wipeBytes(source);
   return result;
 }
+
+const byteOffsetGetter = getter(TypedArrayPrototype, 'byteOffset');
+
+/**
+ * What keeps a secret alive: a view handed to an action, every view made from it by `subarray`,
+ * and its ArrayBuffer each hold their secret (an ephemeron: the secret lives while the key does),
+ * so that the garbage collector never frees memory a reachable view points at.
+ */
+const owners = new WeakMap<object, object>();
+const bufferOwners = new WeakMap<object, WeakRef<object>>();
+
+function noTransfer(): SecureMemoryTypeError {
+  return new SecureMemoryTypeError(
+    ErrorCode.INVALID_THIS,
+    "A secret's memory cannot be transferred or detached: copy the bytes instead (and wipe the copy)",
+  );
+}
+
+/**
+ * The prototype of the ArrayBuffers handed to actions: `transfer()` and `transferToFixedLength()`
+ * (Node 22+) throw instead of moving a secret's memory to an ArrayBuffer the library cannot see.
+ */
+const GuardedBufferPrototype: object = Object.create(ArrayBuffer.prototype, {
+  transfer: { value: function transfer(): never { throw noTransfer(); }, writable: true, configurable: true },
+  transferToFixedLength: { value: function transferToFixedLength(): never { throw noTransfer(); }, writable: true, configurable: true },
+});
+
+/**
+ * The class of the views handed to actions. Views made from one (`subarray`, through the species
+ * constructor) are recognized as protected memory and keep the secret alive; `slice` and `map`
+ * make ordinary copies.
+ */
+class SecretBytes extends Uint8Array {
+  constructor(...args: unknown[]) {
+    super(...(args as [ArrayBuffer, number, number]));
+    const source = args[0];
+    if (typeof source === 'object' && source !== null && protectedBuffers.has(source)) {
+      protectedViews.add(this);
+      const owner = bufferOwners.get(source)?.deref();
+      if (owner !== undefined) owners.set(this, owner);
+    }
+  }
+}
+
+/**
+ * Turns a fresh view over a secret's memory (on an ArrayBuffer object of its own, external, never
+ * handed out before) into the view handed to actions: a {@link SecretBytes} over that buffer, whose
+ * buffer refuses `transfer()`, registered as protected memory, and keeping `owner` alive while it
+ * or its buffer is reachable. Returns the view and its buffer.
+ */
+export function handOutView(fresh: Uint8Array, owner: object): { view: Uint8Array; buffer: ArrayBuffer } {
+  const buffer = bufferGetter.call(fresh) as ArrayBuffer;
+  Object.setPrototypeOf(buffer, GuardedBufferPrototype);
+  protectedBuffers.add(buffer);
+  bufferOwners.set(buffer, new WeakRef(owner));
+  owners.set(buffer, owner);
+  const view = new SecretBytes(buffer, byteOffsetGetter.call(fresh) as number, byteLengthOf(fresh));
+  return { view, buffer };
+}
+
+/** True when a view that held bytes now has none: its buffer was detached (transferred away). */
+export function isEmptied(view: Uint8Array): boolean {
+  return byteLengthOf(view) === 0;
+}

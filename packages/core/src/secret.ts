@@ -5,7 +5,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { assertFunction, describeType, invalidThis } from './assert.js';
-import { assertBytes, byteLengthOf, copyBytes, isProtectedView, isUint8Array, wipeBytes } from './bytes.js';
+import { assertBytes, byteLengthOf, copyBytes, handOutView, isEmptied, isProtectedView, isUint8Array, markProtectedView, wipeBytes } from './bytes.js';
 import { ErrorCode, SecureMemoryError, SecureMemoryTypeError, secretClosed } from './errors.js';
 import { Redacted } from './redacted.js';
 import { REGION_PROBE, type RegionLocation, type Secret, type SecretReader } from './types.js';
@@ -27,6 +27,22 @@ export interface SecretRegion {
   free(): void;
   /** Where the data is, for native probes; omit when it cannot be said honestly. */
   location?(): RegionLocation;
+  /**
+   * A fresh view of the bytes (readable only while an access is open) on an ArrayBuffer object of
+   * its own, external, over the same memory: core hands it to actions instead of the region's own
+   * view, so that nothing a caller does to it (a transfer) can empty the view of later accesses.
+   * A region that has it must also have {@link SecretRegion.retire}.
+   */
+  exposeView?(): Uint8Array;
+  /**
+   * Called (after `wipe`) instead of `free` while a view handed to an action may still be
+   * reachable: makes the memory inaccessible and gives back its lock and its pages, but keeps its
+   * addresses reserved, so that no other secret can ever be placed where a kept view points.
+   * Core calls `free` once every such view is garbage-collected, or never when one of them was
+   * detached (its memory moved to an ArrayBuffer core cannot see). May throw `ERR_INTEGRITY`
+   * after doing its work, as `free` may.
+   */
+  retire?(): void;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -92,51 +108,170 @@ function readOnlyTarget(): SecureMemoryTypeError {
   );
 }
 
+/** The `type` of the process warnings of this library. */
+export const WARNING_TYPE = 'SecureMemoryWarning';
+/** The `code` of the warning for a secret the garbage collector wiped and released because nobody closed it. */
+export const UNRELEASED_WARNING = 'SECURE_MEMORY_UNRELEASED';
+
+/**
+ * What is needed to release one secret's region, kept apart from the secret so that the garbage
+ * collector can release it (a held value must not reach the secret or the views it handed out).
+ */
+interface Lifetime {
+  readonly backend: string;
+  readonly size: number;
+  region: SecretRegion | undefined;
+  readonly onFree: () => void;
+  /** Views handed out (their ArrayBuffers) that the garbage collector has not collected yet. */
+  liveViews: number;
+  /** True once wiped and retired, waiting for `liveViews` to reach 0 before `free`. */
+  retired: boolean;
+  /** True when a handed-out buffer was detached: the addresses are never released. */
+  pinned: boolean;
+  /** True once `release` ran (by close() or by the garbage collector). */
+  released: boolean;
+}
+
+function freeRetired(life: Lifetime): void {
+  const region = life.region;
+  if (region === undefined || !life.retired || life.pinned || life.liveViews > 0) return;
+  life.region = undefined;
+  try {
+    region.free();
+  } catch (error) {
+    // A canary found damaged now was already reported by retire(); nothing is left to tell.
+    void error;
+  }
+}
+
+/** Releases the region of a handed-out buffer once it is collected (the last one lets a retired region go). */
+const bufferRegistry = new FinalizationRegistry<Lifetime>((life) => {
+  life.liveViews -= 1;
+  freeRetired(life);
+});
+
+/** Wipes and releases the region of a secret that became unreachable without close(). */
+const secretRegistry = new FinalizationRegistry<Lifetime>((life) => {
+  if (life.released) return;
+  let failure: unknown;
+  try {
+    release(life);
+  } catch (error) {
+    failure = error;
+  }
+  process.emitWarning(
+    `A ${life.size}-byte secret of ${life.backend} was garbage-collected without close(); its memory was wiped and released`,
+    {
+      type: WARNING_TYPE,
+      code: UNRELEASED_WARNING,
+      ...(failure === undefined ? {} : { detail: `Releasing it failed: ${(failure as { code?: string }).code ?? 'error'}` }),
+    },
+  );
+});
+
+/**
+ * Wipes the region, then frees it, or retires it while a handed-out view may still be reachable.
+ * `onFree` runs once either way.
+ */
+function release(life: Lifetime): void {
+  const region = life.region;
+  if (region === undefined || life.released) return;
+  life.released = true;
+  try {
+    region.wipe();
+  } finally {
+    try {
+      if (region.retire !== undefined && (life.liveViews > 0 || life.pinned)) {
+        life.retired = true;
+        region.retire();
+      } else {
+        life.region = undefined;
+        region.free();
+      }
+    } finally {
+      life.onFree();
+    }
+  }
+}
+
 /**
  * A {@link Secret} over a backend's {@link SecretRegion}. Nested and concurrent accesses share one
  * opening: the first opens the region, the last closes it, also when an action throws or rejects.
  * `close()` during an access refuses new access at once and frees when the last access ends.
  */
 export class ManagedSecret extends Redacted implements Secret {
-  #region: SecretRegion | undefined;
-  readonly #backend: string;
-  readonly #size: number;
-  readonly #onFree: () => void;
+  readonly #life: Lifetime;
   #refs = 0;
+  /** The region's own view while an access is open. */
   #view: Uint8Array | undefined;
+  /** The view handed to actions (over an ArrayBuffer of its own when the region can make one). */
+  #handed: Uint8Array | undefined;
   #closed = false;
 
   /**
    * @param backend the backend's short name, shown in the redacted form
    * @param region the idle region holding `size` bytes
-   * @param onFree called once after the region is freed (for the factory's counters)
+   * @param onFree called once after the region is freed or retired (for the factory's counters)
    */
   constructor(backend: string, region: SecretRegion, size: number, onFree: () => void = () => {}) {
     super();
-    this.#backend = backend;
-    this.#region = region;
-    this.#size = size;
-    this.#onFree = onFree;
+    this.#life = { backend, size, region, onFree, liveViews: 0, retired: false, pinned: false, released: false };
+    secretRegistry.register(this, this.#life, this);
   }
 
   static #check(self: unknown): ManagedSecret {
-    if (typeof self === 'object' && self !== null && #region in self) return self as ManagedSecret;
+    if (typeof self === 'object' && self !== null && #life in self) return self as ManagedSecret;
     throw invalidThis('Secret');
   }
 
   get size(): number {
-    return ManagedSecret.#check(this).#size;
+    return ManagedSecret.#check(this).#life.size;
   }
 
   get closed(): boolean {
     return ManagedSecret.#check(this).#closed;
   }
 
+  get #backend(): string {
+    return this.#life.backend;
+  }
+
+  get #size(): number {
+    return this.#life.size;
+  }
+
   #open(): Uint8Array {
-    if (this.#closed || this.#region === undefined) throw secretClosed(this.#backend);
-    if (this.#refs === 0) this.#view = this.#region.protectRead();
+    const region = this.#life.region;
+    if (this.#closed || region === undefined) throw secretClosed(this.#backend);
+    if (this.#refs === 0) this.#view = region.protectRead();
     this.#refs += 1;
     return this.#view as Uint8Array;
+  }
+
+  /**
+   * The view for a caller's action: with `exposeView`, made once (again after a detach) over a
+   * buffer of its own; else the region's view of this access. Registered as protected memory.
+   */
+  #handOut(view: Uint8Array): Uint8Array {
+    if (this.#handed !== undefined) return this.#handed;
+    const region = this.#life.region as SecretRegion;
+    if (region.exposeView === undefined) {
+      markProtectedView(view);
+      return view;
+    }
+    const { view: handed, buffer } = handOutView(region.exposeView(), this);
+    this.#life.liveViews += 1;
+    bufferRegistry.register(buffer, this.#life);
+    this.#handed = handed;
+    return handed;
+  }
+
+  /** After a caller's access: a handed view that lost its bytes was detached (moved away); its memory is never released. */
+  #checkHanded(): void {
+    const handed = this.#handed;
+    if (handed === undefined || !isEmptied(handed)) return;
+    this.#life.pinned = true;
+    this.#handed = undefined;
   }
 
   #end(): void {
@@ -145,7 +280,7 @@ export class ManagedSecret extends Redacted implements Secret {
     const view = this.#view as Uint8Array;
     this.#view = undefined;
     try {
-      (this.#region as SecretRegion).protectIdle(view);
+      (this.#life.region as SecretRegion).protectIdle(view);
     } finally {
       if (this.#closed) this.#free();
     }
@@ -162,23 +297,59 @@ export class ManagedSecret extends Redacted implements Secret {
   }
 
   #free(): void {
-    const region = this.#region;
-    if (region === undefined) return;
-    this.#region = undefined;
+    this.#checkHanded();
+    this.#handed = undefined;
+    secretRegistry.unregister(this);
+    release(this.#life);
+  }
+
+  /** Runs a caller's action on the handed view, ending the access however it ends. */
+  #run<R>(action: (bytes: Uint8Array) => R): R {
+    const view = this.#open();
+    let result: R;
     try {
-      region.wipe();
-    } finally {
-      try {
-        region.free();
-      } finally {
-        this.#onFree();
-      }
+      result = action(this.#handOut(view));
+    } catch (error) {
+      this.#checkHanded();
+      this.#endAfter(error);
+      throw error;
     }
+    this.#checkHanded();
+    if (isThenable(result)) {
+      // The action handed the view to asynchronous code, which may still touch it: keep the access
+      // open until that settles (as withBytesAsync does), so that the touch reads instead of faulting.
+      const settle = (): void => {
+        this.#checkHanded();
+        this.#end();
+      };
+      Promise.resolve(result).then(settle, settle);
+      throw asyncActionError();
+    }
+    this.#end();
+    return result;
+  }
+
+  /** An access of this library's own (equals, reader): the region's view, which never leaves this module. */
+  #internal<R>(action: (bytes: Uint8Array) => R): R {
+    const view = this.#open();
+    let result: R;
+    try {
+      result = action(view);
+    } catch (error) {
+      this.#endAfter(error);
+      throw error;
+    }
+    this.#end();
+    return result;
   }
 
   /**
    * Runs `action` with a view of the bytes. The view is valid only during the call; keeping it is
-   * an error the backend may punish (a fault or a revoked, empty view).
+   * an error the backend may punish (a fault). An action that returns a promise (a synchronous
+   * function handing the view to asynchronous code) gets `ERR_ASYNC_ACTION`, and the bytes stay
+   * readable until that promise settles, so that the asynchronous code reads them instead of faulting.
+   * The view and its buffer keep the secret alive while they are reachable; its buffer refuses
+   * `transfer()`.
    * @throws {SecureMemoryError} `ERR_SECRET_CLOSED` after close; `ERR_ASYNC_ACTION` for an async action or a thenable result.
    * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `action` is not a function.
    * @example
@@ -190,20 +361,7 @@ export class ManagedSecret extends Redacted implements Secret {
     const self = ManagedSecret.#check(this);
     assertFunction(action, 'action');
     if (isAsyncFunction(action)) throw asyncActionError();
-    const view = self.#open();
-    let result: R;
-    try {
-      result = action(view);
-    } catch (error) {
-      self.#endAfter(error);
-      throw error;
-    }
-    self.#end();
-    if (isThenable(result)) {
-      if (result instanceof Promise) result.then(undefined, () => {});
-      throw asyncActionError();
-    }
-    return result;
+    return self.#run(action);
   }
 
   /**
@@ -218,11 +376,13 @@ export class ManagedSecret extends Redacted implements Secret {
     const view = self.#open();
     let result: R;
     try {
-      result = await action(view);
+      result = await action(self.#handOut(view));
     } catch (error) {
+      self.#checkHanded();
       self.#endAfter(error);
       throw error;
     }
+    self.#checkHanded();
     self.#end();
     return result;
   }
@@ -243,7 +403,7 @@ export class ManagedSecret extends Redacted implements Secret {
         if (self.#closed) throw secretClosed(self.#backend);
         const count = Math.min(byteLengthOf(target), self.#size - position);
         if (count <= 0) return 0;
-        self.withBytes((bytes) => copyBytes(target, bytes.subarray(position, position + count)));
+        self.#internal((bytes) => copyBytes(target, bytes.subarray(position, position + count)));
         position += count;
         return count;
       },
@@ -261,10 +421,10 @@ export class ManagedSecret extends Redacted implements Secret {
     if (self.#closed) throw secretClosed(self.#backend);
     if (isUint8Array(other)) {
       assertBytes(other, 'other');
-      return self.withBytes((ours) => equalsCallerBytes(ours, other));
+      return self.#internal((ours) => equalsCallerBytes(ours, other));
     }
     if (isSecretLike(other)) {
-      return other.withBytes((theirs) => self.withBytes((ours) => constantTimeEqual(ours, theirs)));
+      return other.withBytes((theirs) => self.#internal((ours) => constantTimeEqual(ours, theirs)));
     }
     throw new SecureMemoryTypeError(
       ErrorCode.INVALID_ARG_TYPE,
@@ -291,8 +451,9 @@ export class ManagedSecret extends Redacted implements Secret {
   /** The region's location for native probes, or `undefined` when the backend does not say. */
   [REGION_PROBE](): RegionLocation | undefined {
     const self = ManagedSecret.#check(this);
-    if (self.#closed || self.#region === undefined) throw secretClosed(self.#backend);
-    return self.#region.location?.();
+    const region = self.#life.region;
+    if (self.#closed || region === undefined) throw secretClosed(self.#backend);
+    return region.location?.();
   }
 
   /** The redacted form, such as `Secret(memguard, 32 bytes)`. */

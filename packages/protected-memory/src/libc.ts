@@ -20,6 +20,7 @@ export const PROT_WRITE = 2;
 export const MAP_SHARED = 0x01;
 export const MAP_PRIVATE = 0x02;
 export const MAP_ANONYMOUS = 0x20;
+export const MAP_FIXED = 0x10;
 export const MADV_DONTFORK = 10;
 export const MADV_DONTDUMP = 16;
 export const MADV_WIPEONFORK = 18;
@@ -43,6 +44,8 @@ export interface Libc {
   /** `MAP_FAILED` as koffi returns it: (void *)-1. */
   readonly mapFailed: bigint;
   mmap(length: number, prot: number, flags: number, fd: number): bigint;
+  /** mmap(address, length, prot, flags | MAP_FIXED, fd, 0): replaces whatever is mapped there, atomically. */
+  mmapFixed(address: bigint, length: number, prot: number, flags: number, fd: number): bigint;
   munmap(address: bigint, length: number): number;
   mprotect(address: bigint, length: number, prot: number): number;
   mlock(address: bigint, length: number): number;
@@ -121,6 +124,8 @@ function bind(): Libc {
     mapFailed,
     mmap: (length, prot, flags, fd) =>
       asAddress(call(mmap, (r) => asAddress(r) === mapFailed || asAddress(r) === 0n, null, length, prot, flags, fd, 0)),
+    mmapFixed: (address, length, prot, flags, fd) =>
+      asAddress(call(mmap, (r) => asAddress(r) === mapFailed, address, length, prot, flags | MAP_FIXED, fd, 0)),
     munmap: (address, length) => Number(call(munmap, isMinusOne, address, length)),
     mprotect: (address, length, prot) => Number(call(mprotect, isMinusOne, address, length, prot)),
     mlock: (address, length) => Number(call(mlock, isMinusOne, address, length)),

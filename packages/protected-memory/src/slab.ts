@@ -56,6 +56,8 @@ export interface SlabStats {
   slabs: number;
   /** Freed slots whose wipe failed (`mprotect` refused) and is retried before the next allocation or close. */
   pendingWipes: number;
+  /** Slots of closed secrets in shared slabs, wiped, kept from reuse while a view of them may be reachable (not counted in `slots`). */
+  retiredSlots: number;
 }
 
 /** The size class index for `size` bytes, or `undefined` when it needs its own mapping. */
@@ -264,6 +266,8 @@ export class SlabAllocator {
   readonly #pendingWipes = new Map<Slab, Set<number>>();
   /** Slabs with groups whose protection could not be set back. */
   readonly #unsettled = new Set<Slab>();
+  /** Wiped slots kept from reuse (see {@link SlotRegion.retire}). */
+  retired = 0;
 
   constructor(host: SlabHost) {
     this.#host = host;
@@ -369,6 +373,11 @@ export class SlabAllocator {
     return new SlotRegion(this, slab, slot, size, view);
   }
 
+  /** A fresh view of a slot's data. */
+  view(slab: Slab, slot: number, size: number): Uint8Array {
+    return this.#host.lib.view(slab.dataAddress(slot), size);
+  }
+
   /** Frees a wiped slot. */
   release(slab: Slab, slot: number): void {
     this.#giveBack(slab, slot);
@@ -391,7 +400,7 @@ export class SlabAllocator {
     }
     let pendingWipes = 0;
     for (const pending of this.#pendingWipes.values()) pendingWipes += pending.size;
-    return { slots, slabs, pendingWipes };
+    return { slots: slots - this.retired, slabs, pendingWipes, retiredSlots: this.retired };
   }
 }
 
@@ -407,6 +416,7 @@ class SlotRegion implements SecretRegion {
   #view: Uint8Array | undefined;
   #wiped = false;
   #damaged = false;
+  #retired = false;
 
   constructor(allocator: SlabAllocator, slab: Slab, slot: number, size: number, view: Uint8Array) {
     this.#allocator = allocator;
@@ -448,6 +458,40 @@ class SlotRegion implements SecretRegion {
     }
   }
 
+  /** A fresh view of the data on an ArrayBuffer of its own (core hands it to actions). */
+  exposeView(): Uint8Array {
+    return this.#allocator.view(this.#slab, this.#slot, this.#size);
+  }
+
+  /**
+   * After the wipe: keeps the wiped slot taken, so that no later secret is placed where a kept view
+   * points (such a view reads zeros while a page-mate is accessed, and faults otherwise); core
+   * frees it once the views are collected.
+   * @throws {SecureMemoryError} as {@link free}: `ERR_PROTECTION_FAILED` (wiped later), `ERR_INTEGRITY`.
+   */
+  retire(): void {
+    this.#view = undefined;
+    this.#allocator.retry();
+    if (!this.#wiped) {
+      try {
+        this.#damaged = this.#slab.clear(this.#slot);
+        this.#wiped = true;
+      } catch (error) {
+        this.#allocator.defer(this.#slab, this.#slot);
+        throw error;
+      } finally {
+        this.#allocator.noteUnsettled(this.#slab);
+      }
+    }
+    this.#retired = true;
+    if (this.#slab.sizeClass !== undefined) this.#allocator.retired += 1;
+    if (this.#damaged) {
+      throw new SecureMemoryError(ErrorCode.INTEGRITY, 'The canary before the secret was overwritten: memory was written out of bounds', {
+        backend: BACKEND,
+      });
+    }
+  }
+
   /**
    * Frees the slot (and unmaps the slab when it was the last one).
    * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when the slot could not be wiped: it is kept,
@@ -455,6 +499,12 @@ class SlotRegion implements SecretRegion {
    * @throws {SecureMemoryError} `ERR_INTEGRITY` after freeing, when the canary before the data was damaged.
    */
   free(): void {
+    if (this.#retired) {
+      this.#retired = false;
+      if (this.#slab.sizeClass !== undefined) this.#allocator.retired -= 1;
+      if (this.#wiped) this.#allocator.release(this.#slab, this.#slot); // else the deferred wipe frees it
+      return;
+    }
     this.#view = undefined;
     this.#allocator.retry();
     if (!this.#wiped) {

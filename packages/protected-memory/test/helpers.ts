@@ -67,3 +67,14 @@ export function output<T>(result: SpawnSyncReturns<string>): T {
 
 /** The system page size, from `getconf` (the unit of every mapping). */
 export const PAGE = Number(spawnSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).stdout.trim()) || 4096;
+
+/**
+ * Collects garbage (vitest runs this package with --expose-gc) and lets FinalizationRegistry
+ * callbacks run: a closed secret whose view was handed to an action keeps its addresses until then.
+ */
+export async function collectGarbage(): Promise<void> {
+  for (let i = 0; i < 3; i += 1) {
+    (globalThis as { gc?: () => void }).gc?.();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+}

@@ -42,8 +42,12 @@ const REGION = Symbol.for('secure-memory.region');
 const locate = (secret: Secret): RegionLocation => (secret as unknown as Record<symbol, () => RegionLocation>)[REGION]!.call(secret);
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** libsodium frees (munlock, munmap) from the buffer's finalizer, on a later turn of the event loop. */
+/** Lets libsodium's deferred frees run, and collects the views handed to actions (vitest runs this package with --expose-gc), so that retired secrets are freed. */
 async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i += 1) await turn();
+  for (let i = 0; i < 5; i += 1) {
+    (globalThis as { gc?: () => void }).gc?.();
+    await turn();
+  }
 }
 
 interface Mapping {
