@@ -5,7 +5,6 @@
 import { ErrorCode, type RegionLocation, type SecretRegion, secretClosed } from '@secure-memory/core';
 import { BACKEND, systemError } from './errors.js';
 import { type Libc, MAP_ANONYMOUS, MAP_PRIVATE, PROT_NONE, PROT_READ, PROT_WRITE } from './libc.js';
-import { mapBudget } from './map-budget.js';
 
 /** A page-rounded mapping holding one secret at its first byte. */
 export interface Mapping {
@@ -46,7 +45,6 @@ export class MappingTable {
 
   add(mapping: Mapping): void {
     this.#live.add(mapping);
-    mapBudget.added();
   }
 
   /** Unlocks and unmaps `mapping`; when munmap fails, keeps it (inaccessible) for a later retry. */
@@ -59,7 +57,6 @@ export class MappingTable {
     if (lib.munmap(mapping.address, mapping.length) === 0) {
       this.#live.delete(mapping);
       this.#deferred.delete(mapping);
-      mapBudget.removed();
       return;
     }
     if (!this.#deferred.has(mapping)) {
