@@ -4,6 +4,7 @@
  * @module
  */
 import { timingSafeEqual } from 'node:crypto';
+import { isMainThread } from 'node:worker_threads';
 import { assertFunction, describeType, invalidThis } from './assert.js';
 import { assertBytes, byteLengthOf, copyBytes, handOutView, isEmptied, isProtectedView, isUint8Array, markProtectedView, wipeBytes } from './bytes.js';
 import { ErrorCode, SecureMemoryError, SecureMemoryTypeError, secretClosed } from './errors.js';
@@ -136,6 +137,7 @@ function freeRetired(life: Lifetime): void {
   const region = life.region;
   if (region === undefined || !life.retired || life.pinned || life.liveViews > 0) return;
   life.region = undefined;
+  workerSecrets?.delete(life);
   try {
     region.free();
   } catch (error) {
@@ -170,6 +172,35 @@ const secretRegistry = new FinalizationRegistry<Lifetime>((life) => {
 });
 
 /**
+ * The secrets of this thread that are not released yet, when it is a worker thread: when the
+ * worker ends by returning or by `process.exit()`, its `exit` event wipes and frees them all (its
+ * views die with it). A worker stopped by `terminate()` runs no JavaScript: see the backends.
+ */
+let workerSecrets: Set<Lifetime> | undefined;
+
+function trackInWorker(life: Lifetime): void {
+  if (isMainThread) return;
+  if (workerSecrets === undefined) {
+    const live = new Set<Lifetime>();
+    workerSecrets = live;
+    process.once('exit', () => {
+      for (const each of [...live]) {
+        each.liveViews = 0; // the thread's views end with it
+        each.pinned = false;
+        try {
+          release(each);
+          freeRetired(each);
+        } catch {
+          // a damaged canary has no one left to tell; the memory is released all the same
+        }
+      }
+      live.clear();
+    });
+  }
+  workerSecrets.add(life);
+}
+
+/**
  * Wipes the region, then frees it, or retires it while a handed-out view may still be reachable.
  * `onFree` runs once either way.
  */
@@ -186,6 +217,7 @@ function release(life: Lifetime): void {
         region.retire();
       } else {
         life.region = undefined;
+        workerSecrets?.delete(life);
         region.free();
       }
     } finally {
@@ -217,6 +249,7 @@ export class ManagedSecret extends Redacted implements Secret {
     super();
     this.#life = { backend, size, region, onFree, liveViews: 0, retired: false, pinned: false, released: false };
     secretRegistry.register(this, this.#life, this);
+    trackInWorker(this.#life);
   }
 
   static #check(self: unknown): ManagedSecret {

@@ -58,6 +58,8 @@ export interface Libc {
   /** setrlimit(resource, { 0, 0 }). */
   setrlimitZero(resource: number): number;
   prctl(option: number, arg2: number): number;
+  /** The kernel's id of the calling thread (gettid). */
+  gettid(): number;
   /** The errno captured after the last failed call made through this object. */
   errno(): number;
   /** A Uint8Array over `length` bytes of native memory at `address` (no copy). */
@@ -104,6 +106,7 @@ function bind(): Libc {
   const syscall = fn('long syscall(long number, ...)');
   const prctl = fn('int prctl(int option, ...)');
   const getpagesize = fn('int getpagesize(void)');
+  const gettid = fn('int gettid(void)');
   const rlimit = koffi.struct({ rlim_cur: 'unsigned long', rlim_max: 'unsigned long' });
   const setrlimit = lib.func('setrlimit', 'int', ['int', koffi.pointer(rlimit)]) as NativeFunction;
 
@@ -137,6 +140,7 @@ function bind(): Libc {
     setrlimitZero: (resource) => Number(call(setrlimit, isMinusOne, resource, { rlim_cur: 0, rlim_max: 0 })),
     prctl: (option, arg2) =>
       Number(call(prctl, isMinusOne, option, 'unsigned long', arg2, 'unsigned long', 0, 'unsigned long', 0, 'unsigned long', 0)),
+    gettid: () => Number(gettid()),
     errno: () => lastErrno,
     view: (address, length) => new Uint8Array(koffi.view(address, length)),
   };

@@ -4,6 +4,7 @@
  */
 import { ErrorCode, type RegionLocation, type SecretRegion, secretClosed } from '@secure-memory/core';
 import { BACKEND, systemError } from './errors.js';
+import { register, unregister } from './threads.js';
 import { type Libc, MAP_ANONYMOUS, MAP_PRIVATE, PROT_NONE, PROT_READ, PROT_WRITE } from './libc.js';
 
 /** A page-rounded mapping holding one secret at its first byte. */
@@ -20,6 +21,8 @@ export interface Mapping {
    * keeps the addresses from being reused while a view of the secret may still be reachable.
    */
   retired?: boolean;
+  /** Its entry in the table of worker threads' mappings (see threads.ts), or -1. */
+  registration?: number;
 }
 
 /** The counters `stats()` reports, beyond what the base class adds. */
@@ -43,7 +46,8 @@ export class MappingTable {
   readonly #live = new Set<Mapping>();
   readonly #deferred = new Set<Mapping>();
 
-  add(mapping: Mapping): void {
+  add(lib: Libc, mapping: Mapping): void {
+    mapping.registration = register(lib, mapping.address, mapping.length);
     this.#live.add(mapping);
   }
 
@@ -54,6 +58,9 @@ export class MappingTable {
     if (mapping.locked && !mapping.kernelLocked && lib.munlock(mapping.address, mapping.length) === 0) {
       mapping.locked = false;
     }
+    // Unregistered first: once unmapped, the addresses may be another thread's, which no reaper may touch.
+    unregister(mapping.registration ?? -1);
+    mapping.registration = -1;
     if (lib.munmap(mapping.address, mapping.length) === 0) {
       this.#live.delete(mapping);
       this.#deferred.delete(mapping);

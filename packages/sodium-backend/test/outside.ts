@@ -33,12 +33,13 @@ export interface HeldChild {
 }
 
 /**
- * Runs a fixture with `--expose-gc`, waits for its JSON line, scans its memory from outside (this
+ * Runs a fixture with `--expose-gc` (after `wrap`, such as setpriv and prlimit), waits for its JSON line, scans its memory from outside (this
  * process reads /proc/<pid>/mem) for each needle list, then lets it exit.
  */
-export function holdAndScan(name: string, args: string[], needleSets: Uint8Array[][], execArgv: string[] = []): Promise<HeldChild> {
+export function holdAndScan(name: string, args: string[], needleSets: Uint8Array[][], execArgv: string[] = [], wrap: readonly string[] = []): Promise<HeldChild> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', ...execArgv, fixture(name), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const [command, ...argv] = [...wrap, process.execPath, '--expose-gc', ...execArgv, fixture(name), ...args];
+    const child = spawn(command as string, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     let done = false;
