@@ -21,7 +21,7 @@ class HeapFactory extends SecretFactoryBase {
     return { protectRead: () => bytes, protectIdle: () => {}, wipe: () => bytes.fill(0), free: () => {} };
   }
   protected backendStats() {
-    return {};
+    return { lockedBytes: 0 };
   }
 }
 
