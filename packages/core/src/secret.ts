@@ -348,14 +348,19 @@ export class ManagedSecret extends Redacted implements Secret {
       throw error;
     }
     this.#checkHanded();
-    if (isThenable(result)) {
+    if (result instanceof Promise) {
       // The action handed the view to asynchronous code, which may still touch it: keep the access
       // open until that settles (as withBytesAsync does), so that the touch reads instead of faulting.
       const settle = (): void => {
         this.#checkHanded();
         this.#end();
       };
-      Promise.resolve(result).then(settle, settle);
+      result.then(settle, settle);
+      throw asyncActionError();
+    }
+    if (isThenable(result)) {
+      // Another thenable: its `then` is not called (it is foreign code, and may never call back).
+      this.#end();
       throw asyncActionError();
     }
     this.#end();
@@ -380,7 +385,8 @@ export class ManagedSecret extends Redacted implements Secret {
    * Runs `action` with a view of the bytes. The view is valid only during the call; keeping it is
    * an error the backend may punish (a fault). An action that returns a promise (a synchronous
    * function handing the view to asynchronous code) gets `ERR_ASYNC_ACTION`, and the bytes stay
-   * readable until that promise settles, so that the asynchronous code reads them instead of faulting.
+   * readable until that promise settles, so that the asynchronous code reads them instead of
+   * faulting (another thenable ends the access at once: its `then` is never called).
    * The view and its buffer keep the secret alive while they are reachable; its buffer refuses
    * `transfer()`.
    * @throws {SecureMemoryError} `ERR_SECRET_CLOSED` after close; `ERR_ASYNC_ACTION` for an async action or a thenable result.

@@ -146,7 +146,12 @@ export class ProtectedMemorySecretFactory extends SecretFactoryBase {
       constantTimeEquals: true,
     });
     this.#slabs = slab
-      ? new SlabAllocator({ lib: this.#lib, map: (length) => this.#map(length), release: (mapping) => this.#table.release(this.#lib, mapping) })
+      ? new SlabAllocator({
+          lib: this.#lib,
+          map: (length) => this.#map(length),
+          release: (mapping) => this.#table.release(this.#lib, mapping),
+          retire: (mapping) => this.#table.retire(this.#lib, mapping),
+        })
       : undefined;
   }
 

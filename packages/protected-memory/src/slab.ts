@@ -45,6 +45,8 @@ export interface SlabHost {
   map(length: number): Mapping;
   /** Unlocks and unmaps (or defers the unmap of) a mapping from {@link SlabHost.map}. */
   release(mapping: Mapping): void;
+  /** Replaces a wiped mapping by an inaccessible, unlocked, empty reservation of its addresses. */
+  retire(mapping: Mapping): void;
 }
 
 /** The counters of slab packing, added to the mapping counters in `stats()`. */
@@ -90,6 +92,10 @@ class Slab {
   /** Groups whose protection could not be set back; retried before the next allocation or close. */
   readonly stale = new Set<number>();
   used = 0;
+  /** Used slots that are retired (wiped, kept from reuse while a view of them may be reachable). */
+  retired = 0;
+  /** True once every used slot was retired: the mapping is then only a reservation (no memory, no lock), never used again. */
+  reserved = false;
 
   constructor(lib: Libc, mapping: Mapping, sizeClass: number | undefined, stride: number, groupBytes: number) {
     this.#lib = lib;
@@ -314,6 +320,7 @@ export class SlabAllocator {
   #giveBack(slab: Slab, slot: number): void {
     slab.giveBack(slot);
     if (slab.used === 0) {
+      slab.reserved = false;
       this.#slabs.delete(slab);
       this.#unsettled.delete(slab);
       if (slab.sizeClass !== undefined) {
@@ -321,9 +328,33 @@ export class SlabAllocator {
         this.#count[slab.sizeClass] = (this.#count[slab.sizeClass] as number) - 1;
       }
       this.#host.release(slab.mapping); // the slots are all zero: munlock and munmap
-    } else if (slab.sizeClass !== undefined) {
-      this.#open[slab.sizeClass]?.add(slab);
+    } else {
+      this.#reserveIfRetired(slab);
+      if (slab.sizeClass !== undefined && !slab.reserved) this.#open[slab.sizeClass]?.add(slab);
     }
+  }
+
+  /** Notes a retired slot; a slab whose used slots are all retired gives back its memory and lock and is used no more. */
+  noteRetired(slab: Slab): void {
+    slab.retired += 1;
+    if (slab.sizeClass !== undefined) this.retired += 1;
+    this.#reserveIfRetired(slab);
+  }
+
+  /** A slab whose used slots are all retired becomes a reservation: its memory and lock go back, and it takes no new secret. */
+  #reserveIfRetired(slab: Slab): void {
+    if (slab.used === 0 || slab.retired !== slab.used || slab.reserved) return;
+    slab.reserved = true;
+    if (slab.sizeClass !== undefined) this.#open[slab.sizeClass]?.delete(slab);
+    this.#unsettled.delete(slab);
+    this.#host.retire(slab.mapping);
+  }
+
+  /** Frees a retired slot (its views were collected). */
+  freeRetired(slab: Slab, slot: number): void {
+    slab.retired -= 1;
+    if (slab.sizeClass !== undefined) this.retired -= 1;
+    this.#giveBack(slab, slot);
   }
 
   /** Retries what failed before: protections to set back and wipes of freed slots. */
@@ -394,13 +425,13 @@ export class SlabAllocator {
     let slots = 0;
     let slabs = 0;
     for (const slab of this.#slabs) {
-      if (slab.sizeClass === undefined) continue;
+      if (slab.sizeClass === undefined || slab.reserved) continue;
       slabs += 1;
-      slots += slab.used;
+      slots += slab.used - slab.retired;
     }
     let pendingWipes = 0;
     for (const pending of this.#pendingWipes.values()) pendingWipes += pending.size;
-    return { slots: slots - this.retired, slabs, pendingWipes, retiredSlots: this.retired };
+    return { slots, slabs, pendingWipes, retiredSlots: this.retired };
   }
 }
 
@@ -484,7 +515,7 @@ class SlotRegion implements SecretRegion {
       }
     }
     this.#retired = true;
-    if (this.#slab.sizeClass !== undefined) this.#allocator.retired += 1;
+    this.#allocator.noteRetired(this.#slab);
     if (this.#damaged) {
       throw new SecureMemoryError(ErrorCode.INTEGRITY, 'The canary before the secret was overwritten: memory was written out of bounds', {
         backend: BACKEND,
@@ -501,8 +532,7 @@ class SlotRegion implements SecretRegion {
   free(): void {
     if (this.#retired) {
       this.#retired = false;
-      if (this.#slab.sizeClass !== undefined) this.#allocator.retired -= 1;
-      if (this.#wiped) this.#allocator.release(this.#slab, this.#slot); // else the deferred wipe frees it
+      this.#allocator.freeRetired(this.#slab, this.#slot);
       return;
     }
     this.#view = undefined;

@@ -6,6 +6,8 @@
 // operation and a turn of the event loop have run), and leave every other live secret readable with
 // its bytes. The process must never die: this file runs in one process.
 import { randomBytes } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { readFileSync } from 'node:fs';
 import { type RegionLocation, type Secret, SecureMemoryError, readMaxMapCount, readStatusBytes } from '@secure-memory/core';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -42,10 +44,13 @@ const REGION = Symbol.for('secure-memory.region');
 const locate = (secret: Secret): RegionLocation => (secret as unknown as Record<symbol, () => RegionLocation>)[REGION]!.call(secret);
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** libsodium frees (munlock, munmap) from the buffer's finalizer, on a later turn of the event loop. */
-/** Lets libsodium's deferred frees run, and collects the views handed to actions (vitest runs this package with --expose-gc), so that retired secrets are freed. */
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** Lets libsodium's deferred frees run, and collects the views handed to actions, so that retired secrets are freed. */
 async function settle(): Promise<void> {
   for (let i = 0; i < 5; i += 1) {
-    (globalThis as { gc?: () => void }).gc?.();
+    gc();
     await turn();
   }
 }
