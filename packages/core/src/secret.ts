@@ -42,6 +42,11 @@ export interface SecretRegion {
    * Core calls `free` once every such view is garbage-collected, or never when one of them was
    * detached (its memory moved to an ArrayBuffer core cannot see). May throw `ERR_INTEGRITY`
    * after doing its work, as `free` may.
+   *
+   * A region that has it is also released by core when its secret is garbage-collected without
+   * `close()` (with a warning), and when the worker thread that made it ends by `process.exit()` or
+   * a normal end; it must then hold no reference to its secret. A region without it releases
+   * itself (as memguard's do).
    */
   retire?(): void;
 }
@@ -248,8 +253,12 @@ export class ManagedSecret extends Redacted implements Secret {
   constructor(backend: string, region: SecretRegion, size: number, onFree: () => void = () => {}) {
     super();
     this.#life = { backend, size, region, onFree, liveViews: 0, retired: false, pinned: false, released: false };
-    secretRegistry.register(this, this.#life, this);
-    trackInWorker(this.#life);
+    // Only regions that can be retired are released by core: the held value reaches the region,
+    // and an older region (memguard's) holds its secret and releases itself when it is collected.
+    if (region.retire !== undefined) {
+      secretRegistry.register(this, this.#life, this);
+      trackInWorker(this.#life);
+    }
   }
 
   static #check(self: unknown): ManagedSecret {
