@@ -37,6 +37,10 @@ interface Table {
 }
 
 let table: Table | undefined;
+/** Where this thread looks for a free entry next. */
+let hint = 0;
+/** Registrations to skip after the table was found full (each full scan costs {@link CAPACITY} steps). */
+let skipWhileFull = 0;
 
 function layout(shared: SharedArrayBuffer): Table {
   return {
@@ -63,15 +67,22 @@ export type Registration = number;
 /** Registers a mapping made by this thread, when it is a worker thread. */
 export function register(lib: Libc, address: bigint, length: number): Registration {
   if (isMainThread) return -1;
+  if (skipWhileFull > 0) {
+    skipWhileFull -= 1;
+    return -1;
+  }
   const t = workerTable();
-  for (let i = 0; i < CAPACITY; i += 1) {
+  for (let n = 0; n < CAPACITY; n += 1) {
+    const i = (hint + n) % CAPACITY;
     if (Atomics.compareExchange(t.states, i, FREE, WRITING) !== FREE) continue;
     t.addresses[i] = address;
     t.lengths[i] = length;
     t.tids[i] = lib.gettid();
     Atomics.store(t.states, i, LIVE);
+    hint = (i + 1) % CAPACITY;
     return i;
   }
+  skipWhileFull = 256;
   return -1;
 }
 
