@@ -22,7 +22,7 @@ describe('ingestion leaves no copy of a small source (outside scan of /proc/<pid
     const needles = SOURCES.map((_, i) => windows(pattern(seed + i)));
     const { report, hits } = await holdAndScan('ingest.mjs', [module, JSON.stringify({ secretMemory: 'off' }), String(seed), 'control'], needles);
     expect(report).toEqual({ wiped: true, inUse: 0 });
-    expect(hits[0]).toBeGreaterThan(0);
-    expect(hits[1]).toBeGreaterThan(0);
+    // The abandoned heap copies (the scan's positive control); the garbage collector may reuse one of them, so at least one.
+    expect((hits[0] as number) + (hits[1] as number)).toBeGreaterThan(0);
   });
 });
