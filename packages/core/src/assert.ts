@@ -13,37 +13,13 @@ export function describeType(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'function') return 'function';
   if (typeof value !== 'object') return `type ${typeof value}`;
-  const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
-  return typeof name === 'string' && name !== '' ? `an instance of ${name}` : 'an object';
-}
-
-function isUint8Array(value: unknown): value is Uint8Array {
-  return value instanceof Uint8Array || (ArrayBuffer.isView(value) && Object.prototype.toString.call(value) === '[object Uint8Array]');
-}
-
-function isDetached(view: Uint8Array): boolean {
-  if (view.byteLength !== 0 || view.buffer.byteLength !== 0) return false;
+  let name: unknown;
   try {
-    new Uint8Array(view.buffer);
-    return false;
+    name = (value as { constructor?: { name?: unknown } }).constructor?.name;
   } catch {
-    return true;
+    return 'an object'; // a revoked proxy, or a getter that throws
   }
-}
-
-/**
- * Asserts that `value` is a `Uint8Array` (a `Buffer` is one) whose buffer is not detached.
- * @throws {TypeError} `ERR_INVALID_ARG_TYPE` for any other type; `ERR_INVALID_ARG_VALUE` when detached.
- */
-export function assertBytes(value: unknown, label: string): asserts value is Uint8Array {
-  if (isUint8Array(value) && !isDetached(value)) return;
-  if (isUint8Array(value)) {
-    throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_VALUE, `The "${label}" argument's buffer is detached`);
-  }
-  throw new SecureMemoryTypeError(
-    ErrorCode.INVALID_ARG_TYPE,
-    `The "${label}" argument must be a Uint8Array. Received ${describeType(value)}`,
-  );
+  return typeof name === 'string' && name !== '' ? `an instance of ${name}` : 'an object';
 }
 
 /**
@@ -67,14 +43,15 @@ export function assertSize(value: unknown, label: string, max: number = MAX_SECR
 
 /**
  * Asserts that `value` is a file descriptor: a whole number from 0.
- * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when it is not a number; `ERR_INVALID_ARG_VALUE` when negative, fractional or not finite.
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when it is not a number.
+ * @throws {RangeError} `ERR_OUT_OF_RANGE` when it is negative, fractional, NaN or not a safe integer (as Node's `fs` does).
  */
 export function assertFd(value: unknown, label: string): asserts value is number {
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return;
   if (typeof value !== 'number') {
     throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "${label}" argument must be a number. Received ${describeType(value)}`);
   }
-  throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_VALUE, `The "${label}" argument must be a file descriptor (a whole number from 0). Received ${String(value)}`);
+  throw new SecureMemoryRangeError(ErrorCode.OUT_OF_RANGE, `The "${label}" argument must be a file descriptor (a whole number from 0). Received ${String(value)}`);
 }
 
 /**

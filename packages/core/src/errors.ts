@@ -13,6 +13,8 @@ export const ErrorCode = {
   INVALID_ARG_VALUE: 'ERR_INVALID_ARG_VALUE',
   /** A method was called with a `this` that is not a secret or factory of this library (a `TypeError`). */
   INVALID_THIS: 'ERR_INVALID_THIS',
+  /** A number is outside the range the argument allows, such as a negative file descriptor (a `RangeError`, as Node's own). */
+  OUT_OF_RANGE: 'ERR_OUT_OF_RANGE',
   /** A size is not a whole number of bytes from 1 to the backend's maximum (a `RangeError`). */
   INVALID_SIZE: 'ERR_INVALID_SIZE',
   /** The secret was closed: no further access is possible. */

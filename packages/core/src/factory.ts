@@ -5,7 +5,8 @@
  */
 import { randomFillSync } from 'node:crypto';
 import { readSync } from 'node:fs';
-import { MAX_SECRET_SIZE, assertBytes, assertFd, assertSize, invalidThis } from './assert.js';
+import { MAX_SECRET_SIZE, assertFd, assertSize, invalidThis } from './assert.js';
+import { ingestBytes } from './bytes.js';
 import { ErrorCode, SecureMemoryRangeError } from './errors.js';
 import type { Guarantees } from './guarantees.js';
 import { ManagedSecret, type SecretRegion } from './secret.js';
@@ -59,7 +60,10 @@ export abstract class SecretFactoryBase implements SecretFactory {
   }
 
   /**
-   * Copies `source` into protected memory, then zero-fills `source`.
+   * Copies `source` into protected memory, then zero-fills `source` in place. `.buffer` of `source`
+   * is never read (see {@link ingestBytes}), so a small on-heap source leaves no copy in the V8 heap.
+   * A source that is itself a view of a secret (handed to an action, or a `subarray` of one) is
+   * copied and not wiped: its pages are read-only, and its own secret wipes them.
    * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `source` is not a Uint8Array; `ERR_INVALID_ARG_VALUE` when detached.
    * @throws {RangeError} `ERR_INVALID_SIZE` when it is empty or too large.
    * @throws {SecureMemoryError} `ERR_MEMLOCK_LIMIT`, `ERR_MAP_LIMIT` or `ERR_ALLOCATION_FAILED`; `source` is then left as it was.
@@ -70,11 +74,7 @@ export abstract class SecretFactoryBase implements SecretFactory {
    */
   new(source: Uint8Array): Secret {
     const self = SecretFactoryBase.#check(this);
-    assertBytes(source, 'source');
-    assertSize(source.byteLength, 'source.byteLength', self.maxSize);
-    const secret = self.#make(source.byteLength, (writable) => writable.set(source));
-    source.fill(0);
-    return secret;
+    return ingestBytes(source, 'source', self.maxSize, (size, copyInto) => self.#make(size, copyInto));
   }
 
   /**
@@ -94,8 +94,8 @@ export abstract class SecretFactoryBase implements SecretFactory {
   /**
    * Reads exactly `size` bytes from file descriptor `fd` straight into protected memory: the bytes
    * never pass through the JavaScript heap. For a key file, a pipe or stdin (a blocking descriptor).
-   * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `fd` or `size` is not a number; `ERR_INVALID_ARG_VALUE` for a negative or fractional `fd`.
-   * @throws {RangeError} `ERR_INVALID_SIZE` for a bad `size`, or when the descriptor ends before `size` bytes (nothing is kept).
+   * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `fd` or `size` is not a number; 
+   * @throws {RangeError} `ERR_OUT_OF_RANGE` for a negative or fractional `fd`; `ERR_INVALID_SIZE` for a bad `size`, or when the descriptor ends before `size` bytes (nothing is kept).
    * @throws {Error} the system error of `read(2)` (`EBADF`, `EAGAIN` for a non-blocking descriptor, ...); nothing is kept.
    * @example
    * ```ts

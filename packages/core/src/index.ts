@@ -5,6 +5,7 @@
  */
 export * from './errors.js';
 export * from './assert.js';
+export * from './bytes.js';
 export * from './guarantees.js';
 export * from './types.js';
 export { Redacted } from './redacted.js';

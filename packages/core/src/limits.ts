@@ -113,19 +113,31 @@ export function mapReserve(max: number): number {
 }
 
 /**
+ * How many budgets (threads, or backends in one thread) may draw on the process's mappings at
+ * once and still stay within `vm.max_map_count`: each one's credit between two counts is at most
+ * 1/(this + 1) of the headroom plus the reserve.
+ */
+export const MAP_BUDGET_CONCURRENCY = 16;
+
+/**
  * Keeps a backend's allocations clear of `vm.max_map_count`: a process whose mappings run out
- * aborts the next time V8 or a native module maps memory, so allocations stop with
- * `ERR_MAP_LIMIT` while {@link mapReserve} mappings are left. Reading /proc/self/maps costs more
- * the more mappings there are, so it is read again only once half of the headroom seen last time
- * could have been used by this backend. One budget per backend module, shared by its factories.
+ * aborts the next time V8 or a native module maps memory (a worker thread dies with
+ * `ERR_WORKER_OUT_OF_MEMORY`), so allocations stop with `ERR_MAP_LIMIT` while {@link mapReserve}
+ * mappings are left.
+ *
+ * The budget is the process's: it is counted from /proc/self/maps, which every thread and every
+ * backend shares, never from what one budget object saw itself. Counting costs a read of the whole
+ * file, so after a count a budget allocates without counting again for a credit of at most
+ * `min(headroom, (headroom + reserve) / 17)` mappings: even when up to
+ * {@link MAP_BUDGET_CONCURRENCY} budgets (worker threads each load their own copy of a backend) use
+ * their whole credit at once, together they stay under `vm.max_map_count`. Frees need no
+ * bookkeeping: the next count sees them (libsodium, for one, unmaps on a later turn).
  */
 export class MapBudget {
   readonly #backend: string;
   readonly #perAllocation: number;
-  /** Mappings this backend holds now. */
-  #live = 0;
-  /** The live count at which /proc/self/maps is read again. */
-  #nextCheck = 0;
+  /** Mappings this budget may still take before counting again. */
+  #credit = 0;
 
   /** @param perAllocation the mappings one allocation takes */
   constructor(backend: string, perAllocation: number) {
@@ -134,36 +146,43 @@ export class MapBudget {
   }
 
   /**
-   * Checks, before one more allocation, that the process keeps its reserve.
+   * Checks, before one more allocation, that the process keeps its reserve, and takes the
+   * allocation's mappings from the credit.
    * @throws {SecureMemoryError} `ERR_MAP_LIMIT` with `requested` (the mappings there would be) and `limit` (`vm.max_map_count` minus the reserve).
    */
   assertHeadroom(): void {
-    if (this.#live < this.#nextCheck) return;
+    if (this.#credit >= this.#perAllocation) {
+      this.#credit -= this.#perAllocation;
+      return;
+    }
     const count = readMapCount();
     const max = readMaxMapCount();
     if (count === undefined || max === undefined || !Number.isFinite(max)) {
-      this.#nextCheck = Number.POSITIVE_INFINITY; // nothing to read here: leave it to the kernel
+      this.#credit = Number.POSITIVE_INFINITY; // nothing to read here: leave it to the kernel
       return;
     }
-    const limit = max - mapReserve(max);
+    const reserve = mapReserve(max);
+    const limit = max - reserve;
     const headroom = limit - count;
     if (headroom < this.#perAllocation) {
       throw new SecureMemoryError(
         ErrorCode.MAP_LIMIT,
-        `Too many mappings: ${count} of vm.max_map_count ${max}, of which ${mapReserve(max)} are kept for the rest of the process`,
+        `Too many mappings: ${count} of vm.max_map_count ${max}, of which ${reserve} are kept for the rest of the process`,
         { backend: this.#backend, requested: count + this.#perAllocation, limit },
       );
     }
-    this.#nextCheck = this.#live + Math.max(this.#perAllocation, Math.floor(headroom / 2));
+    const share = Math.floor((headroom + reserve) / (MAP_BUDGET_CONCURRENCY + 1));
+    this.#credit = Math.max(this.#perAllocation, Math.min(headroom, share)) - this.#perAllocation;
   }
 
-  /** Counts an allocation mapped. */
-  added(): void {
-    this.#live += this.#perAllocation;
+  /** Counts again before the next allocation (after the kernel refused a mapping). */
+  recount(): void {
+    this.#credit = 0;
   }
 
-  /** Counts an allocation unmapped. */
-  removed(): void {
-    this.#live -= this.#perAllocation;
-  }
+  /** Kept for backends that report their mappings; the budget counts /proc/self/maps instead. */
+  added(): void {}
+
+  /** Kept for backends that report their mappings; the budget counts /proc/self/maps instead. */
+  removed(): void {}
 }

@@ -134,3 +134,33 @@ describe('ManagedSecret when protecting again fails', () => {
     flaky.close();
   });
 });
+
+describe('an action that hands the view to asynchronous code', () => {
+  it('returning a Promise: ERR_ASYNC_ACTION, and the access stays open until the promise settles', async () => {
+    const { secret, calls } = recordingRegion();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    expect(() => secret.withBytes(() => gate)).toThrow(expect.objectContaining({ code: 'ERR_ASYNC_ACTION' }));
+    expect(calls).toEqual(['read']);
+    secret.close(); // refused for new access at once, freed when the promise settles
+    expect(calls).toEqual(['read']);
+    release();
+    await gate;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(calls).toEqual(['read', 'idle', 'wipe', 'free']);
+  });
+
+  it('returning another thenable: ERR_ASYNC_ACTION, its then is never called, and the access ends at once', () => {
+    const { secret, calls } = recordingRegion();
+    let called = false;
+    expect(() =>
+      secret.withBytes(() => ({
+        then() {
+          called = true;
+        },
+      })),
+    ).toThrow(expect.objectContaining({ code: 'ERR_ASYNC_ACTION' }));
+    expect(calls).toEqual(['read', 'idle']);
+    expect(called).toBe(false);
+  });
+});

@@ -15,6 +15,7 @@ import {
   assertOneOf,
   assertOptions,
   defineGuarantees,
+  isSecureMemoryError,
 } from '@secure-memory/core';
 import { BACKEND, lockError, systemError } from './errors.js';
 import {
@@ -34,6 +35,7 @@ import {
 import { mapBudget } from './map-budget.js';
 import { type Mapping, MappingTable, type MappingStats, ProtectedRegion } from './region.js';
 import { secretMemoryAvailable } from './secret-memory.js';
+import { reapDeadThreads, workerTable } from './threads.js';
 import { SlabAllocator, type SlabStats } from './slab.js';
 
 /** `secretMemory` option: use memfd_secret where the kernel has it (`'auto'`), insist on it, or never. */
@@ -119,6 +121,8 @@ export class ProtectedMemorySecretFactory extends SecretFactoryBase {
       );
     }
     this.#lib = libc();
+    workerTable(); // shared with the workers this thread spawns from now on
+    reapDeadThreads(this.#lib);
     if (secretMemory === 'require' && !secretMemoryAvailable()) {
       throw new SecureMemoryError(ErrorCode.UNSUPPORTED_PLATFORM, 'memfd_secret is not available in this kernel or process', {
         backend: BACKEND,
@@ -142,7 +146,12 @@ export class ProtectedMemorySecretFactory extends SecretFactoryBase {
       constantTimeEquals: true,
     });
     this.#slabs = slab
-      ? new SlabAllocator({ lib: this.#lib, map: (length) => this.#map(length), release: (mapping) => this.#table.release(this.#lib, mapping) })
+      ? new SlabAllocator({
+          lib: this.#lib,
+          map: (length) => this.#map(length),
+          release: (mapping) => this.#table.release(this.#lib, mapping),
+          retire: (mapping) => this.#table.retire(this.#lib, mapping),
+        })
       : undefined;
   }
 
@@ -151,7 +160,7 @@ export class ProtectedMemorySecretFactory extends SecretFactoryBase {
     const address = lib.mmap(length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
     if (address === lib.mapFailed || address === 0n) throw systemError(ErrorCode.ALLOCATION_FAILED, 'mmap', lib.errno(), length);
     const mapping: Mapping = { address, length, locked: false, kernelLocked: false };
-    this.#table.add(mapping);
+    this.#table.add(lib, mapping);
     return mapping;
   }
 
@@ -172,7 +181,7 @@ export class ProtectedMemorySecretFactory extends SecretFactoryBase {
       lib.close(fd);
     }
     const mapping: Mapping = { address, length, locked: true, kernelLocked: true };
-    this.#table.add(mapping);
+    this.#table.add(lib, mapping);
     return mapping;
   }
 
@@ -213,6 +222,17 @@ export class ProtectedMemorySecretFactory extends SecretFactoryBase {
    * the other secrets are untouched.
    */
   protected allocate(size: number, fill: RegionFill): SecretRegion {
+    try {
+      return this.#allocate(size, fill);
+    } catch (error) {
+      // Memory a terminated worker thread left locked or mapped may be what is missing: release it and try once more.
+      if (!isSecureMemoryError(error, ErrorCode.MEMLOCK_LIMIT) && !isSecureMemoryError(error, ErrorCode.MAP_LIMIT)) throw error;
+      if (reapDeadThreads(this.#lib) === 0) throw error;
+      return this.#allocate(size, fill);
+    }
+  }
+
+  #allocate(size: number, fill: RegionFill): SecretRegion {
     const lib = this.#lib;
     this.#table.retryDeferred(lib);
     if (this.#slabs !== undefined) return this.#slabs.allocate(size, fill);
@@ -238,6 +258,7 @@ export class ProtectedMemorySecretFactory extends SecretFactoryBase {
    * waiting for a retry; with slab packing also `slots`, `slabs` and `pendingWipes`.
    */
   protected backendStats(): MappingStats | (MappingStats & SlabStats) {
+    reapDeadThreads(this.#lib); // what terminated workers left (see threads.ts)
     const mappings = this.#table.stats();
     return this.#slabs === undefined ? mappings : { ...mappings, ...this.#slabs.stats() };
   }

@@ -20,6 +20,7 @@ export const PROT_WRITE = 2;
 export const MAP_SHARED = 0x01;
 export const MAP_PRIVATE = 0x02;
 export const MAP_ANONYMOUS = 0x20;
+export const MAP_FIXED = 0x10;
 export const MADV_DONTFORK = 10;
 export const MADV_DONTDUMP = 16;
 export const MADV_WIPEONFORK = 18;
@@ -43,6 +44,8 @@ export interface Libc {
   /** `MAP_FAILED` as koffi returns it: (void *)-1. */
   readonly mapFailed: bigint;
   mmap(length: number, prot: number, flags: number, fd: number): bigint;
+  /** mmap(address, length, prot, flags | MAP_FIXED, fd, 0): replaces whatever is mapped there, atomically. */
+  mmapFixed(address: bigint, length: number, prot: number, flags: number, fd: number): bigint;
   munmap(address: bigint, length: number): number;
   mprotect(address: bigint, length: number, prot: number): number;
   mlock(address: bigint, length: number): number;
@@ -55,6 +58,8 @@ export interface Libc {
   /** setrlimit(resource, { 0, 0 }). */
   setrlimitZero(resource: number): number;
   prctl(option: number, arg2: number): number;
+  /** The kernel's id of the calling thread (gettid). */
+  gettid(): number;
   /** The errno captured after the last failed call made through this object. */
   errno(): number;
   /** A Uint8Array over `length` bytes of native memory at `address` (no copy). */
@@ -101,6 +106,7 @@ function bind(): Libc {
   const syscall = fn('long syscall(long number, ...)');
   const prctl = fn('int prctl(int option, ...)');
   const getpagesize = fn('int getpagesize(void)');
+  const gettid = fn('int gettid(void)');
   const rlimit = koffi.struct({ rlim_cur: 'unsigned long', rlim_max: 'unsigned long' });
   const setrlimit = lib.func('setrlimit', 'int', ['int', koffi.pointer(rlimit)]) as NativeFunction;
 
@@ -121,6 +127,8 @@ function bind(): Libc {
     mapFailed,
     mmap: (length, prot, flags, fd) =>
       asAddress(call(mmap, (r) => asAddress(r) === mapFailed || asAddress(r) === 0n, null, length, prot, flags, fd, 0)),
+    mmapFixed: (address, length, prot, flags, fd) =>
+      asAddress(call(mmap, (r) => asAddress(r) === mapFailed, address, length, prot, flags | MAP_FIXED, fd, 0)),
     munmap: (address, length) => Number(call(munmap, isMinusOne, address, length)),
     mprotect: (address, length, prot) => Number(call(mprotect, isMinusOne, address, length, prot)),
     mlock: (address, length) => Number(call(mlock, isMinusOne, address, length)),
@@ -132,6 +140,7 @@ function bind(): Libc {
     setrlimitZero: (resource) => Number(call(setrlimit, isMinusOne, resource, { rlim_cur: 0, rlim_max: 0 })),
     prctl: (option, arg2) =>
       Number(call(prctl, isMinusOne, option, 'unsigned long', arg2, 'unsigned long', 0, 'unsigned long', 0, 'unsigned long', 0)),
+    gettid: () => Number(gettid()),
     errno: () => lastErrno,
     view: (address, length) => new Uint8Array(koffi.view(address, length)),
   };

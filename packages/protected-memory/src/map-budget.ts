@@ -7,5 +7,5 @@
 import { MapBudget } from '@secure-memory/core';
 import { BACKEND } from './errors.js';
 
-/** One budget for every protected-memory factory in the process. */
+/** One budget for every protected-memory factory of this thread; it counts the process's mappings (/proc/self/maps), so every thread's budget sees the others'. */
 export const mapBudget = new MapBudget(BACKEND, 1);

@@ -4,8 +4,8 @@
  */
 import { ErrorCode, type RegionLocation, type SecretRegion, secretClosed } from '@secure-memory/core';
 import { BACKEND, systemError } from './errors.js';
-import { type Libc, PROT_NONE, PROT_READ, PROT_WRITE } from './libc.js';
-import { mapBudget } from './map-budget.js';
+import { register, unregister } from './threads.js';
+import { type Libc, MAP_ANONYMOUS, MAP_PRIVATE, PROT_NONE, PROT_READ, PROT_WRITE } from './libc.js';
 
 /** A page-rounded mapping holding one secret at its first byte. */
 export interface Mapping {
@@ -15,7 +15,14 @@ export interface Mapping {
   /** True while the pages are locked in RAM (by mlock, or by the kernel for secret memory). */
   locked: boolean;
   /** True for secret memory: the kernel locked it at mmap and keeps it locked until munmap. */
-  readonly kernelLocked: boolean;
+  kernelLocked: boolean;
+  /**
+   * True once retired: wiped and replaced by an inaccessible, unlocked, empty reservation that
+   * keeps the addresses from being reused while a view of the secret may still be reachable.
+   */
+  retired?: boolean;
+  /** Its entry in the table of worker threads' mappings (see threads.ts), or -1. */
+  registration?: number;
 }
 
 /** The counters `stats()` reports, beyond what the base class adds. */
@@ -26,6 +33,8 @@ export interface MappingStats {
   mappedBytes: number;
   unlockedMappings: number;
   deferredUnmaps: number;
+  /** Mappings of closed secrets kept only as inaccessible reservations while a view of them may be reachable (no memory, no lock). */
+  retiredMappings: number;
 }
 
 /**
@@ -37,9 +46,9 @@ export class MappingTable {
   readonly #live = new Set<Mapping>();
   readonly #deferred = new Set<Mapping>();
 
-  add(mapping: Mapping): void {
+  add(lib: Libc, mapping: Mapping): void {
+    mapping.registration = register(lib, mapping.address, mapping.length);
     this.#live.add(mapping);
-    mapBudget.added();
   }
 
   /** Unlocks and unmaps `mapping`; when munmap fails, keeps it (inaccessible) for a later retry. */
@@ -49,16 +58,36 @@ export class MappingTable {
     if (mapping.locked && !mapping.kernelLocked && lib.munlock(mapping.address, mapping.length) === 0) {
       mapping.locked = false;
     }
+    // Unregistered first: once unmapped, the addresses may be another thread's, which no reaper may touch.
+    unregister(mapping.registration ?? -1);
+    mapping.registration = -1;
     if (lib.munmap(mapping.address, mapping.length) === 0) {
       this.#live.delete(mapping);
       this.#deferred.delete(mapping);
-      mapBudget.removed();
       return;
     }
     if (!this.#deferred.has(mapping)) {
       this.#deferred.add(mapping);
       lib.mprotect(mapping.address, mapping.length, PROT_NONE); // best effort: the bytes are already zero
     }
+  }
+
+  /**
+   * Replaces a wiped mapping by an inaccessible, unlocked, empty reservation of the same addresses
+   * (one `mmap(MAP_FIXED)`, atomic: no other thread can map there in between). The memory and the
+   * lock go back to the system; the addresses stay taken until {@link release}. When the kernel
+   * refuses, the mapping is unlocked and made inaccessible instead (its pages stay, zeroed).
+   */
+  retire(lib: Libc, mapping: Mapping): void {
+    const address = lib.mmapFixed(mapping.address, mapping.length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+    if (address === mapping.address) {
+      mapping.locked = false;
+      mapping.kernelLocked = false;
+    } else {
+      if (mapping.locked && !mapping.kernelLocked && lib.munlock(mapping.address, mapping.length) === 0) mapping.locked = false;
+      lib.mprotect(mapping.address, mapping.length, PROT_NONE);
+    }
+    mapping.retired = true;
   }
 
   /** Retries the munmap of mappings the kernel refused to unmap before. */
@@ -70,12 +99,24 @@ export class MappingTable {
     let lockedBytes = 0;
     let mappedBytes = 0;
     let unlockedMappings = 0;
+    let retiredMappings = 0;
     for (const mapping of this.#live) {
+      if (mapping.retired === true) {
+        retiredMappings += 1;
+        continue;
+      }
       mappedBytes += mapping.length;
       if (mapping.locked) lockedBytes += mapping.length;
       else if (!this.#deferred.has(mapping)) unlockedMappings += 1;
     }
-    return { lockedBytes, mappings: this.#live.size, mappedBytes, unlockedMappings, deferredUnmaps: this.#deferred.size };
+    return {
+      lockedBytes,
+      mappings: this.#live.size - retiredMappings,
+      mappedBytes,
+      unlockedMappings,
+      deferredUnmaps: this.#deferred.size,
+      retiredMappings,
+    };
   }
 }
 
@@ -120,6 +161,21 @@ export class ProtectedRegion implements SecretRegion {
   /** Makes the bytes writable and zero-fills them (core calls it only when idle, right before free). */
   wipe(): void {
     this.#protect(PROT_READ | PROT_WRITE).fill(0);
+  }
+
+  /** A fresh view of the data on an ArrayBuffer of its own (core hands it to actions). */
+  exposeView(): Uint8Array {
+    return this.#lib.view(this.#mapping.address, this.#size);
+  }
+
+  /**
+   * After the wipe: gives back the memory and the lock, and keeps the addresses as an inaccessible
+   * reservation until {@link free}, so that a kept view faults instead of reading a later secret.
+   */
+  retire(): void {
+    this.#view = undefined;
+    this.#table.retryDeferred(this.#lib);
+    this.#table.retire(this.#lib, this.#mapping);
   }
 
   /** Unlocks and unmaps; the region is gone afterwards. */

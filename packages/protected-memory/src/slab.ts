@@ -45,6 +45,8 @@ export interface SlabHost {
   map(length: number): Mapping;
   /** Unlocks and unmaps (or defers the unmap of) a mapping from {@link SlabHost.map}. */
   release(mapping: Mapping): void;
+  /** Replaces a wiped mapping by an inaccessible, unlocked, empty reservation of its addresses. */
+  retire(mapping: Mapping): void;
 }
 
 /** The counters of slab packing, added to the mapping counters in `stats()`. */
@@ -56,6 +58,8 @@ export interface SlabStats {
   slabs: number;
   /** Freed slots whose wipe failed (`mprotect` refused) and is retried before the next allocation or close. */
   pendingWipes: number;
+  /** Slots of closed secrets in shared slabs, wiped, kept from reuse while a view of them may be reachable (not counted in `slots`). */
+  retiredSlots: number;
 }
 
 /** The size class index for `size` bytes, or `undefined` when it needs its own mapping. */
@@ -88,6 +92,10 @@ class Slab {
   /** Groups whose protection could not be set back; retried before the next allocation or close. */
   readonly stale = new Set<number>();
   used = 0;
+  /** Used slots that are retired (wiped, kept from reuse while a view of them may be reachable). */
+  retired = 0;
+  /** True once every used slot was retired: the mapping is then only a reservation (no memory, no lock), never used again. */
+  reserved = false;
 
   constructor(lib: Libc, mapping: Mapping, sizeClass: number | undefined, stride: number, groupBytes: number) {
     this.#lib = lib;
@@ -264,6 +272,8 @@ export class SlabAllocator {
   readonly #pendingWipes = new Map<Slab, Set<number>>();
   /** Slabs with groups whose protection could not be set back. */
   readonly #unsettled = new Set<Slab>();
+  /** Wiped slots kept from reuse (see {@link SlotRegion.retire}). */
+  retired = 0;
 
   constructor(host: SlabHost) {
     this.#host = host;
@@ -310,6 +320,7 @@ export class SlabAllocator {
   #giveBack(slab: Slab, slot: number): void {
     slab.giveBack(slot);
     if (slab.used === 0) {
+      slab.reserved = false;
       this.#slabs.delete(slab);
       this.#unsettled.delete(slab);
       if (slab.sizeClass !== undefined) {
@@ -317,9 +328,33 @@ export class SlabAllocator {
         this.#count[slab.sizeClass] = (this.#count[slab.sizeClass] as number) - 1;
       }
       this.#host.release(slab.mapping); // the slots are all zero: munlock and munmap
-    } else if (slab.sizeClass !== undefined) {
-      this.#open[slab.sizeClass]?.add(slab);
+    } else {
+      this.#reserveIfRetired(slab);
+      if (slab.sizeClass !== undefined && !slab.reserved) this.#open[slab.sizeClass]?.add(slab);
     }
+  }
+
+  /** Notes a retired slot; a slab whose used slots are all retired gives back its memory and lock and is used no more. */
+  noteRetired(slab: Slab): void {
+    slab.retired += 1;
+    if (slab.sizeClass !== undefined) this.retired += 1;
+    this.#reserveIfRetired(slab);
+  }
+
+  /** A slab whose used slots are all retired becomes a reservation: its memory and lock go back, and it takes no new secret. */
+  #reserveIfRetired(slab: Slab): void {
+    if (slab.used === 0 || slab.retired !== slab.used || slab.reserved) return;
+    slab.reserved = true;
+    if (slab.sizeClass !== undefined) this.#open[slab.sizeClass]?.delete(slab);
+    this.#unsettled.delete(slab);
+    this.#host.retire(slab.mapping);
+  }
+
+  /** Frees a retired slot (its views were collected). */
+  freeRetired(slab: Slab, slot: number): void {
+    slab.retired -= 1;
+    if (slab.sizeClass !== undefined) this.retired -= 1;
+    this.#giveBack(slab, slot);
   }
 
   /** Retries what failed before: protections to set back and wipes of freed slots. */
@@ -369,6 +404,11 @@ export class SlabAllocator {
     return new SlotRegion(this, slab, slot, size, view);
   }
 
+  /** A fresh view of a slot's data. */
+  view(slab: Slab, slot: number, size: number): Uint8Array {
+    return this.#host.lib.view(slab.dataAddress(slot), size);
+  }
+
   /** Frees a wiped slot. */
   release(slab: Slab, slot: number): void {
     this.#giveBack(slab, slot);
@@ -385,13 +425,13 @@ export class SlabAllocator {
     let slots = 0;
     let slabs = 0;
     for (const slab of this.#slabs) {
-      if (slab.sizeClass === undefined) continue;
+      if (slab.sizeClass === undefined || slab.reserved) continue;
       slabs += 1;
-      slots += slab.used;
+      slots += slab.used - slab.retired;
     }
     let pendingWipes = 0;
     for (const pending of this.#pendingWipes.values()) pendingWipes += pending.size;
-    return { slots, slabs, pendingWipes };
+    return { slots, slabs, pendingWipes, retiredSlots: this.retired };
   }
 }
 
@@ -407,6 +447,7 @@ class SlotRegion implements SecretRegion {
   #view: Uint8Array | undefined;
   #wiped = false;
   #damaged = false;
+  #retired = false;
 
   constructor(allocator: SlabAllocator, slab: Slab, slot: number, size: number, view: Uint8Array) {
     this.#allocator = allocator;
@@ -448,6 +489,40 @@ class SlotRegion implements SecretRegion {
     }
   }
 
+  /** A fresh view of the data on an ArrayBuffer of its own (core hands it to actions). */
+  exposeView(): Uint8Array {
+    return this.#allocator.view(this.#slab, this.#slot, this.#size);
+  }
+
+  /**
+   * After the wipe: keeps the wiped slot taken, so that no later secret is placed where a kept view
+   * points (such a view reads zeros while a page-mate is accessed, and faults otherwise); core
+   * frees it once the views are collected.
+   * @throws {SecureMemoryError} as {@link free}: `ERR_PROTECTION_FAILED` (wiped later), `ERR_INTEGRITY`.
+   */
+  retire(): void {
+    this.#view = undefined;
+    this.#allocator.retry();
+    if (!this.#wiped) {
+      try {
+        this.#damaged = this.#slab.clear(this.#slot);
+        this.#wiped = true;
+      } catch (error) {
+        this.#allocator.defer(this.#slab, this.#slot);
+        throw error;
+      } finally {
+        this.#allocator.noteUnsettled(this.#slab);
+      }
+    }
+    this.#retired = true;
+    this.#allocator.noteRetired(this.#slab);
+    if (this.#damaged) {
+      throw new SecureMemoryError(ErrorCode.INTEGRITY, 'The canary before the secret was overwritten: memory was written out of bounds', {
+        backend: BACKEND,
+      });
+    }
+  }
+
   /**
    * Frees the slot (and unmaps the slab when it was the last one).
    * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when the slot could not be wiped: it is kept,
@@ -455,6 +530,11 @@ class SlotRegion implements SecretRegion {
    * @throws {SecureMemoryError} `ERR_INTEGRITY` after freeing, when the canary before the data was damaged.
    */
   free(): void {
+    if (this.#retired) {
+      this.#retired = false;
+      this.#allocator.freeRetired(this.#slab, this.#slot);
+      return;
+    }
     this.#view = undefined;
     this.#allocator.retry();
     if (!this.#wiped) {

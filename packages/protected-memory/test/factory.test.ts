@@ -117,9 +117,11 @@ describe('modes and manifests', () => {
       mappedBytes: 0,
       unlockedMappings: 0,
       deferredUnmaps: 0,
+      retiredMappings: 0,
       slots: 0,
       slabs: 0,
       pendingWipes: 0,
+      retiredSlots: 0,
     });
   });
 
@@ -175,6 +177,7 @@ describe.each(['off', 'require'] as const)("secretMemory '%s'", (secretMemory) =
       mappedBytes: 0,
       unlockedMappings: 0,
       deferredUnmaps: 0,
+      retiredMappings: 0,
     });
     const small = factory.createRandom(32);
     const large = factory.createRandom(PAGE + 1);

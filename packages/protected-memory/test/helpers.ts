@@ -1,4 +1,6 @@
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -67,3 +69,21 @@ export function output<T>(result: SpawnSyncReturns<string>): T {
 
 /** The system page size, from `getconf` (the unit of every mapping). */
 export const PAGE = Number(spawnSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).stdout.trim()) || 4096;
+
+/**
+ * Collects garbage and lets FinalizationRegistry callbacks run: a closed secret whose view was
+ * handed to an action keeps its addresses until then. (gc is exposed at run time, not with
+ * --expose-gc in execArgv, which Worker threads refuse.)
+ */
+export async function collectGarbage(): Promise<void> {
+  for (let i = 0; i < 3; i += 1) {
+    exposedGc()();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+}
+
+/** The garbage collector's entry point, exposed at run time. */
+export function exposedGc(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}

@@ -70,6 +70,7 @@ export class SodiumRegion implements SecretRegion {
   #wiped = false;
   #open = false;
   #exposed = false;
+  #retired = false;
   /** The errno of a wipe that could not make the pages writable; free() tries again. */
   #wipeErrno = 0;
 
@@ -165,25 +166,19 @@ export class SodiumRegion implements SecretRegion {
     this.#wiped = true;
   }
 
+  /** A fresh view of the data on an ArrayBuffer of its own (core hands it to actions; the sodium buffer is never handed out). */
+  exposeView(): Uint8Array {
+    return this.#lib.native.view(this.#address, this.#size);
+  }
+
   /**
    * Zeroes the data if {@link wipe} could not, compares the canary with the reference (a damaged
    * one is reported and rewritten, so that libsodium's own check in the deferred `sodium_free` does
-   * not kill the process), unlocks the pages and hands the memory to `sodium_free`, which detaches
-   * the buffer at once; libsodium zeroes the pages again and unmaps them from the buffer's
-   * finalizer, on a later turn of the event loop.
-   * @throws {SecureMemoryError} after freeing: `ERR_INTEGRITY` when the canary was damaged or the memory
-   * was detached; `ERR_PROTECTION_FAILED` when the pages could not be made writable to zero them.
+   * not kill the process) and unlocks the pages; the factory's counters drop it. Returns whether the
+   * canary was damaged.
    */
-  free(): void {
-    const buf = this.#buf;
-    if (buf === undefined) return;
-    this.#buf = undefined;
+  #settle(buf: SodiumBuffer): boolean {
     if (this.#exposed) this.#unexpose();
-    const release = (damaged: boolean): void => this.#events.onFree(this, { lockedBytes: this.#lockedBytes, damaged });
-    if (buf.buffer.byteLength !== this.#size) {
-      release(false);
-      throw detachedError();
-    }
     const { native, referenceCanary } = this.#lib;
     if (!this.#writable) {
       const errno = this.#protect(buf, 'readwrite');
@@ -205,15 +200,59 @@ export class SodiumRegion implements SecretRegion {
     // Give the lock back now, as the counters do. A failure leaves it to libsodium's deferred free,
     // which unlocks the same pages (and munmap unlocks them in any case).
     if (this.#lockedBytes > 0) native.munlock(this.#start, this.#lockedBytes);
-    native.free(buf);
-    native.settle();
-    release(damaged);
+    this.#events.onFree(this, { lockedBytes: this.#lockedBytes, damaged });
+    return damaged;
+  }
+
+  #report(damaged: boolean): void {
     if (damaged) {
       throw new SecureMemoryError(ErrorCode.INTEGRITY, 'The canary before the secret was overwritten: memory just before it was written to', {
         backend: BACKEND,
       });
     }
     if (!this.#wiped) throw protectionFailed('readwrite', this.#wipeErrno);
+  }
+
+  /**
+   * After the wipe, while a view handed to an action may still be reachable: checks the canary,
+   * unlocks, and makes the pages PROT_NONE, but keeps the allocation (its addresses) until
+   * {@link free}, so that a kept view faults instead of reading a later secret.
+   * @throws {SecureMemoryError} as {@link free}.
+   */
+  retire(): void {
+    const buf = this.#buf;
+    if (buf === undefined || this.#retired) return;
+    this.#retired = true;
+    const damaged = this.#settle(buf);
+    if (this.#writable && this.#protect(buf, 'noaccess') === 0) this.#writable = false;
+    this.#report(damaged);
+  }
+
+  /**
+   * Zeroes, checks the canary and unlocks (unless {@link retire} did), then hands the memory to
+   * `sodium_free`, which detaches the buffer at once; libsodium zeroes the pages again and unmaps
+   * them from the buffer's finalizer, on a later turn of the event loop.
+   * @throws {SecureMemoryError} after freeing: `ERR_INTEGRITY` when the canary was damaged or the memory
+   * was detached; `ERR_PROTECTION_FAILED` when the pages could not be made writable to zero them.
+   */
+  free(): void {
+    const buf = this.#buf;
+    if (buf === undefined) return;
+    this.#buf = undefined;
+    if (this.#retired) {
+      this.#lib.native.free(buf);
+      this.#lib.native.settle();
+      return;
+    }
+    if (buf.buffer.byteLength !== this.#size) {
+      if (this.#exposed) this.#unexpose();
+      this.#events.onFree(this, { lockedBytes: this.#lockedBytes, damaged: false });
+      throw detachedError();
+    }
+    const damaged = this.#settle(buf);
+    this.#lib.native.free(buf);
+    this.#lib.native.settle();
+    this.#report(damaged);
   }
 
   location(): RegionLocation {

@@ -36,10 +36,11 @@ describe('views used outside their action', () => {
     expect(child.stdout).not.toContain('"event":"wrote"');
   });
 
-  it('are detached (empty) after close, without a fault', () => {
+  it('after close keep their length and fault (SIGSEGV): never an empty key, never another secret', () => {
     const child = runFixture('keep-view', ['after-close']);
-    expect(child.status, child.stderr).toBe(0);
-    expect(child.result).toEqual({ event: 'read', byteLength: 0, value: null });
+    expect(child.signal).toBe('SIGSEGV');
+    expect(child.stdout).toContain('"event":"kept","byteLength":32');
+    expect(child.stdout).not.toContain('"event":"read"');
   });
 });
 

@@ -1,0 +1,36 @@
+// Worker threads share the process's mapping budget (issue #13 item 6).
+import { spawnSync } from 'node:child_process';
+import { mapReserve } from '@secure-memory/core';
+import { describe, expect, it } from 'vitest';
+import { assertBuilt, fixture, isRoot } from './helpers.js';
+
+assertBuilt();
+const module = '@secure-memory/protected-memory';
+
+describe.skipIf(!isRoot)('worker threads', () => {
+  it("three workers (lock: 'best-effort') making secrets at once up to vm.max_map_count each get ERR_MAP_LIMIT; none dies, the process does not abort", () => {
+    // As root, so that the locks hold (locked, faulted mappings do not merge: each secret is a mapping)
+    // and only mappings run out; the fixture leaves 20,000 mappings before the limit.
+    const child = spawnSync(process.execPath, [fixture('workers-maplimit.mjs'), module, JSON.stringify({ lock: 'best-effort', secretMemory: 'off' })], {
+      encoding: 'utf8',
+      timeout: 300_000,
+    });
+    expect(child.signal, child.stderr).toBeNull();
+    expect(child.status, child.stderr).toBe(0);
+    const report = JSON.parse(child.stdout.trim().split('\n').at(-1) as string) as {
+      codes: string[];
+      made: number[];
+      errors: string[];
+      peak: number;
+      max: number;
+      inUse: number[];
+    };
+    expect(report.errors).toEqual([]);
+    expect(report.codes).toEqual(['ERR_MAP_LIMIT', 'ERR_MAP_LIMIT', 'ERR_MAP_LIMIT']);
+    for (const made of report.made) expect(made).toBeGreaterThan(100);
+    expect(report.made.reduce((a, b) => a + b, 0)).toBeGreaterThan(15_000);
+    // Together they stopped short of the kernel's limit: at least half the reserve was left.
+    expect(report.max - report.peak).toBeGreaterThan(mapReserve(report.max) / 2);
+    expect(report.inUse).toEqual([0, 0, 0]);
+  });
+});

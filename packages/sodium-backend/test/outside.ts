@@ -1,0 +1,69 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { scanMemory } from '@secure-memory/testkit';
+
+const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+
+/** The bytes test/fixtures/ingest.mjs writes for `seed` (xorshift32, low byte of each step). */
+export function pattern(seed: number, length = 32): Uint8Array {
+  const bytes = new Uint8Array(length);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < length; i += 1) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    bytes[i] = x & 0xff;
+  }
+  return bytes;
+}
+
+/** Every 16-byte window of `bytes` (a partial copy counts as a copy). */
+export function windows(bytes: Uint8Array, width = 16): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let i = 0; i + width <= bytes.length; i += 1) out.push(bytes.slice(i, i + width));
+  return out;
+}
+
+export interface HeldChild {
+  /** The JSON line the child printed when ready. */
+  report: Record<string, unknown>;
+  /** Hits per needle list: how many addresses held any window of each. */
+  hits: number[];
+}
+
+/**
+ * Runs a fixture with `--expose-gc` (after `wrap`, such as setpriv and prlimit), waits for its JSON line, scans its memory from outside (this
+ * process reads /proc/<pid>/mem) for each needle list, then lets it exit.
+ */
+export function holdAndScan(name: string, args: string[], needleSets: Uint8Array[][], execArgv: string[] = [], wrap: readonly string[] = []): Promise<HeldChild> {
+  return new Promise((resolve, reject) => {
+    const [command, ...argv] = [...wrap, process.execPath, '--expose-gc', ...execArgv, fixture(name), ...args];
+    const child = spawn(command as string, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let done = false;
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (line === undefined || done) return;
+      done = true;
+      try {
+        const report = JSON.parse(line) as Record<string, unknown>;
+        const hits = needleSets.map((needles) => {
+          const scan = scanMemory(child.pid as number, needles);
+          return new Set(scan.hits.map((h) => h.address - BigInt(h.needle))).size;
+        });
+        child.stdin.end('go\n');
+        child.once('exit', () => resolve({ report, hits }));
+      } catch (error) {
+        child.kill('SIGKILL');
+        reject(error as Error);
+      }
+    });
+    child.once('exit', (code, signal) => {
+      if (!done) reject(new Error(`child ended before it was ready (${code ?? signal}): ${err}`));
+    });
+  });
+}
