@@ -121,7 +121,7 @@ export function recommend(reports: ConformanceReport[], bench?: BenchReport): Re
   ];
   if (unique.length > 0) lines.push(`Only it keeps here: ${unique.join(', ')}.`);
   const ns = speed(chosen);
-  if (Number.isFinite(ns)) lines.push(`withBytes costs ${ns} ns here.`);
+  if (Number.isFinite(ns)) lines.push(`withBytes costs ${Math.round(ns)} ns here.`);
   lines.push(`Use it with createSecretFactory({ backend: '${chosen.module.replace('@secure-memory/', '')}'${Object.keys(chosen.options).length > 0 ? `, options: ${JSON.stringify(chosen.options)}` : ''} }), or SECURE_MEMORY_BACKEND.`);
   return { name: chosen.name, verified: mine, text: lines.join('\n') };
 }

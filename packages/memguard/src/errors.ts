@@ -17,11 +17,8 @@ import {
   secretClosed,
 } from '@secure-memory/core';
 
-/**
- * Node's code for a number outside the range an argument accepts (a `RangeError`). Core's
- * `ErrorCode.OUT_OF_RANGE` where it has one; the same string until then.
- */
-export const OUT_OF_RANGE = ((ErrorCode as Readonly<Record<string, string>>)['OUT_OF_RANGE'] ?? 'ERR_OUT_OF_RANGE') as ErrorCodeValue;
+/** Node's code for a number outside the range an argument accepts (a `RangeError`). */
+export const OUT_OF_RANGE = ErrorCode.OUT_OF_RANGE;
 
 /**
  * Asserts that `value` is a whole number from `min` to `max` (as Node checks an integer argument).

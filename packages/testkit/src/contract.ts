@@ -173,7 +173,7 @@ export const CONTRACT_CHECKS: readonly ContractCheck[] = [
         await expectCode(() => fromFd(fd, 32), 'ERR_INVALID_SIZE', 'RangeError');
         assert.equal(factory.stats().inUse, before, 'a short read kept a secret');
         await expectCode(() => fromFd('3' as never, 32), 'ERR_INVALID_ARG_TYPE', 'TypeError');
-        await expectCode(() => fromFd(-1, 32), 'ERR_INVALID_ARG_VALUE', 'TypeError');
+        await expectCode(() => fromFd(-1, 32), 'ERR_OUT_OF_RANGE', 'RangeError');
         await expectCode(() => fromFd(fd, 0), 'ERR_INVALID_SIZE', 'RangeError');
         secret.close();
       } finally {
