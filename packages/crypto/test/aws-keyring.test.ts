@@ -71,5 +71,5 @@ describe.each(BACKEND_MODULES)('an outside scan of a process using the keyring w
         expect(hits.unprotected).toBeGreaterThanOrEqual(17);
       }
     }
-  }, 300_000);
+  }, 900_000);
 });

@@ -122,7 +122,7 @@ export function scanProcess(pid: number, needles: WindowSet): { hits: MemoryHit[
 export function scanCore(pid: number, needles: WindowSet): { counts: Map<string, number>; coreBytes: number } {
   const dir = mkdtempSync(join(tmpdir(), 'crypto-core-'));
   try {
-    const run = spawnSync('gcore', ['-o', join(dir, 'core'), String(pid)], { encoding: 'utf8', timeout: 180_000 });
+    const run = spawnSync('gcore', ['-o', join(dir, 'core'), String(pid)], { encoding: 'utf8', timeout: 600_000 });
     const file = readdirSync(dir).find((f) => f.startsWith('core'));
     if (file === undefined) throw new Error(`gcore wrote no core (exit ${run.status}): ${run.stderr}`);
     const counts = new Map<string, number>();

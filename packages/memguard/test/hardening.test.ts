@@ -165,7 +165,7 @@ describe('no public switch strips a protection', () => {
     expect(test.TEST_SEAM).toBe(true);
   });
 
-  it('what npm publishes has no test hooks and no development addon', { timeout: 60_000 }, () => {
+  it('what npm publishes has no test hooks and no development addon', { timeout: 900_000 }, () => {
     const packed = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
       cwd: fileURLToPath(new URL('..', import.meta.url)),
       encoding: 'utf8',

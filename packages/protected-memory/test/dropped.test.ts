@@ -1,7 +1,7 @@
 // A secret dropped without close() is wiped and released by the garbage collector (issue #13 item 8).
 import { describe, expect, it } from 'vitest';
 import { assertBuilt } from './helpers.js';
-import { holdAndScan, pattern, windows } from './outside.js';
+import { holdAndScan, pattern, windows } from '../../testkit/test/outside.js';
 
 assertBuilt();
 const module = '@secure-memory/protected-memory';

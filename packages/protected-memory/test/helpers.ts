@@ -2,6 +2,7 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** One mapping of /proc/self/smaps. */
@@ -44,7 +45,8 @@ export function unmapped(address: bigint): boolean {
   return !readSmaps().some((e) => e.start <= address && address < e.end);
 }
 
-export const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+/** test/fixtures/<name>, or `name` itself when it is an absolute path (the testkit's shared backend probes). */
+export const fixture = (name: string): string => (isAbsolute(name) ? name : fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url)));
 
 /** Child processes import the built package; fail clearly when it is missing. */
 export function assertBuilt(): void {

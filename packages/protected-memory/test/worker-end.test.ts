@@ -5,7 +5,7 @@
 import { unprivileged } from '@secure-memory/testkit';
 import { describe, expect, it } from 'vitest';
 import { assertBuilt, hasSetpriv, isRoot } from './helpers.js';
-import { holdAndScan, pattern, windows } from './outside.js';
+import { holdAndScan, pattern, windows } from '../../testkit/test/outside.js';
 
 assertBuilt();
 const module = '@secure-memory/protected-memory';

@@ -2,7 +2,8 @@
 import { spawnSync } from 'node:child_process';
 import { mapReserve } from '@secure-memory/core';
 import { describe, expect, it } from 'vitest';
-import { assertBuilt, fixture, isRoot } from './helpers.js';
+import { probeFixture } from '../../testkit/test/outside.js';
+import { assertBuilt, isRoot } from './helpers.js';
 
 assertBuilt();
 const module = '@secure-memory/protected-memory';
@@ -11,9 +12,9 @@ describe.skipIf(!isRoot)('worker threads', () => {
   it("three workers (lock: 'best-effort') making secrets at once up to vm.max_map_count each get ERR_MAP_LIMIT; none dies, the process does not abort", () => {
     // As root, so that the locks hold (locked, faulted mappings do not merge: each secret is a mapping)
     // and only mappings run out; the fixture leaves 20,000 mappings before the limit.
-    const child = spawnSync(process.execPath, [fixture('workers-maplimit.mjs'), module, JSON.stringify({ lock: 'best-effort', secretMemory: 'off' })], {
+    const child = spawnSync(process.execPath, [probeFixture('workers-maplimit.mjs'), module, JSON.stringify({ lock: 'best-effort', secretMemory: 'off' })], {
       encoding: 'utf8',
-      timeout: 300_000,
+      timeout: 600_000,
     });
     expect(child.signal, child.stderr).toBeNull();
     expect(child.status, child.stderr).toBe(0);

@@ -1,6 +1,6 @@
 // A secret dropped without close() is wiped and released by the garbage collector (issue #13 item 8).
 import { describe, expect, it } from 'vitest';
-import { holdAndScan, pattern, windows } from './outside.js';
+import { holdAndScan, pattern, windows } from '../../testkit/test/outside.js';
 
 const module = '@secure-memory/sodium';
 

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { unprivileged } from '@secure-memory/testkit';
 
@@ -40,9 +41,12 @@ export interface ChildResult {
   result: Record<string, unknown> | undefined;
 }
 
-/** Runs test/fixtures/<name>.mjs (which imports the built package) in a child, optionally as `nobody`. */
+/**
+ * Runs test/fixtures/<name>.mjs (which imports the built package), or the program at `name` when it
+ * is an absolute path (the testkit's shared backend probes), in a child, optionally as `nobody`.
+ */
 export function runFixture(name: string, args: string[] = [], { asNobody = false } = {}): ChildResult {
-  const fixture = fileURLToPath(new URL(`./fixtures/${name}.mjs`, import.meta.url));
+  const fixture = isAbsolute(name) ? name : fileURLToPath(new URL(`./fixtures/${name}.mjs`, import.meta.url));
   const [command, ...argv] = asNobody ? unprivileged([process.execPath, fixture, ...args]) : [process.execPath, fixture, ...args];
   const child = spawnSync(command as string, argv, { encoding: 'utf8', timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
   const lines = child.stdout.split('\n').filter((l) => l.startsWith('{'));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { holdAndScan, pattern, windows } from './outside.js';
+import { holdAndScan, pattern, windows } from '../../testkit/test/outside.js';
 
 const module = '@secure-memory/sodium';
 const SOURCES = ['new Uint8Array(32)', 'Buffer.alloc(32)', 'Buffer.allocUnsafe(32) (pool slice)'];

@@ -4,7 +4,7 @@
 // under a 64 KiB RLIMIT_MEMLOCK.
 import { unprivileged } from '@secure-memory/testkit';
 import { describe, expect, it } from 'vitest';
-import { holdAndScan, pattern, windows } from './outside.js';
+import { holdAndScan, pattern, windows } from '../../testkit/test/outside.js';
 
 const module = '@secure-memory/sodium';
 const isRoot = process.getuid?.() === 0;

@@ -1,15 +1,15 @@
 // Worker threads share the process's mapping budget (issue #13 item 6): core's MapBudget, counted from /proc/self/maps.
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { mapReserve } from '@secure-memory/core';
 import { describe, expect, it } from 'vitest';
+import { probeFixture } from '../../testkit/test/outside.js';
 
-const fixture = fileURLToPath(new URL('./fixtures/workers-maplimit.mjs', import.meta.url));
+const fixture = probeFixture('workers-maplimit.mjs');
 
 describe.skipIf(process.getuid?.() !== 0)('worker threads', () => {
   it("three workers (lock: 'best-effort') making secrets at once up to vm.max_map_count each get ERR_MAP_LIMIT; none dies, the process does not abort", () => {
     // As root, so that the locks hold and only mappings run out; the fixture leaves 20,000 mappings before the limit.
-    const child = spawnSync(process.execPath, [fixture, '@secure-memory/sodium', JSON.stringify({ lock: 'best-effort' })], { encoding: 'utf8', timeout: 300_000 });
+    const child = spawnSync(process.execPath, [fixture, '@secure-memory/sodium', JSON.stringify({ lock: 'best-effort' })], { encoding: 'utf8', timeout: 600_000 });
     expect(child.signal, child.stderr).toBeNull();
     expect(child.status, child.stderr).toBe(0);
     const report = JSON.parse(child.stdout.trim().split('\n').at(-1) as string) as { codes: string[]; made: number[]; errors: string[]; peak: number; max: number; inUse: number[] };

@@ -19,7 +19,7 @@ describe('copies the old scanners missed are violations of wipesOnClose', () => 
     expect(report.reliability.asyncInterleaving.ok).toBe(true);
     expect(report.probes[1]).toMatchObject({ passed: null });
     expect(report.ok).toBe(true);
-  }, 300_000);
+  }, 900_000);
 
   it.each([
     ['partial-copy', 'raw', 'bytes 1..n-1 kept in a heap Buffer'],
@@ -34,7 +34,7 @@ describe('copies the old scanners missed are violations of wipesOnClose', () => 
     expect(verdict.detail).toMatch(/^after close and GC, \d+ copies/);
     expect(report.evidence?.encodings.closed).toContain(encoding);
     expect(report.ok).toBe(false);
-  }, 120_000);
+  }, 900_000);
 
   it('upper-case hex, base64url, two-byte strings and double arrays are each found', async () => {
     const report = await run(LIAR, { lie: 'encodings', claim: ['wipesOnClose'], mainThreadOnly: true });
@@ -42,7 +42,7 @@ describe('copies the old scanners missed are violations of wipesOnClose', () => 
     for (const encoding of ['HEX', 'base64url', 'utf16le', 'double-array']) expect(report.evidence?.encodings.closed).toContain(encoding);
     expect(report.scan.encodings).toEqual(['raw', 'hex', 'HEX', 'base64', 'base64url', 'utf16le', 'smi-array', 'double-array']);
     expect(report.scan.windowBytes).toBe(16);
-  }, 120_000);
+  }, 900_000);
 });
 
 describe('no verdict on nothing', () => {
@@ -51,7 +51,7 @@ describe('no verdict on nothing', () => {
     expect(report.guarantees.noAccessWhenIdle.status, report.guarantees.noAccessWhenIdle.detail).toBe('violated');
     expect(report.guarantees.encryptedAtRest.status, report.guarantees.encryptedAtRest.detail).toBe('violated');
     expect(report.ok).toBe(false);
-  }, 120_000);
+  }, 900_000);
 });
 
 describe('a report for every backend', () => {
@@ -62,7 +62,7 @@ describe('a report for every backend', () => {
     expect(report.failure?.reason).toContain('cannot read its secrets');
     expect(report.contract.failed).toBeGreaterThan(0);
     expect(report.guarantees.wipesOnClose).toMatchObject({ claimed: true, status: 'violated' });
-  }, 120_000);
+  }, 900_000);
 
   it('dies at close(): a report that says where', async () => {
     const report = await run(LIAR, { lie: 'dies-at-close' });
@@ -71,7 +71,7 @@ describe('a report for every backend', () => {
     expect(report.failure?.step).toBe('starting a child that holds secrets');
     expect(report.failure?.reason).toMatch(/signal SIGKILL/);
     expect(report.contract.checks.some((c) => !c.ok && /SIGKILL/.test(c.error ?? ''))).toBe(true);
-  }, 120_000);
+  }, 900_000);
 
   it('a manifest {} claims nothing and is run, not refused (and garbage on stdout is ignored)', async () => {
     const report = await run(LIAR, { lie: 'empty-manifest', noise: true });
@@ -79,7 +79,7 @@ describe('a report for every backend', () => {
     expect(report.contract.failed).toBe(0);
     expect(Object.values(report.guarantees).every((v) => !v.claimed)).toBe(true);
     expect(report.ok).toBe(true);
-  }, 120_000);
+  }, 900_000);
 
   it('a module that cannot be loaded: a report with the reason', async () => {
     const report = await run('@secure-memory/no-such-backend');
@@ -103,7 +103,7 @@ describe('a WebAssembly.Memory backend gets its verdict', () => {
     expect(report.evidence?.core).toMatch(/^no core taken: gcore would write \d+\.\d GiB/);
     expect(report.guarantees.wipesOnClose.status, report.guarantees.wipesOnClose.detail).toBe('verified');
     expect(report.guarantees.excludedFromCoreDumps.status).toBe('absent');
-  }, 300_000);
+  }, 900_000);
 });
 
 describe.skipIf(typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer !== 'function')('a view moved out with transfer() (Node 22+)', () => {
@@ -111,5 +111,5 @@ describe.skipIf(typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfe
     const report = await run(LIAR, { lie: 'detach-views', claim: ['viewsRevoked'] });
     expect(report.probes[3]).toMatchObject({ passed: false });
     expect(report.guarantees.viewsRevoked).toMatchObject({ status: 'violated', detail: expect.stringMatching(/transfer\(\) still read the secret/) });
-  }, 120_000);
+  }, 900_000);
 });

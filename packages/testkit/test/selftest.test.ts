@@ -10,7 +10,7 @@ describe('the control backend: both scanners find its plaintext', () => {
   let report: ConformanceReport;
   beforeAll(async () => {
     report = await runConformance({ module: CONTROL });
-  }, 300_000);
+  }, 900_000);
 
   it('names what ran: the module, the options and Node.js', () => {
     expect(report.target).toBe('@secure-memory/testkit/control {}');
@@ -70,7 +70,7 @@ describe('a liar that claims every guarantee over plain memory is caught', () =>
   let report: ConformanceReport;
   beforeAll(async () => {
     report = await runConformance({ module: CONTROL, options: { claim: [...GUARANTEE_FLAGS], region: true }, reliability: false });
-  }, 300_000);
+  }, 900_000);
 
   it('is not ok', () => {
     expect(report.ok).toBe(false);
@@ -93,14 +93,14 @@ describe('checks can pass as well as fail', () => {
     expect(report.probes[0]).toMatchObject({ passed: true });
     expect(report.probes[1]).toMatchObject({ passed: false });
     expect(report.ok).toBe(false);
-  }, 120_000);
+  }, 900_000);
 
   it('a claim without a region probe is violated, not skipped', async () => {
     const report = await runConformance({ module: CONTROL, options: { claim: ['guardPages'] }, reliability: false });
     expect(report.guarantees.guardPages.status).toBe('violated');
     expect(report.guarantees.guardPages.detail).toMatch(/cannot be observed/);
     expect(report.guarantees.canary.status).toBe('skipped');
-  }, 120_000);
+  }, 900_000);
 });
 
 describe('the contract suite catches a backend that breaks the contract', () => {

@@ -2,9 +2,14 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { scanMemory } from '@secure-memory/testkit';
 
-const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+/**
+ * The path of one of the backend probes in test/fixtures/backend/: child programs that take a
+ * backend's module specifier and options as arguments, shared by every backend package's tests.
+ */
+export const probeFixture = (name: string): string => fileURLToPath(new URL(`./fixtures/backend/${name}`, import.meta.url));
+const fixture = probeFixture;
 
-/** The bytes test/fixtures/ingest.mjs writes for `seed` (xorshift32, low byte of each step). */
+/** The bytes test/fixtures/backend/ingest.mjs writes for `seed` (xorshift32, low byte of each step). */
 export function pattern(seed: number, length = 32): Uint8Array {
   const bytes = new Uint8Array(length);
   let x = seed >>> 0 || 1;
