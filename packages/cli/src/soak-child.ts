@@ -22,6 +22,11 @@ export interface SoakSample {
   mappings: number;
   /** Mappings that are locked, not dumped or wiped on fork, or secret memory: the backend's own. */
   protectedMappings: number | null;
+  /**
+   * Bytes the backend's mappings span. Judged instead of their count: the kernel merges adjacent
+   * mappings with the same flags, so the count depends on where mappings happened to land.
+   */
+  protectedBytes: number | null;
   /** Open file descriptors (/proc/self/fd). */
   fds: number;
   /** VmRSS, bytes. */
@@ -52,11 +57,13 @@ const gc = (globalThis as { gc?: () => void }).gc;
 function sample(factory: SecretFactory, done: number, full: boolean): SoakSample {
   const stats = factory.stats();
   const memory = process.memoryUsage();
+  const backend = full ? readMappings('self').filter((m) => m.path.startsWith('/secretmem') || m.vmFlags.some((f) => PROTECTED_FLAGS.has(f))) : null;
   return {
     done,
     vmLck: readStatusBytes('VmLck') ?? 0,
     mappings: readMapCount() ?? 0,
-    protectedMappings: full ? readMappings('self').filter((m) => m.path.startsWith('/secretmem') || m.vmFlags.some((f) => PROTECTED_FLAGS.has(f))).length : null,
+    protectedMappings: backend === null ? null : backend.length,
+    protectedBytes: backend === null ? null : backend.reduce((sum, m) => sum + Number(m.end - m.start), 0),
     fds: readdirSync('/proc/self/fd').length,
     rss: readStatusBytes('VmRSS') ?? 0,
     heapUsed: memory.heapUsed,
@@ -100,7 +107,7 @@ async function settle(factory: SecretFactory, done: number): Promise<SoakSample>
     gc?.();
     await new Promise((resolve) => setTimeout(resolve, 10));
     const s = sample(factory, done, true);
-    const key = `${s.vmLck}/${s.protectedMappings}/${s.inUse}/${s.lockedBytes}`;
+    const key = `${s.vmLck}/${s.protectedBytes}/${s.inUse}/${s.lockedBytes}`;
     alike = key === last ? alike + 1 : 0;
     last = key;
   }

@@ -94,7 +94,7 @@ const mib = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
 /** Judges a soak child's result against the baselines and {@link SOAK_TOLERANCES}. Never throws. */
 export function judgeSoak(result: SoakResultEvent): SoakCheck[] {
   const { before: b, after: a } = result;
-  const exact = (name: string, key: 'vmLck' | 'protectedMappings' | 'fds' | 'lockedBytes' | 'inUse', unit = ''): SoakCheck => ({
+  const exact = (name: string, key: 'vmLck' | 'protectedBytes' | 'fds' | 'lockedBytes' | 'inUse', unit = ''): SoakCheck => ({
     name,
     ok: a[key] === b[key],
     before: b[key],
@@ -107,7 +107,7 @@ export function judgeSoak(result: SoakResultEvent): SoakCheck[] {
   const steady = middle !== undefined && last !== undefined ? last.rss - middle.rss : 0;
   return [
     exact('VmLck (bytes locked)', 'vmLck', ' B'),
-    exact("the backend's mappings (locked, undumped, wiped on fork, or secret memory)", 'protectedMappings'),
+    exact("the bytes of the backend's mappings (locked, undumped, wiped on fork, or secret memory)", 'protectedBytes', ' B'),
     exact('open file descriptors', 'fds'),
     exact('stats().lockedBytes', 'lockedBytes', ' B'),
     { name: 'stats().inUse', ok: a.inUse === 0, before: b.inUse, after: a.inUse, detail: `${a.inUse} secrets in use after every one was closed` },

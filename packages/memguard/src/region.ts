@@ -197,6 +197,8 @@ export interface Mapping {
   slack: number;
   /** A view could not be detached: the memory must never be unmapped or reused. */
   pinned: boolean;
+  /** Entombed from a leased region: once its views are released it goes back to the pool. */
+  fromLease?: boolean;
   /**
    * Views handed out over this mapping that V8 has not released yet (token -> a weak reference to
    * the ArrayBuffer made for it). While any is outstanding, the mapping is never reused nor unmapped:
@@ -323,7 +325,9 @@ export function reclaimViews(lib: Addon): void {
     if (map === undefined) continue;
     viewMappings.delete(token);
     map.outstanding.delete(token);
-    if (map.entombed && map.outstanding.size === 0) release(lib, map, false);
+    // A leased region's mapping goes back to the pool (as it would have without a kept view), so the
+    // pool's size does not depend on when V8 released a view.
+    if (map.entombed && map.outstanding.size === 0) release(lib, map, map.fromLease === true);
   }
 }
 
@@ -700,6 +704,7 @@ export class GuardedRegion {
       return intact;
     }
     if (viewed && !map.pinned) {
+      map.fromLease = this.#leased && intact;
       const errno = entomb(lib, map);
       if (tombstones.size > MAX_TOMBSTONES) forceReclaim(lib, MAX_TOMBSTONES);
       // Wiped and kept, but a kept view would read zeros instead of faulting: say so.
