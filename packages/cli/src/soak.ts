@@ -227,7 +227,8 @@ export function formatSoak(reports: readonly SoakReport[]): string {
   out.push(
     '',
     'before = after a warm-up, with every secret closed; after = the same, after the run; peak = the most seen while the live',
-    'secrets were held. VmLck, "backend maps" (locked, undumped, wiped on fork, or secret memory) and fds must come back exactly;',
+    'secrets were held. VmLck, the bytes of the "backend maps" (locked, undumped, wiped on fork, or secret memory; their count',
+    'is shown, but adjacent ones merge) and fds must come back exactly;',
     '"all maps" and RSS also count the runtime (V8 heap pages, malloc arenas): memory is judged by the tolerances in the README.',
   );
   for (const r of reports) {
