@@ -495,12 +495,10 @@ class SlotRegion implements SecretRegion {
   }
 
   /**
-   * After the wipe: keeps the wiped slot taken, so that no later secret is placed where a kept view
-   * points (such a view reads zeros while a page-mate is accessed, and faults otherwise); core
-   * frees it once the views are collected.
-   * @throws {SecureMemoryError} as {@link free}: `ERR_PROTECTION_FAILED` (wiped later), `ERR_INTEGRITY`.
+   * Drops the view, lets the allocator retry, and wipes the slot once (checking its canary); a
+   * failed wipe defers the slot to the allocator and rethrows.
    */
-  retire(): void {
+  #clearSlot(): void {
     this.#view = undefined;
     this.#allocator.retry();
     if (!this.#wiped) {
@@ -514,6 +512,16 @@ class SlotRegion implements SecretRegion {
         this.#allocator.noteUnsettled(this.#slab);
       }
     }
+  }
+
+  /**
+   * After the wipe: keeps the wiped slot taken, so that no later secret is placed where a kept view
+   * points (such a view reads zeros while a page-mate is accessed, and faults otherwise); core
+   * frees it once the views are collected.
+   * @throws {SecureMemoryError} as {@link free}: `ERR_PROTECTION_FAILED` (wiped later), `ERR_INTEGRITY`.
+   */
+  retire(): void {
+    this.#clearSlot();
     this.#retired = true;
     this.#allocator.noteRetired(this.#slab);
     if (this.#damaged) {
@@ -535,19 +543,7 @@ class SlotRegion implements SecretRegion {
       this.#allocator.freeRetired(this.#slab, this.#slot);
       return;
     }
-    this.#view = undefined;
-    this.#allocator.retry();
-    if (!this.#wiped) {
-      try {
-        this.#damaged = this.#slab.clear(this.#slot);
-        this.#wiped = true;
-      } catch (error) {
-        this.#allocator.defer(this.#slab, this.#slot);
-        throw error;
-      } finally {
-        this.#allocator.noteUnsettled(this.#slab);
-      }
-    }
+    this.#clearSlot();
     this.#allocator.release(this.#slab, this.#slot);
     if (this.#damaged) {
       throw new SecureMemoryError(ErrorCode.INTEGRITY, 'The canary before the secret was overwritten: memory was written out of bounds', {
