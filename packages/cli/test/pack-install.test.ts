@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const PACKAGES = ['core', 'protected-memory', 'sodium-backend', 'memguard', 'crypto', 'testkit', 'cli'];
 const BACKENDS = ['protected-memory', 'sodium', 'memguard'];
+/** The packages with a native addon, whose tarballs carry prebuilds. */
+const ADDONS = ['memguard', 'crypto'];
 
 const which = (tool: string): boolean => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 /** Whether this machine can cross-compile for arm64 and run arm64 binaries. */
@@ -35,6 +37,7 @@ function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEn
 }
 
 let dir: string;
+let copies: string | undefined;
 let app: string;
 /** The environment of a user whose PATH holds only node, npm and sh. */
 let bare: NodeJS.ProcessEnv;
@@ -44,8 +47,20 @@ beforeAll(() => {
   app = join(dir, 'app');
   const tarballs = join(dir, 'tarballs');
   mkdirSync(tarballs);
-  for (const addon of ['memguard', 'crypto']) run('npm', ['run', 'prebuildify', '--', ...(ARM64 ? ['x64', 'arm64'] : ['x64'])], join(ROOT, 'packages', addon));
-  for (const pkg of PACKAGES) run('npm', ['pack', '--silent', '--pack-destination', tarballs], join(ROOT, 'packages', pkg));
+  // The addons' prebuilds are built in copies of their packages, never in the workspace: a prebuild
+  // run removes the package's build/, which other packages' tests load at the same time. The copies
+  // sit below the workspace's node_modules so that their build tools resolve.
+  const copiesDir = mkdtempSync(join(ROOT, 'node_modules', '.secure-memory-pack-'));
+  copies = copiesDir;
+  const source = (pkg: string): string => {
+    if (!ADDONS.includes(pkg)) return join(ROOT, 'packages', pkg);
+    const copy = join(copiesDir, pkg);
+    const skip = new Set(['build', 'prebuilds', 'node_modules'].map((name) => join(ROOT, 'packages', pkg, name)));
+    cpSync(join(ROOT, 'packages', pkg), copy, { recursive: true, filter: (from) => !skip.has(from) });
+    run('npm', ['run', 'prebuildify', '--', ...(ARM64 ? ['x64', 'arm64'] : ['x64'])], copy);
+    return copy;
+  };
+  for (const pkg of PACKAGES) run('npm', ['pack', '--silent', '--pack-destination', tarballs], source(pkg));
   cpSync(join(ROOT, 'examples'), app, { recursive: true });
   // The user allows memguard's install script: with a prebuild that loads, it compiles nothing.
   writeFileSync(
@@ -65,10 +80,11 @@ beforeAll(() => {
 
 afterAll(() => {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  if (copies !== undefined) rmSync(copies, { recursive: true, force: true });
 });
 
 describe('installed from tarballs outside the workspace', () => {
-  it.each(['memguard', 'crypto'])('%s loads its prebuild: nothing was compiled', (addon) => {
+  it.each(ADDONS)('%s loads its prebuild: nothing was compiled', (addon) => {
     const installed = join(app, 'node_modules/@secure-memory', addon);
     expect(existsSync(join(installed, 'prebuilds'))).toBe(true);
     expect(existsSync(join(installed, 'build'))).toBe(false);
@@ -114,7 +130,7 @@ describe('installed from tarballs outside the workspace', () => {
   });
 
   it.skipIf(!ARM64)('the tarballs carry the arm64 prebuilds, and they load and work under qemu-user with the arm64 node', () => {
-    for (const addon of ['memguard', 'crypto']) {
+    for (const addon of ADDONS) {
       expect(existsSync(join(app, `node_modules/@secure-memory/${addon}/prebuilds/linux-arm64/@secure-memory+${addon}.glibc.node`)), addon).toBe(true);
     }
     const arm = join(dir, 'arm64');
@@ -142,6 +158,34 @@ describe('installed from tarballs outside the workspace', () => {
       ].join('\n'),
     );
     expect(JSON.parse(qemu('arm64-crypto.mjs').stdout)).toEqual({ backend: 'memguard', opened: [1, 2, 3], tag: 32, gcm: 'ERR_UNSUPPORTED_PLATFORM' });
+  });
+
+  it('the testkit installs alone, with only the tarballs of its own dependencies, and checks a third-party backend', () => {
+    const alone = join(dir, 'testkit-alone');
+    mkdirSync(alone);
+    cpSync(join(ROOT, 'examples', 'third-party-backend'), alone, { recursive: true });
+    writeFileSync(join(alone, 'package.json'), JSON.stringify({ name: 'testkit-user', private: true, type: 'module' }));
+    const tarball = (pkg: string): string => {
+      const found = readdirSync(join(dir, 'tarballs')).find((file) => file.startsWith(`secure-memory-${pkg}-`));
+      if (found === undefined) throw new Error(`no tarball for ${pkg}`);
+      return join(dir, 'tarballs', found);
+    };
+    run(join(dir, 'bin', 'npm'), ['install', '--no-audit', '--no-fund', tarball('testkit'), tarball('core')], alone, bare, true);
+    expect(readdirSync(join(alone, 'node_modules/@secure-memory')).sort()).toEqual(['core', 'testkit']);
+    writeFileSync(
+      join(alone, 'check.mjs'),
+      [
+        "import { runContract } from '@secure-memory/testkit';",
+        "import { WipingSecretFactory } from './my-backend.mjs';",
+        'const { checks, badInputs } = await runContract(new WipingSecretFactory());',
+        'const failed = [...checks, ...badInputs].filter((check) => !check.ok);',
+        'console.log(JSON.stringify({ checks: checks.length, badInputs: badInputs.length, failed }));',
+      ].join('\n'),
+    );
+    const result = JSON.parse(run(process.execPath, ['check.mjs'], alone, bare, true).stdout);
+    expect(result.failed).toEqual([]);
+    expect(result.checks).toBeGreaterThan(0);
+    expect(result.badInputs).toBeGreaterThan(0);
   });
 
   it('the secure-memory command runs from the install', () => {
