@@ -35,7 +35,7 @@ import {
 import { mapBudget } from './map-budget.js';
 import { type Mapping, MappingTable, type MappingStats, ProtectedRegion } from './region.js';
 import { secretMemoryAvailable } from './secret-memory.js';
-import { reapDeadThreads, workerTable } from './threads.js';
+import { reapDeadThreads, watchWorkers } from './threads.js';
 import { SlabAllocator, type SlabStats } from './slab.js';
 
 /** `secretMemory` option: use memfd_secret where the kernel has it (`'auto'`), insist on it, or never. */
@@ -121,7 +121,7 @@ export class ProtectedMemorySecretFactory extends SecretFactoryBase {
       );
     }
     this.#lib = libc();
-    workerTable(); // shared with the workers this thread spawns from now on
+    watchWorkers(this.#lib); // shared with the workers this thread spawns from now on, reaped when they end
     reapDeadThreads(this.#lib);
     if (secretMemory === 'require' && !secretMemoryAvailable()) {
       throw new SecureMemoryError(ErrorCode.UNSUPPORTED_PLATFORM, 'memfd_secret is not available in this kernel or process', {

@@ -4,10 +4,12 @@
  * and koffi's views have no native finalizer that could unmap at the worker's teardown. So every
  * mapping a worker thread makes is registered, with the kernel id of its thread, in a table in
  * shared memory (a SharedArrayBuffer handed to workers through `setEnvironmentData`, which Node
- * clones into every worker spawned afterwards); any thread of the process that uses this backend
- * then wipes, unlocks and unmaps the mappings of threads that no longer exist
- * (`/proc/self/task/<tid>` is gone): when it builds a factory, before it reports `stats()`, and
- * before it gives up an allocation at RLIMIT_MEMLOCK or at the mapping limit.
+ * clones into every worker spawned afterwards). The mappings of threads that no longer exist
+ * (`/proc/self/task/<tid>` is gone) are wiped, unlocked and unmapped as soon as the thread that
+ * spawned the worker sees its `exit` event (every `Worker` a thread creates after it built a factory
+ * is watched through the `worker_threads` diagnostics channel), and again by any thread of the
+ * process that uses this backend: when it builds a factory, before it reports `stats()`, and before
+ * it gives up an allocation at RLIMIT_MEMLOCK or at the mapping limit.
  *
  * Limits: a worker is covered only when the thread that spawned it had built a protected-memory
  * factory first (else the worker starts a table of its own, which only its own workers see); the
@@ -15,6 +17,7 @@
  * ends); a thread id reused by the kernel for a new thread before the reap delays the reap.
  * @module
  */
+import { subscribe } from 'node:diagnostics_channel';
 import { existsSync } from 'node:fs';
 import { getEnvironmentData, isMainThread, setEnvironmentData } from 'node:worker_threads';
 import type { Libc } from './libc.js';
@@ -51,8 +54,26 @@ function layout(shared: SharedArrayBuffer): Table {
   };
 }
 
+/** Whether this thread reaps the workers it spawns at their `exit` event. */
+let watching = false;
+
+/**
+ * Shares the table with the workers this thread spawns from now on, and reaps each of them as soon
+ * as it has ended: at the `exit` event of every `Worker` this thread creates (Node announces each on
+ * the `worker_threads` diagnostics channel, and emits `exit` after the thread is joined).
+ */
+export function watchWorkers(lib: Libc): void {
+  workerTable();
+  if (watching) return;
+  watching = true;
+  subscribe('worker_threads', (message) => {
+    const worker = (message as { worker?: { once?: unknown } } | undefined)?.worker;
+    if (typeof worker?.once === 'function') (worker as { once(event: 'exit', listener: () => void): void }).once('exit', () => reapDeadThreads(lib));
+  });
+}
+
 /** The process's table (this thread's copy of it), made and shared with later workers on first use. */
-export function workerTable(): Table {
+function workerTable(): Table {
   if (table !== undefined) return table;
   const inherited = getEnvironmentData(KEY);
   const shared = inherited instanceof SharedArrayBuffer ? inherited : new SharedArrayBuffer(24 * CAPACITY);
