@@ -1,28 +1,10 @@
 // A secret dropped without close() is wiped and released by the garbage collector (issue #13 item 8).
-import { describe, expect, it } from 'vitest';
 import { assertBuilt } from './helpers.js';
-import { holdAndScan, pattern, windows } from '../../testkit/test/outside.js';
+import { describeDropped } from '../../testkit/test/backend-suites.js';
 
 assertBuilt();
-const module = '@secure-memory/protected-memory';
-
-describe('secrets dropped without close()', () => {
-  it.each([
-    ['page', { secretMemory: 'off' }],
-    ['slab', { secretMemory: 'off', packing: 'slab' }],
-    ['secret-memory', { secretMemory: 'auto' }],
-  ])('%s: wiped and released after GC, with a warning; stats and VmLck back; an outside scan finds 0 copies', async (_mode, options) => {
-    const seed = (Math.random() * 2 ** 31) | 0;
-    const needles = [0, 1, 2].map((i) => windows(pattern(seed + i)));
-    const { report, hits } = await holdAndScan('dropped.mjs', [module, JSON.stringify(options), String(seed)], needles);
-    expect(report).toEqual({
-      during: 3,
-      lockedDuring: true,
-      inUse: 0,
-      lockedBytes: 0,
-      vmLckBack: true,
-      warnings: ['SECURE_MEMORY_UNRELEASED', 'SECURE_MEMORY_UNRELEASED', 'SECURE_MEMORY_UNRELEASED'],
-    });
-    expect(hits).toEqual([0, 0, 0]);
-  });
-});
+describeDropped('@secure-memory/protected-memory', [
+  ['page', { secretMemory: 'off' }],
+  ['slab', { secretMemory: 'off', packing: 'slab' }],
+  ['secret-memory', { secretMemory: 'auto' }],
+]);
