@@ -143,9 +143,11 @@ export function judgeKeyUse(o: KeyUseObservations): { status: KeyUseReport['stat
   };
 }
 
-function assertKeyUseTarget(target: unknown): asserts target is KeyUseTarget {
-  assertTarget(target);
-  const t = target as KeyUseTarget;
+/**
+ * Validates the key-use options of a target (`records`, `workload`, `core`).
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE`; {RangeError} `ERR_OUT_OF_RANGE` for records below 1 or fractional.
+ */
+export function assertKeyUseOptions(t: Pick<KeyUseTarget, 'records' | 'workload' | 'core'>): void {
   if (t.records !== undefined && typeof t.records !== 'number') throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "records" option must be a number. Received ${describeType(t.records)}`);
   if (t.records !== undefined && (!Number.isSafeInteger(t.records) || t.records < 1)) {
     throw new SecureMemoryRangeError(ErrorCode.OUT_OF_RANGE, `The "records" option must be a whole number of at least 1. Received ${String(t.records)}`);
@@ -154,6 +156,11 @@ function assertKeyUseTarget(target: unknown): asserts target is KeyUseTarget {
     throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "workload" option must be a non-empty module specifier. Received ${describeType(t.workload)}`);
   }
   if (t.core !== undefined && typeof t.core !== 'boolean') throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "core" option must be a boolean. Received ${describeType(t.core)}`);
+}
+
+function assertKeyUseTarget(target: unknown): asserts target is KeyUseTarget {
+  assertTarget(target);
+  assertKeyUseOptions(target as KeyUseTarget);
 }
 
 /** A module specifier the child can import, whatever its working directory. */

@@ -5,7 +5,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { type KeyUseObservations, judgeKeyUse, probeKeyUse } from '@secure-memory/testkit';
+import { type KeyUseObservations, judgeKeyUse, probeKeyUse, runConformance } from '@secure-memory/testkit';
+import { describeConformance } from '@secure-memory/testkit/vitest';
 import type { HitRecord } from '../src/observe.ts';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/key-use/${name}`, import.meta.url));
@@ -93,5 +94,25 @@ describe('probeKeyUse', () => {
     const report = await probeKeyUse({ module: CONTROL, workload: fixture('throwing-workload.mjs'), core: false });
     expect(report.status).toBe('violated');
     expect(report.failure?.reason).toMatch(/ERR_WORKLOAD_BROKE: the workload broke/);
+  });
+});
+
+describe('in the conformance run', () => {
+  it('runConformance({ keyUse }) adds the verdict to the report, and a violation makes it fail', async () => {
+    const report = await runConformance({ module: CONTROL, reliability: false, keyUse: { workload: fixture('hmac-workload.mjs'), records: 50, core: false } });
+    expect(report.keyUse?.status, report.keyUse?.detail).toBe('violated');
+    expect(report.keyUse?.unprotectedCopies.kek ?? 0).toBeGreaterThanOrEqual(1);
+    expect(report.ok).toBe(false);
+    const without = await runConformance({ module: CONTROL, reliability: false, keyUse: { workload: fixture('missing-workload.mjs') } });
+    expect(without.keyUse?.status).toBe('skipped');
+  });
+
+  it.each([
+    [{ keyUse: 'yes' }, 'ERR_INVALID_ARG_TYPE'],
+    [{ keyUse: { records: -1 } }, 'ERR_OUT_OF_RANGE'],
+    [{ keyUse: { core: 1 } }, 'ERR_INVALID_ARG_TYPE'],
+  ])('refuses %j, in runConformance and describeConformance', async (extra, code) => {
+    await expect(runConformance({ module: CONTROL, ...extra } as never)).rejects.toMatchObject({ code });
+    expect(() => describeConformance({ name: 'bad', module: CONTROL, ...extra } as never)).toThrow(expect.objectContaining({ code }));
   });
 });
