@@ -13,8 +13,8 @@
 //
 // The data keys themselves are the SDK's: it holds them in its own memory (a KeyObject where Node
 // has them) for the life of the material, by its design. This keyring wraps and unwraps them
-// through Secrets (gcm.wrap reads a Secret in place; gcm.unwrap decrypts into a new Secret) and
-// hands the SDK one copy, which the SDK owns.
+// through Secrets (gcm.wrap reads a Secret without the heap; gcm.unwrap decrypts into a new
+// Secret) and hands the SDK one copy, which the SDK owns.
 import { pathToFileURL } from 'node:url';
 import { CommitmentPolicy, EncryptedDataKey, KeyringNode, KeyringTraceFlag, buildClient, unwrapDataKey } from '@aws-crypto/client-node';
 import { createSecretFactory } from '@secure-memory/core';

@@ -6,8 +6,8 @@
 // The KEK is read from a file descriptor straight into protected memory (factory.fromFd): it never
 // passes through the JavaScript heap. Each message gets a fresh data key (DEK), generated inside
 // protected memory; the message is sealed under it with AES-256-GCM, and the DEK is wrapped under
-// the KEK (gcm.wrap reads it in place). To decrypt, the DEK is unwrapped straight into a new Secret
-// (gcm.unwrap), never into an ordinary buffer. The key schedules live in locked memory that core
+// the KEK (gcm.wrap reads it through locked memory, never the heap). To decrypt, the DEK is
+// unwrapped straight into a new Secret (gcm.unwrap), never into an ordinary buffer. The key schedules live in locked memory that core
 // dumps leave out, and are wiped when the aead objects are closed. No key byte is handed to
 // node:crypto, whose KeyObjects, cipher contexts and update() outputs would copy it into the heap.
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';

@@ -16,7 +16,8 @@ import {
   type Secret,
   type SecretFactory,
 } from '@secure-memory/core';
-import { assertFactory, assertMaxLength, assertOptionalBytes, assertSecret, assertSecretSize, assertView } from './assert.js';
+import { assertFactory, assertMaxLength, assertOptionalBytes, assertSecret, assertSecretSize } from './assert.js';
+import { useSecretBytes } from './read.js';
 import { fillSecret } from './fill.js';
 import { type Handle, PACKAGE, addon, isFailure, nativeError } from './native.js';
 
@@ -168,11 +169,7 @@ export class Aead extends Redacted implements Disposable {
     const state = self.#live();
     assertSecret(secret, 'secret');
     const aad = aadOf(options, 'options');
-    const size = secret.size;
-    return secret.withBytes((view) => {
-      assertView(view, size, 'secret');
-      return self.#seal(state, view, aad);
-    });
+    return useSecretBytes(secret, 'secret', (bytes) => self.#seal(state, bytes, aad));
   }
 
   /**
@@ -228,7 +225,8 @@ export class Aead extends Redacted implements Disposable {
 }
 
 /**
- * An AEAD whose key is `key`'s bytes, read once (through `withBytes`) into a locked slot that
+ * An AEAD whose key is `key`'s bytes, read once (through `reader()` and locked scratch memory, see
+ * `useSecretBytes`) into a locked slot that
  * core dumps leave out; `key` may be closed afterwards. Close the aead (or `using`) to wipe it.
  * @param algorithm `'aes-256-gcm'`, `'chacha20-poly1305'` (IETF, 12-byte nonce) or `'xchacha20-poly1305'`
  * @param key a 32-byte Secret of any backend
@@ -263,10 +261,7 @@ export function aead(algorithm: AeadAlgorithm, key: Secret): Aead {
       { backend: PACKAGE },
     );
   }
-  const state = key.withBytes((view) => {
-    assertView(view, AEAD_KEY_BYTES, 'key');
-    return native.keyNew(KIND[algorithm], view);
-  });
+  const state = useSecretBytes(key, 'key', (bytes) => native.keyNew(KIND[algorithm], bytes));
   if (isFailure(state)) throw nativeError(state, native.POOL_CHUNK_BYTES);
   return new Aead(algorithm, state);
 }

@@ -1,6 +1,7 @@
 /**
- * HMAC and HKDF with keys read in place from a Secret; the HMAC states and HKDF's pseudorandom key
- * live in a locked work page, left out of core dumps and wiped after each call.
+ * HMAC and HKDF with keys read from a Secret without ordinary memory (`useSecretBytes`); the HMAC
+ * states and HKDF's pseudorandom key live in a locked work page, left out of core dumps and wiped
+ * after each call.
  * @module
  */
 import {
@@ -12,7 +13,8 @@ import {
   type Secret,
   type SecretFactory,
 } from '@secure-memory/core';
-import { assertFactory, assertMaxLength, assertOptionalBytes, assertSecret, assertView } from './assert.js';
+import { assertFactory, assertMaxLength, assertOptionalBytes, assertSecret } from './assert.js';
+import { useSecretBytes } from './read.js';
 import { fillSecret } from './fill.js';
 import { addon, isFailure, nativeError } from './native.js';
 
@@ -44,7 +46,7 @@ function hashOf(algorithm: unknown): { id: number; bytes: number } {
 }
 
 /**
- * HMAC-SHA-256 or HMAC-SHA-512 of `data` under `key`, read in place.
+ * HMAC-SHA-256 or HMAC-SHA-512 of `data` under `key`, read without ordinary memory.
  * @param key a Secret of any backend, of any size (keys longer than the hash's block are hashed, as RFC 2104 says)
  * @returns the tag: 32 or 64 bytes
  * @throws {TypeError} `ERR_INVALID_ARG_VALUE` for an unknown algorithm; `ERR_INVALID_ARG_TYPE` for a `key` that is not a Secret or `data` that is not a Uint8Array.
@@ -62,11 +64,7 @@ export function hmac(algorithm: HashAlgorithm, key: Secret, data: Uint8Array): U
   assertMaxLength(data.byteLength, 'data', MAX_INPUT_BYTES);
   const native = addon();
   const tag = new Uint8Array(hash.bytes);
-  const size = key.size;
-  const status = key.withBytes((view) => {
-    assertView(view, size, 'key');
-    return native.hmac(hash.id, view, data, tag);
-  });
+  const status = useSecretBytes(key, 'key', (bytes) => native.hmac(hash.id, bytes, data, tag));
   if (isFailure(status)) throw nativeError(status, WORK_BYTES);
   return tag;
 }
@@ -113,12 +111,8 @@ export function hkdf(algorithm: HashAlgorithm, ikm: Secret, options: HkdfOptions
   }
   assertFactory(factory, 'factory');
   const native = addon();
-  const size = ikm.size;
   return fillSecret(factory, length, (writable) => {
-    const status = ikm.withBytes((view) => {
-      assertView(view, size, 'ikm');
-      return native.hkdf(hash.id, view, salt, info, writable);
-    });
+    const status = useSecretBytes(ikm, 'ikm', (bytes) => native.hkdf(hash.id, bytes, salt, info, writable));
     if (isFailure(status)) throw nativeError(status, WORK_BYTES);
   });
 }

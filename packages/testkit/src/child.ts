@@ -10,10 +10,11 @@ import { writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { ManagedSecret, REGION_PROBE, type RegionLocation, type Secret, type SecretFactory } from '@secure-memory/core';
+import { ErrorCode, ManagedSecret, REGION_PROBE, type RegionLocation, type Secret, type SecretFactory, SecureMemoryTypeError } from '@secure-memory/core';
 import { runContract } from './contract.js';
 import { loadTarget } from './load.js';
 import { type ChildConfig, HELD, WORKER_HELD } from './protocol.js';
+import type { KeyKind, KeyUseWorkload } from './key-use-workload.js';
 
 
 function send(event: Record<string, unknown>): void {
@@ -304,6 +305,44 @@ async function touch(factory: SecretFactory, mode: 'guard-after' | 'guard-before
   send({ event: 'survived' });
 }
 
+/**
+ * The key-use probe's child: runs the workload on the factory, which reports its keys (written to
+ * fd 3 straight from their views), collects garbage with the workload's survivors still held, says
+ * `ready` with the labels of the keys, and holds still to be scanned until told to exit.
+ */
+async function keyUse(factory: SecretFactory, config: ChildConfig): Promise<void> {
+  const { workload: specifier, records, sampleEvery } = config.keyUse ?? { workload: '', records: 0, sampleEvery: 1 };
+  const workload = (await import(specifier)) as Partial<KeyUseWorkload>;
+  if (typeof workload.run !== 'function') {
+    throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_VALUE, `The key-use workload ${specifier} does not export a run() function`);
+  }
+  const missing = typeof workload.unavailable === 'function' ? await workload.unavailable() : undefined;
+  const labels: string[] = [];
+  let held: unknown;
+  if (missing === undefined) {
+    const counts = new Map<KeyKind, number>();
+    const report = (kind: KeyKind, secret: Secret): void => {
+      const n = counts.get(kind) ?? 0;
+      counts.set(kind, n + 1);
+      const label = `${kind}#${n}`;
+      secret.withBytes((view) => {
+        if (view.byteLength < 16) throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_VALUE, `The key-use workload reported a ${view.byteLength}-byte key: keys must be at least 16 bytes`);
+        writeFrame(label, view);
+      });
+      labels.push(label);
+    };
+    held = await workload.run({ factory, records, sampleEvery, report });
+    // Collections, with turns of the event loop between them so that finalizers run.
+    for (let i = 0; i < 4; i += 1) {
+      collectGarbage();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+  send({ event: 'ready', pid: process.pid, name: factory.name, keys: labels, held: held === undefined ? 0 : 1, ...(missing === undefined ? {} : { unavailable: missing }) });
+  for await (const line of createInterface({ input: process.stdin })) if (line === 'exit') break;
+  (globalThis as { keyUseHeld?: unknown }).keyUseHeld = held;
+}
+
 async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2] ?? '{}') as ChildConfig;
   const factory = await loadTarget(config.module, config.options);
@@ -322,6 +361,8 @@ async function main(): Promise<void> {
     case 'guard-before':
     case 'canary':
       return touch(factory, config.mode);
+    case 'key-use':
+      return keyUse(factory, config);
     case 'contract':
       send({ event: 'contract', name: factory.name, guarantees: factory.guarantees, ...(await runContract(factory)) });
       return;

@@ -9,6 +9,7 @@ import type { CheckResult } from './contract.js';
 import { type GuaranteeVerdict, type RealUseResult, judge, realUse } from './judge.js';
 import { type ChildOutcome, type Observations, ProbeFailure, type Progress, observe, runChild } from './observe.js';
 import { ENCODINGS, SEARCH_DESCRIPTION, WINDOW } from './search.js';
+import { type KeyUseReport, type KeyUseTarget, assertKeyUseOptions, probeKeyUse } from './key-use.js';
 
 /** What to test. */
 export interface ConformanceTarget {
@@ -23,6 +24,13 @@ export interface ConformanceTarget {
    * `false` leaves them out; the report says they did not run.
    */
   reliability?: boolean;
+  /**
+   * Also run the key-use probe ({@link probeKeyUse}: keys used for many operations through
+   * `@secure-memory/crypto`, which must then be installed, leave no copy outside protected memory),
+   * with its options (`records`, `workload`, `core`); default false. The report's `keyUse` holds
+   * its verdict, and a `violated` one makes `ok` false.
+   */
+  keyUse?: boolean | Pick<KeyUseTarget, 'records' | 'workload' | 'core'>;
 }
 
 /** The outcome of one reliability check: `ok` null when it did not run. */
@@ -66,6 +74,8 @@ export interface ConformanceReport {
     core: string;
     regionProbe: boolean;
   } | null;
+  /** The key-use probe's verdict, when asked for (`keyUse`) and the backend could be observed. */
+  keyUse?: KeyUseReport;
   durationMs: number;
 }
 
@@ -80,6 +90,10 @@ export function assertTarget(target: unknown): asserts target is ConformanceTarg
   if (t.name !== undefined && typeof t.name !== 'string') throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "name" option must be a string. Received ${describeType(t.name)}`);
   if (t.reliability !== undefined && typeof t.reliability !== 'boolean') {
     throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "reliability" option must be a boolean. Received ${describeType(t.reliability)}`);
+  }
+  if (t.keyUse !== undefined && typeof t.keyUse !== 'boolean') {
+    assertOptions(t.keyUse, 'keyUse');
+    assertKeyUseOptions(t.keyUse);
   }
 }
 
@@ -273,5 +287,9 @@ export async function runConformance(target: ConformanceTarget, progress: Progre
       started,
     );
   }
-  return buildReport(target, contract, observations, started, await reliability);
+  const report = buildReport(target, contract, observations, started, await reliability);
+  if (target.keyUse === undefined || target.keyUse === false) return report;
+  say('running the key-use probe');
+  const keyUse = await probeKeyUse({ module: target.module, ...(target.options === undefined ? {} : { options: target.options }), ...(target.keyUse === true ? {} : target.keyUse) }, say);
+  return { ...report, ok: report.ok && keyUse.status !== 'violated', keyUse, durationMs: Date.now() - started };
 }

@@ -37,6 +37,7 @@ const CHILD_TIMEOUT_MS: Record<ChildConfig['mode'], number> = {
   'guard-after': 120_000,
   'guard-before': 120_000,
   canary: 120_000,
+  'key-use': 900_000,
 };
 
 /** A step of the probes that failed, and why; `runConformance` turns it into the report's `failure`. */
@@ -49,7 +50,7 @@ export class ProbeFailure extends Error {
 }
 
 /** A running child process, driven by commands and awaited by event name. */
-class ChildSession {
+export class ChildSession {
   readonly #child;
   readonly #events: ChildEvent[] = [];
   readonly #waiters: { name: string; resolve: (e: ChildEvent) => void; reject: (e: Error) => void }[] = [];
@@ -60,7 +61,7 @@ class ChildSession {
 
   constructor(config: ChildConfig) {
     // The holder collects garbage before its last scan; the flag is not given to others (worker threads refuse it in execArgv).
-    this.#child = spawn(process.execPath, [...(config.mode === 'hold' ? ['--expose-gc'] : []), CHILD_SCRIPT, JSON.stringify(config)], {
+    this.#child = spawn(process.execPath, [...(config.mode === 'hold' || config.mode === 'key-use' ? ['--expose-gc'] : []), CHILD_SCRIPT, JSON.stringify(config)], {
       stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
     });
     const limit = CHILD_TIMEOUT_MS[config.mode];

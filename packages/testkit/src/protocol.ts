@@ -5,9 +5,11 @@
 
 /** What the parent asks a child to do. */
 export interface ChildConfig {
-  mode: 'hold' | 'keep-view' | 'keep-after-close' | 'transfer' | 'guard-after' | 'guard-before' | 'canary' | 'contract' | 'reliability';
+  mode: 'hold' | 'keep-view' | 'keep-after-close' | 'transfer' | 'guard-after' | 'guard-before' | 'canary' | 'contract' | 'reliability' | 'key-use';
   module: string;
   options?: Record<string, unknown>;
+  /** The key-use probe's workload: a module URL or specifier, the records, how often a key is sampled. */
+  keyUse?: { workload: string; records: number; sampleEvery: number };
 }
 
 /**

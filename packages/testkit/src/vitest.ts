@@ -13,6 +13,7 @@ import { runAsyncInterleaving, runWorkers } from './concurrency.js';
 import { CONFORMANCE_FUZZ_RUNS, CONFORMANCE_FUZZ_SEED, runFuzz } from './fuzz.js';
 import { type GuaranteeStatus, type GuaranteeVerdict, type RealUseResult, judge, realUse } from './judge.js';
 import { observe } from './observe.js';
+import { probeKeyUse } from './key-use.js';
 
 /** Options of {@link describeConformance}. */
 export interface DescribeConformanceOptions extends ConformanceTarget {
@@ -96,6 +97,16 @@ export function describeConformance(config: DescribeConformanceOptions): void {
         expect(result.maxPending).toBeGreaterThanOrEqual(100);
         expect(result.closes).toBeGreaterThan(0);
         expect(result.refused).toBeGreaterThan(0);
+      }, 900_000);
+    });
+
+    const keyUse = config.keyUse === undefined || config.keyUse === false ? undefined : config.keyUse === true ? {} : config.keyUse;
+    describe.skipIf(keyUse === undefined || process.platform !== 'linux')('keys used in place (the key-use probe)', () => {
+      it('after many seals, opens, wraps, unwraps, HMACs and derivations and GC, no window of any key outside protected memory, in an outside scan and a core dump', async (context) => {
+        const report = await probeKeyUse({ module: config.module, ...(config.options === undefined ? {} : { options: config.options }), ...keyUse });
+        // Skipped only when the workload cannot run here (@secure-memory/crypto is not installed), never on a verdict.
+        if (report.status === 'skipped') context.skip(report.detail);
+        expect(report.status, report.detail).toBe('verified');
       }, 900_000);
     });
 
