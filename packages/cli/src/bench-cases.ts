@@ -149,7 +149,7 @@ function floorCase(name: string, script: FloorScript, runFloor: (s: FloorScript,
 
 // --- Contract operations ------------------------------------------------------------------------------
 
-function contractCases(target: MatrixTarget, factory: SecretFactory, variant: Variant, peer: boolean): BenchCase[] {
+function contractCases(target: MatrixTarget, factory: SecretFactory, variant: Variant, peer: boolean, live: readonly number[]): BenchCase[] {
   const base = { name: target.name, backend: variant.backend, mode: variant.mode, role: 'backend' as const };
   const peerOf = (operation: string): { peer?: string } => (peer ? { peer: `peer:sodium-native|${operation}` } : {});
   const access = variant.accessFloor === undefined ? {} : { floor: `floor:${variant.accessFloor.name}` };
@@ -199,6 +199,33 @@ function contractCases(target: MatrixTarget, factory: SecretFactory, variant: Va
         };
       },
     },
+    // The cost of a new+close among many live secrets (the mapping budget counts /proc/self/maps,
+    // whose length grows with them): the sodium backend's four mappings per secret make it the one to watch.
+    ...(variant.backend === 'sodium' ? live : []).map(
+      (count): BenchCase => ({
+        ...base,
+        ...alloc,
+        id: `${target.name}|newClose@${count}live`,
+        operation: `newClose@${count}live`,
+        setup: () => {
+          const held: Secret[] = [];
+          try {
+            for (let i = 0; i < count; i += 1) held.push(factory.createRandom(32));
+          } catch (error) {
+            for (const s of held) s.close();
+            throw error;
+          }
+          const source = Buffer.alloc(32);
+          return {
+            kind: 'sync',
+            op: () => factory.new(source.fill(7)).close(),
+            teardown: () => {
+              for (const s of held) s.close();
+            },
+          };
+        },
+      }),
+    ),
     {
       ...base,
       ...alloc,
@@ -497,12 +524,14 @@ export interface CaseSet {
 
 /**
  * Every case of a run over `targets`: floors first (when `runFloor` is given), then the backends'
- * contract and crypto operations, memguard's Enclave operations, and the peers.
+ * contract and crypto operations, memguard's Enclave operations, and the peers. `liveSecrets`: the
+ * numbers of live secrets the sodium backend's new+close is also measured among.
  */
 export async function buildCases(
   targets: readonly MatrixTarget[],
   runFloor: ((s: FloorScript, n: number) => FloorTiming) | undefined,
   log: (line: string) => void,
+  liveSecrets: readonly number[] = [],
 ): Promise<CaseSet> {
   const cases: BenchCase[] = [];
   const floors = new Map<string, BenchCase>();
@@ -526,7 +555,7 @@ export async function buildCases(
     const variant = variantOf(target);
     addFloor(variant.accessFloor);
     addFloor(variant.allocFloor);
-    cases.push(...contractCases(target, factory, variant, sodium !== undefined));
+    cases.push(...contractCases(target, factory, variant, sodium !== undefined, liveSecrets));
     if (cryptoModule !== undefined) cases.push(...cryptoCases(target, factory, variant, cryptoModule.aead));
   }
   const memguard = await optionalImport<EnclaveModule>('@secure-memory/memguard');

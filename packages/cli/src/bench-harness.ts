@@ -49,6 +49,8 @@ export interface BenchPlan {
   batchMs: number;
   /** Warm-up per case, in ms, before the rounds. */
   warmupMs: number;
+  /** The numbers of live secrets among which the sodium backend's new+close is measured too. */
+  liveSecrets: number[];
   /** Operations per case counted under strace (0: do not count). */
   syscallOps: number;
   /** The most live secrets the capacity operation makes per backend. */

@@ -96,8 +96,8 @@ export interface BenchReport {
   capacity: CapacityResult[];
 }
 
-export const FULL_PLAN: BenchPlan = { rounds: 15, batchMs: 15, warmupMs: 60, syscallOps: 200, capacityCap: 1_000_000 };
-export const SHORT_PLAN: BenchPlan = { rounds: 5, batchMs: 4, warmupMs: 10, syscallOps: 30, capacityCap: 20_000 };
+export const FULL_PLAN: BenchPlan = { rounds: 15, batchMs: 15, warmupMs: 60, liveSecrets: [100, 10_000], syscallOps: 200, capacityCap: 1_000_000 };
+export const SHORT_PLAN: BenchPlan = { rounds: 5, batchMs: 4, warmupMs: 10, liveSecrets: [100, 1000], syscallOps: 30, capacityCap: 20_000 };
 
 const CAPACITY_CHILD = fileURLToPath(new URL('../dist/capacity-child.js', import.meta.url));
 
@@ -158,7 +158,7 @@ export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan
   if (clocks.runFloor === undefined) {
     log('no floors: @secure-memory/memguard/bench is not built here (a development addon, absent from installs); ratios to floors are null, CPU time is the process\'s');
   }
-  const { cases, loaded } = await buildCases(targets, clocks.runFloor, log);
+  const { cases, loaded } = await buildCases(targets, clocks.runFloor, log, plan.liveSecrets);
 
   const capacity: CapacityResult[] = [];
   for (const target of loaded) {
@@ -175,18 +175,29 @@ export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan
   if (counter === null) log('system calls not counted: strace is not installed (or the plan counts none)');
   else {
     log(`counting system calls: ${plan.syscallOps} operations per case, in a child under strace`);
-    syscalls = countSyscalls(JSON.stringify({ targets: loaded, ops: plan.syscallOps }), plan.syscallOps, log);
+    syscalls = countSyscalls(JSON.stringify({ targets: loaded, ops: plan.syscallOps, liveSecrets: plan.liveSecrets }), plan.syscallOps, log);
   }
 
-  const samples = await measureRounds(cases, plan, clocks, log);
+  // Cases among many live secrets run after the others, each in rounds of its own with its floor, so
+  // that their secrets (and mappings) never weigh on the other cases.
+  const among = cases.filter((c) => /@\d+live$/.test(c.operation));
+  const samples = await measureRounds(cases.filter((c) => !among.includes(c)), plan, clocks, log);
   const byId = new Map(cases.map((c) => [c.id, c]));
+  const floorSamplesOf = new Map<string, ReturnType<typeof samples.get>>();
+  for (const c of among) {
+    const floor = c.floor === undefined ? undefined : byId.get(c.floor);
+    const own = await measureRounds(floor === undefined ? [c] : [floor, c], plan, clocks, log);
+    const s = own.get(c.id);
+    if (s !== undefined) samples.set(c.id, s);
+    if (floor !== undefined) floorSamplesOf.set(c.id, own.get(floor.id));
+  }
   const median = (xs: number[]): number => quantile(xs, 0.5);
   const results: BenchResult[] = [];
   const floors: BenchFloor[] = [];
   for (const c of cases) {
     const s = samples.get(c.id);
     if (s === undefined || c.role === 'floor') continue;
-    const floorSamples = c.floor === undefined ? undefined : samples.get(c.floor);
+    const floorSamples = c.floor === undefined ? undefined : floorSamplesOf.has(c.id) ? floorSamplesOf.get(c.id) : samples.get(c.floor);
     const peerSamples = c.peer === undefined ? undefined : samples.get(c.peer);
     const toFloor = ratios(s.cpuNs, floorSamples?.cpuNs);
     const toFloorWall = ratios(s.wallNs, floorSamples?.wallNs);
