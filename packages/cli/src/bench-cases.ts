@@ -106,6 +106,28 @@ function sodiumFloor(idleNoAccess: boolean): FloorScript {
   };
 }
 
+/** memguard's seal of 1 MiB against OpenSSL's ChaCha20-Poly1305 in place, and its open against OpenSSL's decryption into locked pages. */
+const SEAL_1MIB = {
+  name: 'OpenSSL seal 1 MiB in place',
+  script: {
+    prologue: [{ call: 'mmap', pages: MiB / PAGE, prot: 'readwrite' }, { call: 'mlock', page: 0, pages: MiB / PAGE }],
+    body: [{ call: 'seal', page: 0, pages: MiB / PAGE }],
+    epilogue: [{ call: 'munmap' }],
+  } satisfies FloorScript,
+};
+const OPEN_1MIB = {
+  name: 'OpenSSL open 1 MiB',
+  script: {
+    prologue: [
+      { call: 'mmap', pages: (2 * MiB) / PAGE, prot: 'readwrite' },
+      { call: 'mlock', page: MiB / PAGE, pages: MiB / PAGE },
+      { call: 'seal', page: 0, pages: MiB / PAGE },
+    ],
+    body: [{ call: 'open', page: 0, pages: MiB / PAGE, to: MiB / PAGE }],
+    epilogue: [{ call: 'munmap' }],
+  } satisfies FloorScript,
+};
+
 /** A backend's variant: its name in results, and the floors of its new+close and of its access. */
 interface Variant {
   backend: string;
@@ -487,6 +509,7 @@ function enclaveCases(mg: EnclaveModule): BenchCase[] {
       ...base,
       id: 'memguard|seal1MiB',
       operation: 'seal1MiB',
+      floor: `floor:${SEAL_1MIB.name}`,
       bytes: MiB,
       setup: () => {
         const source = new Uint8Array(MiB); // zero-filled by each seal, as seal's contract says
@@ -497,6 +520,7 @@ function enclaveCases(mg: EnclaveModule): BenchCase[] {
       ...base,
       id: 'memguard|open1MiB',
       operation: 'open1MiB',
+      floor: `floor:${OPEN_1MIB.name}`,
       bytes: MiB,
       setup: () => {
         const enclave = newEnclaveRandom(MiB);
@@ -559,7 +583,15 @@ export async function buildCases(
     if (cryptoModule !== undefined) cases.push(...cryptoCases(target, factory, variant, cryptoModule.aead));
   }
   const memguard = await optionalImport<EnclaveModule>('@secure-memory/memguard');
-  if (memguard !== undefined) cases.push(...enclaveCases(memguard));
+  if (memguard !== undefined) {
+    const enclave = enclaveCases(memguard);
+    if (enclave.length > 0) {
+      addFloor(ACCESS_1);
+      addFloor(SEAL_1MIB);
+      addFloor(OPEN_1MIB);
+    }
+    cases.push(...enclave);
+  }
   if (sodium !== undefined) {
     addFloor(ACCESS_1);
     addFloor({ name: 'sodium_malloc + sodium_free', script: sodiumFloor(false) });

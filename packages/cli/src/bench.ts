@@ -143,6 +143,10 @@ function describeCalls(script: FloorScript): string[] {
       case 'munlock':
       case 'read':
         return `${s.call}(${s.pages === 1 ? `page ${s.page}` : `pages ${s.page}..${s.page + s.pages - 1}`})`;
+      case 'seal':
+        return `seal in place(pages ${s.page}..${s.page + s.pages - 1})`;
+      case 'open':
+        return `open(pages ${s.page}..${s.page + s.pages - 1} into ${s.to}..${s.to + s.pages - 1})`;
       default:
         return `${s.call} ${s.bytes} B`;
     }

@@ -31,7 +31,10 @@ export type FloorAdvice = 'dontdump' | 'dodump' | 'wipeonfork' | 'dontfork';
 
 /**
  * One step of a floor. Pages count from the start of the script's one mapping; `write` copies a
- * fixed pattern in, `wipe` zeroes with explicit_bzero, `read` reads one byte of each page.
+ * fixed pattern in, `wipe` zeroes with explicit_bzero, `read` reads one byte of each page; `seal`
+ * encrypts the pages in place with ChaCha20-Poly1305 (OpenSSL, memguard's cipher, a fixed key and
+ * nonce: not a secret) and keeps the tag, `open` decrypts them into the pages from `to` and checks
+ * the tag of the last seal.
  */
 export type FloorStep =
   | { readonly call: 'mmap'; readonly pages: number; readonly prot: FloorProtection }
@@ -40,7 +43,9 @@ export type FloorStep =
   | { readonly call: 'mlock' | 'munlock'; readonly page: number; readonly pages: number }
   | { readonly call: 'madvise'; readonly page: number; readonly pages: number; readonly advice: FloorAdvice }
   | { readonly call: 'write' | 'wipe'; readonly offset: number; readonly bytes: number }
-  | { readonly call: 'read'; readonly page: number; readonly pages: number };
+  | { readonly call: 'read'; readonly page: number; readonly pages: number }
+  | { readonly call: 'seal'; readonly page: number; readonly pages: number }
+  | { readonly call: 'open'; readonly page: number; readonly pages: number; readonly to: number };
 
 /** A floor: the prologue once, the body per iteration (timed), the epilogue once. */
 export interface FloorScript {
@@ -81,7 +86,7 @@ const floors = loadFloors();
 /** The page size the floors map with. */
 export const FLOOR_PAGE_SIZE: number = floors.PAGE_SIZE;
 
-const CODE = { mmap: 0, munmap: 1, mprotect: 2, mlock: 3, munlock: 4, madvise: 5, write: 6, wipe: 7, read: 8 } as const;
+const CODE = { mmap: 0, munmap: 1, mprotect: 2, mlock: 3, munlock: 4, madvise: 5, write: 6, wipe: 7, read: 8, seal: 9, open: 10 } as const;
 const PROT: Record<FloorProtection, number> = { none: 0, read: 1, readwrite: 3 };
 const ADVICE: Record<FloorAdvice, number> = { dontdump: 16, dodump: 17, wipeonfork: 18, dontfork: 10 };
 
@@ -132,8 +137,14 @@ function encode(steps: readonly FloorStep[] | undefined, label: string, mapped: 
       case 'mlock':
       case 'munlock':
       case 'read':
+      case 'seal':
         pages(step.page, step.pages);
         [a, b] = [step.page, step.pages];
+        break;
+      case 'open':
+        pages(step.page, step.pages);
+        pages(step.to, step.pages);
+        [a, b, c] = [step.page, step.pages, step.to];
         break;
       case 'write':
       case 'wipe':
@@ -155,7 +166,7 @@ function encode(steps: readonly FloorStep[] | undefined, label: string, mapped: 
  * epilogue; returns the time of the body's loop. The body must leave the mapping as it found it.
  * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when the script is malformed or leaves its mapping.
  * @throws {RangeError} `ERR_OUT_OF_RANGE` for iterations outside 1 to 10 000 000, or pages out of range.
- * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when a call failed (with its errno).
+ * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when a call failed (with its errno; EBADMSG: an `open` whose tag did not match).
  * @example
  * ```ts
  * import { runFloor } from '@secure-memory/memguard/bench';

@@ -267,6 +267,15 @@ describe('native floor', () => {
       expect(Number.isFinite(t.wallNs) && t.wallNs > 0).toBe(true);
       expect(Number.isFinite(t.cpuNs) && t.cpuNs > 0).toBe(true);
     }
+    // OpenSSL in place, and back out of place with the tag checked (an open of pages never sealed fails).
+    const crypt: FloorScript = {
+      prologue: [{ call: 'mmap', pages: 4, prot: 'readwrite' }, { call: 'write', offset: 0, bytes: 4096 }, { call: 'seal', page: 0, pages: 2 }],
+      body: [{ call: 'open', page: 0, pages: 2, to: 2 }],
+      epilogue: [{ call: 'munmap' }],
+    };
+    expect(runFloor(crypt, 5).cpuNs).toBeGreaterThan(0);
+    const forged: FloorScript = { ...crypt, prologue: [{ call: 'mmap', pages: 4, prot: 'readwrite' }, { call: 'seal', page: 0, pages: 2 }, { call: 'write', offset: 0, bytes: 1 }] };
+    expect(code(() => runFloor(forged, 1))).toBe('ERR_PROTECTION_FAILED');
     const before = threadCpuNs();
     runFloor(alloc, 200);
     expect(threadCpuNs()).toBeGreaterThan(before);

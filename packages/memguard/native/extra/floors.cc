@@ -10,6 +10,8 @@
 // function returns a status: 0 or a negative errno.
 #include <napi.h>
 
+#include <openssl/evp.h>
+
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -19,7 +21,8 @@
 
 namespace {
 
-// Step codes; each step is four int32: code, a, b, c (see src/floor.ts).
+// Step codes; each step is four int32: code, a, b, c (see src/floor.ts). The crypto steps use
+// OpenSSL's EVP interface from the node binary, as memguard's addon does.
 enum Step : int32_t {
   kMmap = 0,      // a pages, b protection: the mapping (private, anonymous)
   kMunmap = 1,    // a first page, b pages
@@ -30,7 +33,9 @@ enum Step : int32_t {
   kWrite = 6,     // a byte offset, b bytes: a copy of a pattern into the mapping
   kWipe = 7,      // a byte offset, b bytes: explicit_bzero
   kRead = 8,      // a first page, b pages: a read of one byte of every page
-  kStepCount = 9
+  kSeal = 9,      // a first page, b pages: ChaCha20-Poly1305 encryption in place (OpenSSL EVP), tag kept
+  kOpen = 10,     // a first page, b pages, c first page of the output: decryption and tag check
+  kStepCount = 11
 };
 
 struct Region {
@@ -45,6 +50,38 @@ size_t PageSize() {
 
 uint8_t gPattern[4096];
 volatile uint8_t gSink;
+uint8_t gKey[32];
+uint8_t gNonce[12];
+uint8_t gTag[16];
+
+const EVP_CIPHER* Aead() {
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+  static EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "ChaCha20-Poly1305", nullptr);
+  return cipher;
+#else
+  return EVP_chacha20_poly1305();
+#endif
+}
+
+// What memguard's seal and open do with OpenSSL, and nothing else: one EVP context per call.
+int Crypt(bool seal, const uint8_t* in, uint8_t* out, size_t length) {
+  const EVP_CIPHER* cipher = Aead();
+  EVP_CIPHER_CTX* ctx = cipher == nullptr ? nullptr : EVP_CIPHER_CTX_new();
+  if (ctx == nullptr) return -ENOSYS;
+  int n = 0, tail = 0;
+  bool ok;
+  if (seal) {
+    ok = EVP_EncryptInit_ex(ctx, cipher, nullptr, gKey, gNonce) == 1 &&
+         EVP_EncryptUpdate(ctx, out, &n, in, static_cast<int>(length)) == 1 && EVP_EncryptFinal_ex(ctx, out + n, &tail) == 1 &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, sizeof gTag, gTag) == 1;
+  } else {
+    ok = EVP_DecryptInit_ex(ctx, cipher, nullptr, gKey, gNonce) == 1 &&
+         EVP_DecryptUpdate(ctx, out, &n, in, static_cast<int>(length)) == 1 &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, sizeof gTag, gTag) == 1 && EVP_DecryptFinal_ex(ctx, out + n, &tail) == 1;
+  }
+  EVP_CIPHER_CTX_free(ctx);
+  return ok ? 0 : -EBADMSG;
+}
 
 bool InPages(const Region& r, int32_t first, int32_t count) {
   return r.base != nullptr && first >= 0 && count > 0 && static_cast<size_t>(first) + static_cast<size_t>(count) <= r.pages;
@@ -105,6 +142,19 @@ int Run(Region& r, const int32_t* steps, size_t count) {
         if (!InPages(r, a, b)) return -EINVAL;
         for (int32_t p = 0; p < b; p += 1) gSink = r.base[(a + p) * page];
         break;
+      case kSeal: {
+        if (!InPages(r, a, b)) return -EINVAL;
+        uint8_t* data = r.base + a * page;
+        const int status = Crypt(true, data, data, b * page);
+        if (status != 0) return status;
+        break;
+      }
+      case kOpen: {
+        if (!InPages(r, a, b) || !InPages(r, c, b)) return -EINVAL;
+        const int status = Crypt(false, r.base + a * page, r.base + c * page, b * page);
+        if (status != 0) return status;
+        break;
+      }
       default:
         return -EINVAL;
     }
@@ -156,6 +206,7 @@ Napi::Value ThreadCpuNs(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   for (size_t i = 0; i < sizeof gPattern; i += 1) gPattern[i] = static_cast<uint8_t>(i * 131 + 7);
+  for (size_t i = 0; i < sizeof gKey; i += 1) gKey[i] = static_cast<uint8_t>(i * 37 + 1);  // not a secret: a floor's key
   exports.Set("run", Napi::Function::New(env, RunScript, "run"));
   exports.Set("threadCpuNs", Napi::Function::New(env, ThreadCpuNs, "threadCpuNs"));
   exports.Set("PAGE_SIZE", Napi::Number::New(env, static_cast<double>(PageSize())));
