@@ -138,6 +138,24 @@ interface Variant {
 
 const ACCESS_1 = { name: 'access (1 page)', script: accessFloor(1) };
 
+/** An access in memguard's layout: the data page between two guard pages, locked, all three advised (DONTDUMP, WIPEONFORK). */
+const ACCESS_MEMGUARD = {
+  name: 'access (guarded page, memguard layout)',
+  script: {
+    prologue: [
+      { call: 'mmap', pages: 3, prot: 'none' },
+      rw(1),
+      { call: 'mlock', page: 1, pages: 1 },
+      { call: 'madvise', page: 0, pages: 3, advice: 'dontdump' },
+      { call: 'madvise', page: 0, pages: 3, advice: 'wipeonfork' },
+      { call: 'write', offset: 2 * PAGE - 32, bytes: 32 },
+      none(1),
+    ],
+    body: [{ call: 'mprotect', page: 1, pages: 1, prot: 'read' }, { call: 'read', page: 1, pages: 1 }, none(1)],
+    epilogue: [{ call: 'munmap' }],
+  } satisfies FloorScript,
+};
+
 /** What each matrix column is, by its module and options. */
 export function variantOf(target: MatrixTarget): Variant {
   const options = (target.options ?? {}) as Record<string, unknown>;
@@ -148,8 +166,8 @@ export function variantOf(target: MatrixTarget): Variant {
     return { backend, mode: 'page', allocFloor: { name: 'protected-memory page', script: PROTECTED_PAGE }, accessFloor: ACCESS_1 };
   }
   if (backend === 'memguard') {
-    if (options.mode === 'enclave') return { backend, mode: 'enclave', accessFloor: ACCESS_1 };
-    return { backend, mode: 'locked', allocFloor: { name: 'memguard locked buffer', script: MEMGUARD_LOCKED }, accessFloor: ACCESS_1 };
+    if (options.mode === 'enclave') return { backend, mode: 'enclave', accessFloor: ACCESS_MEMGUARD };
+    return { backend, mode: 'locked', allocFloor: { name: 'memguard locked buffer', script: MEMGUARD_LOCKED }, accessFloor: ACCESS_MEMGUARD };
   }
   if (backend === 'sodium') return { backend, mode: 'default', allocFloor: { name: 'sodium_malloc + noaccess pair + sodium_free', script: sodiumFloor(true) }, accessFloor: ACCESS_1 };
   return { backend, mode: 'default' };
@@ -499,7 +517,7 @@ function enclaveCases(mg: EnclaveModule): BenchCase[] {
       ...base,
       id: 'memguard|enclaveOpenDestroy',
       operation: 'enclaveOpenDestroy',
-      floor: `floor:${ACCESS_1.name}`,
+      floor: `floor:${ACCESS_MEMGUARD.name}`,
       setup: () => {
         const enclave = newEnclaveRandom(32);
         return { kind: 'sync', op: () => enclave.open().destroy(), teardown: () => {} };
@@ -586,7 +604,7 @@ export async function buildCases(
   if (memguard !== undefined) {
     const enclave = enclaveCases(memguard);
     if (enclave.length > 0) {
-      addFloor(ACCESS_1);
+      addFloor(ACCESS_MEMGUARD);
       addFloor(SEAL_1MIB);
       addFloor(OPEN_1MIB);
     }
