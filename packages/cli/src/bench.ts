@@ -1,36 +1,69 @@
 /**
- * `secure-memory bench`: each backend's operations against the native floor (the same system
- * calls in a C loop in memguard's development bench addon, `@secure-memory/memguard/bench`) and
- * against peers (raw sodium-native, a plain Buffer), measured in one run. A benchmark, never a test: it prints figures, it asserts nothing.
+ * `secure-memory bench`: each backend's operations against a floor doing exactly the same work in C
+ * (memguard's development floor addon, `@secure-memory/memguard/bench`) and against peers (raw
+ * sodium-native with its deferred frees drained, node:crypto with a heap key), in interleaved
+ * rounds, with the system calls per operation counted under strace. A benchmark, never a test: it
+ * prints figures, it asserts nothing. The harness is bench-harness.ts, the cases bench-cases.ts,
+ * the table bench-format.ts.
  * @module
  */
 import { spawnSync } from 'node:child_process';
-import { randomBytes, randomFillSync } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { cpus, release } from 'node:os';
-import { loadBackend, type SecretFactory } from '@secure-memory/core';
 import { unprivileged } from '@secure-memory/testkit';
+import type { FloorScript } from '@secure-memory/memguard/bench';
+import { buildCases } from './bench-cases.js';
+import { countSyscalls, haveStrace, loadClocks, measureRounds, quantile, ratios, type BenchPlan, type SyscallCount } from './bench-harness.js';
 import type { MatrixTarget } from './matrix.js';
 
-/** The floor an operation is compared with; 'none' for throughput figures. */
-export type FloorKind = 'mprotectPair' | 'guardedAlloc' | 'none';
+export type { BenchPlan } from './bench-harness.js';
+
+/** One floor: the C sequence one backend's operation is compared with. */
+export interface BenchFloor {
+  backend: string;
+  mode: string;
+  operation: string;
+  /** The floor's name (several operations may share one script). */
+  floor: string;
+  /** The calls of one iteration, in order (`write`, `wipe` and `read` are memory accesses, not calls). */
+  calls: string[];
+  /** Median thread CPU nanoseconds per iteration, and wall nanoseconds. */
+  medianNs: number;
+  medianWallNs: number;
+  /** System calls per iteration, counted under strace; null when not counted. */
+  syscallsPerOp: number | null;
+}
 
 /** One measured operation. */
 export interface BenchResult {
+  /** The matrix column or peer name (`memguard (locked)`, `peer:sodium-native`). */
+  name: string;
   backend: string;
+  mode: string;
   operation: string;
+  role: 'backend' | 'peer';
+  /** Median over rounds of thread CPU nanoseconds per operation (process CPU when the floor addon is absent: see `clocks`). */
   medianNs: number;
-  /** The 25th and 75th percentiles of the per-batch figures. */
-  p25Ns: number;
-  p75Ns: number;
-  /** (p75 - p25) / median, in percent. */
-  spreadPct: number;
-  batches: number;
-  iterationsPerBatch: number;
-  floor: FloorKind;
-  /** medianNs over the floor measured in the same run, or null when no floor is available. */
+  /** Median over rounds of wall nanoseconds per operation. */
+  medianWallNs: number;
+  /** Operations per timed batch, and rounds. */
+  batch: number;
+  rounds: number;
+  /** The floor's name, or null when this operation has none here. */
+  floor: string | null;
+  /** Median of the per-round ratios to the floor (CPU time), and their interquartile range. */
   ratioToFloor: number | null;
-  /** For operations on 1 MiB: megabytes (10^6 bytes) per second at the median. */
+  ratioSpread: number | null;
+  /** The same in wall time. */
+  ratioToFloorWall: number | null;
+  /** The peer's name, and the median of per-round ratios to it (CPU time). */
+  peer: string | null;
+  ratioToPeer: number | null;
+  ratioToPeerSpread: number | null;
+  /** System calls per operation (main thread, under strace), in all and by name; null when not counted. */
+  syscallsPerOp: number | null;
+  syscalls: Record<string, number> | null;
+  /** For operations on a known number of bytes: megabytes (10^6 bytes) per second at the median (CPU time). */
   throughputMBps?: number;
 }
 
@@ -54,22 +87,17 @@ export interface CapacityResult {
 /** The whole benchmark, as `--json` prints it. */
 export interface BenchReport {
   machine: { platform: string; kernel: string; node: string; cpu: string; cores: number };
-  floor: { mprotectPairNs: number | null; guardedAllocNs: number | null; source: string | null };
+  plan: BenchPlan;
+  /** Which CPU clock `medianNs` reads, and what counted the system calls (null: not counted). */
+  clocks: { cpu: 'thread' | 'process'; syscalls: 'strace' | null };
+  /** One entry per operation and backend that has a floor (empty when the floor addon is not built). */
+  floors: BenchFloor[];
   results: BenchResult[];
   capacity: CapacityResult[];
 }
 
-/** How long to measure: the full run, or the short one inside `report`. */
-export interface BenchPlan {
-  batches: number;
-  iterations: number;
-  warmup: number;
-  /** The most live secrets the capacity operation makes per backend. */
-  capacityCap: number;
-}
-
-export const FULL_PLAN: BenchPlan = { batches: 15, iterations: 1000, warmup: 2000, capacityCap: 1_000_000 };
-export const SHORT_PLAN: BenchPlan = { batches: 7, iterations: 300, warmup: 300, capacityCap: 20_000 };
+export const FULL_PLAN: BenchPlan = { rounds: 15, batchMs: 15, warmupMs: 60, liveSecrets: [100, 10_000], syscallOps: 200, capacityCap: 1_000_000 };
+export const SHORT_PLAN: BenchPlan = { rounds: 5, batchMs: 4, warmupMs: 10, liveSecrets: [100, 1000], syscallOps: 30, capacityCap: 20_000 };
 
 const CAPACITY_CHILD = fileURLToPath(new URL('../dist/capacity-child.js', import.meta.url));
 
@@ -99,367 +127,45 @@ function measureCapacity(target: MatrixTarget, cap: number): CapacityResult {
   };
 }
 
-type Op = () => unknown;
-type AsyncOp = () => Promise<unknown>;
-
-/** One operation to measure: made ready by `setup`, undone by the returned teardown. */
-interface Case {
-  backend: string;
-  operation: string;
-  floor: FloorKind;
-  /** Bytes processed per operation, for a throughput figure. */
-  bytes?: number;
-  setup(): { op: Op | AsyncOp; async: boolean; teardown(): void };
-}
-
-const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-function percentile(sorted: number[], p: number): number {
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.round((sorted.length - 1) * p)));
-  return sorted[index] as number;
-}
-
-async function measure(c: Case, plan: BenchPlan): Promise<Omit<BenchResult, 'ratioToFloor'>> {
-  const { op, async, teardown } = c.setup();
-  try {
-    // Batches yield to the event loop so that deferred frees (sodium-native) and finalizers run
-    // between them, as they would in an application.
-    for (let done = 0; done < plan.warmup; done += plan.iterations) {
-      for (let i = 0; i < plan.iterations; i += 1) if (async) await (op as AsyncOp)(); else (op as Op)();
-      await yieldTurn();
+/** A floor script's iteration as a list: `mprotect(1 page, none)`, `write 32 B`. */
+function describeCalls(script: FloorScript): string[] {
+  return script.body.map((s) => {
+    switch (s.call) {
+      case 'mmap':
+        return `mmap(${s.pages} pages, ${s.prot})`;
+      case 'munmap':
+        return 'munmap';
+      case 'mprotect':
+        return `mprotect(${s.pages === 1 ? `page ${s.page}` : `pages ${s.page}..${s.page + s.pages - 1}`}, ${s.prot})`;
+      case 'madvise':
+        return `madvise(${s.pages === 1 ? `page ${s.page}` : `pages ${s.page}..${s.page + s.pages - 1}`}, ${s.advice})`;
+      case 'mlock':
+      case 'munlock':
+      case 'read':
+        return `${s.call}(${s.pages === 1 ? `page ${s.page}` : `pages ${s.page}..${s.page + s.pages - 1}`})`;
+      case 'seal':
+        return `seal in place(pages ${s.page}..${s.page + s.pages - 1})`;
+      case 'open':
+        return `open(pages ${s.page}..${s.page + s.pages - 1} into ${s.to}..${s.to + s.pages - 1})`;
+      default:
+        return `${s.call} ${s.bytes} B`;
     }
-    const perOp: number[] = [];
-    for (let b = 0; b < plan.batches; b += 1) {
-      const start = process.hrtime.bigint();
-      if (async) for (let i = 0; i < plan.iterations; i += 1) await (op as AsyncOp)();
-      else for (let i = 0; i < plan.iterations; i += 1) (op as Op)();
-      perOp.push(Number(process.hrtime.bigint() - start) / plan.iterations);
-      await yieldTurn();
-    }
-    perOp.sort((a, b) => a - b);
-    const medianNs = percentile(perOp, 0.5);
-    const p25Ns = percentile(perOp, 0.25);
-    const p75Ns = percentile(perOp, 0.75);
-    return {
-      backend: c.backend,
-      operation: c.operation,
-      medianNs,
-      p25Ns,
-      p75Ns,
-      spreadPct: ((p75Ns - p25Ns) / medianNs) * 100,
-      batches: plan.batches,
-      iterationsPerBatch: plan.iterations,
-      floor: c.floor,
-    };
-  } finally {
-    teardown();
-  }
-}
-
-/** The four contract operations of one factory. */
-function factoryCases(label: string, factory: SecretFactory): Case[] {
-  const held = (): { secret: ReturnType<SecretFactory['createRandom']>; teardown(): void } => {
-    const secret = factory.createRandom(32);
-    return { secret, teardown: () => secret.close() };
-  };
-  return [
-    {
-      backend: label,
-      operation: 'withBytes',
-      floor: 'mprotectPair',
-      setup: () => {
-        const { secret, teardown } = held();
-        const read = (b: Uint8Array): number => b[0] as number;
-        return { op: () => secret.withBytes(read), async: false, teardown };
-      },
-    },
-    {
-      backend: label,
-      operation: 'withBytesAsync',
-      floor: 'mprotectPair',
-      setup: () => {
-        const { secret, teardown } = held();
-        const read = async (b: Uint8Array): Promise<number> => b[0] as number;
-        return { op: () => secret.withBytesAsync(read), async: true, teardown };
-      },
-    },
-    {
-      backend: label,
-      operation: 'newClose',
-      floor: 'guardedAlloc',
-      setup: () => {
-        const source = Buffer.alloc(32);
-        const pattern = randomBytes(32);
-        return {
-          op: () => {
-            source.set(pattern);
-            factory.new(source).close();
-          },
-          async: false,
-          teardown: () => pattern.fill(0),
-        };
-      },
-    },
-    {
-      backend: label,
-      operation: 'createRandomClose',
-      floor: 'guardedAlloc',
-      setup: () => ({ op: () => factory.createRandom(32).close(), async: false, teardown: () => {} }),
-    },
-  ];
-}
-
-interface SodiumNative {
-  sodium_malloc(size: number): Buffer;
-  sodium_free(buffer: Buffer): void;
-  sodium_mprotect_noaccess(buffer: Buffer): void;
-  sodium_mprotect_readonly(buffer: Buffer): void;
-  randombytes_buf(buffer: Buffer): void;
-}
-
-/** Raw sodium-native: what a careful user would write by hand. */
-function sodiumPeerCases(sodium: SodiumNative): Case[] {
-  const label = 'peer:sodium-native';
-  const held = (): { buffer: Buffer; teardown(): void } => {
-    const buffer = sodium.sodium_malloc(32);
-    sodium.randombytes_buf(buffer);
-    sodium.sodium_mprotect_noaccess(buffer);
-    return { buffer, teardown: () => sodium.sodium_free(buffer) };
-  };
-  return [
-    {
-      backend: label,
-      operation: 'withBytes',
-      floor: 'mprotectPair',
-      setup: () => {
-        const { buffer, teardown } = held();
-        return {
-          op: () => {
-            sodium.sodium_mprotect_readonly(buffer);
-            const x = buffer[0];
-            sodium.sodium_mprotect_noaccess(buffer);
-            return x;
-          },
-          async: false,
-          teardown,
-        };
-      },
-    },
-    {
-      backend: label,
-      operation: 'withBytesAsync',
-      floor: 'mprotectPair',
-      setup: () => {
-        const { buffer, teardown } = held();
-        return {
-          op: async () => {
-            sodium.sodium_mprotect_readonly(buffer);
-            try {
-              return await Promise.resolve(buffer[0]);
-            } finally {
-              sodium.sodium_mprotect_noaccess(buffer);
-            }
-          },
-          async: true,
-          teardown,
-        };
-      },
-    },
-    {
-      backend: label,
-      operation: 'newClose',
-      floor: 'guardedAlloc',
-      setup: () => {
-        const pattern = randomBytes(32);
-        return {
-          op: () => {
-            const buffer = sodium.sodium_malloc(32);
-            buffer.set(pattern);
-            sodium.sodium_free(buffer);
-          },
-          async: false,
-          teardown: () => pattern.fill(0),
-        };
-      },
-    },
-    {
-      backend: label,
-      operation: 'createRandomClose',
-      floor: 'guardedAlloc',
-      setup: () => ({
-        op: () => {
-          const buffer = sodium.sodium_malloc(32);
-          sodium.randombytes_buf(buffer);
-          sodium.sodium_free(buffer);
-        },
-        async: false,
-        teardown: () => {},
-      }),
-    },
-  ];
-}
-
-/** A plain Buffer: no protection at all, the cost of doing nothing. */
-function bufferPeerCases(): Case[] {
-  const label = 'peer:buffer';
-  return [
-    {
-      backend: label,
-      operation: 'withBytes',
-      floor: 'mprotectPair',
-      setup: () => {
-        const buffer = randomBytes(32);
-        const read = (b: Uint8Array): number => b[0] as number;
-        return { op: () => read(buffer), async: false, teardown: () => buffer.fill(0) };
-      },
-    },
-    {
-      backend: label,
-      operation: 'withBytesAsync',
-      floor: 'mprotectPair',
-      setup: () => {
-        const buffer = randomBytes(32);
-        const read = async (b: Uint8Array): Promise<number> => b[0] as number;
-        return { op: () => read(buffer), async: true, teardown: () => buffer.fill(0) };
-      },
-    },
-    {
-      backend: label,
-      operation: 'newClose',
-      floor: 'guardedAlloc',
-      setup: () => {
-        const pattern = randomBytes(32);
-        return {
-          op: () => {
-            const buffer = Buffer.alloc(32);
-            buffer.set(pattern);
-            buffer.fill(0);
-          },
-          async: false,
-          teardown: () => pattern.fill(0),
-        };
-      },
-    },
-    {
-      backend: label,
-      operation: 'createRandomClose',
-      floor: 'guardedAlloc',
-      setup: () => ({
-        op: () => randomFillSync(Buffer.alloc(32)).fill(0),
-        async: false,
-        teardown: () => {},
-      }),
-    },
-  ];
-}
-
-interface Opened {
-  destroy(): void;
-}
-interface EnclaveLike {
-  open(): Opened;
-}
-/** `@secure-memory/memguard/bench`: the native floors (a development addon, absent from installs). */
-interface FloorModule {
-  floorMprotectPairNs(iterations: number): number;
-  floorGuardedAllocNs(iterations: number): number;
-}
-/** memguard's Enclave API, for its own operations. */
-interface EnclaveModule {
-  newEnclave?(source: Uint8Array): EnclaveLike;
-  newEnclaveRandom?(size: number): EnclaveLike;
-}
-
-/** memguard's own Enclave operations: open+destroy of 32 B (pooled), and seal and open of 1 MiB. */
-function enclaveCases(mg: EnclaveModule): Case[] {
-  const { newEnclave, newEnclaveRandom } = mg;
-  if (newEnclave === undefined || newEnclaveRandom === undefined) return [];
-  const MiB = 1 << 20;
-  return [
-    {
-      backend: 'memguard',
-      operation: 'enclaveOpenDestroy',
-      floor: 'mprotectPair',
-      setup: () => {
-        const enclave = newEnclaveRandom(32);
-        return { op: () => enclave.open().destroy(), async: false, teardown: () => {} };
-      },
-    },
-    {
-      backend: 'memguard',
-      operation: 'seal1MiB',
-      floor: 'none',
-      bytes: MiB,
-      setup: () => {
-        const source = new Uint8Array(MiB); // zero-filled by each seal, as seal's contract says
-        return { op: () => newEnclave(source), async: false, teardown: () => {} };
-      },
-    },
-    {
-      backend: 'memguard',
-      operation: 'open1MiB',
-      floor: 'none',
-      bytes: MiB,
-      setup: () => {
-        const enclave = newEnclaveRandom(MiB);
-        return { op: () => enclave.open().destroy(), async: false, teardown: () => {} };
-      },
-    },
-  ];
-}
-
-async function optionalImport<T>(specifier: string): Promise<T | undefined> {
-  try {
-    return (await import(specifier)) as T;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Median of several floor runs, so that one noisy run does not set every ratio. */
-function medianOf(runs: number, fn: () => number): number {
-  const values = Array.from({ length: runs }, fn).sort((a, b) => a - b);
-  return values[Math.floor(values.length / 2)] as number;
+  });
 }
 
 /**
- * Runs the benchmark over the given backends and the two peers.
+ * Runs the benchmark over the given backends and the peers.
  * @param log progress lines (stderr in the command)
  */
 export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan, log: (line: string) => void): Promise<BenchReport> {
-  // Importing the module throws when its addon was not built: no floor then.
-  const floorModule = await optionalImport<FloorModule>('@secure-memory/memguard/bench');
-  const memguard = await optionalImport<EnclaveModule>('@secure-memory/memguard');
-  let floor: BenchReport['floor'] = { mprotectPairNs: null, guardedAllocNs: null, source: null };
-  if (floorModule !== undefined) {
-    log('measuring the native floor (@secure-memory/memguard/bench)');
-    floor = {
-      mprotectPairNs: medianOf(5, () => floorModule.floorMprotectPairNs(plan.iterations * 5)),
-      guardedAllocNs: medianOf(5, () => floorModule.floorGuardedAllocNs(plan.iterations)),
-      source: '@secure-memory/memguard/bench',
-    };
-  } else {
-    log('no native floor: @secure-memory/memguard/bench is not built here (it is a development addon, absent from installs); ratios are null');
+  const clocks = await loadClocks();
+  if (clocks.runFloor === undefined) {
+    log('no floors: @secure-memory/memguard/bench is not built here (a development addon, absent from installs); ratios to floors are null, CPU time is the process\'s');
   }
-
-  const cases: Case[] = [];
-  const capacityTargets: MatrixTarget[] = [];
-  for (const target of targets) {
-    try {
-      cases.push(...factoryCases(target.name, await loadBackend(target.module, target.options)));
-      capacityTargets.push(target);
-    } catch (error) {
-      log(`${target.name}: skipped (${(error as { code?: string }).code ?? (error as Error).message})`);
-    }
-  }
-  if (memguard !== undefined) cases.push(...enclaveCases(memguard));
-  const sodium = await optionalImport<{ default: SodiumNative }>('sodium-native');
-  if (sodium !== undefined) cases.push(...sodiumPeerCases(sodium.default));
-  else log('peer:sodium-native: skipped (sodium-native is not installed)');
-  cases.push(...bufferPeerCases());
+  const { cases, loaded } = await buildCases(targets, clocks.runFloor, log, plan.liveSecrets);
 
   const capacity: CapacityResult[] = [];
-  for (const target of capacityTargets) {
+  for (const target of loaded) {
     log(`capacity: ${target.name} (up to ${plan.capacityCap} live 32-byte secrets${process.getuid?.() === 0 ? ', as nobody' : ''})`);
     try {
       capacity.push(measureCapacity(target, plan.capacityCap));
@@ -468,17 +174,74 @@ export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan
     }
   }
 
+  let syscalls = new Map<string, SyscallCount>();
+  const counter = plan.syscallOps > 0 && haveStrace() ? 'strace' : null;
+  if (counter === null) log('system calls not counted: strace is not installed (or the plan counts none)');
+  else {
+    log(`counting system calls: ${plan.syscallOps} operations per case, in a child under strace`);
+    syscalls = countSyscalls(JSON.stringify({ targets: loaded, ops: plan.syscallOps, liveSecrets: plan.liveSecrets }), plan.syscallOps, log);
+  }
+
+  // Cases among many live secrets run after the others, each in rounds of its own with its floor, so
+  // that their secrets (and mappings) never weigh on the other cases.
+  const among = cases.filter((c) => /@\d+live$/.test(c.operation));
+  const samples = await measureRounds(cases.filter((c) => !among.includes(c)), plan, clocks, log);
+  const byId = new Map(cases.map((c) => [c.id, c]));
+  const floorSamplesOf = new Map<string, ReturnType<typeof samples.get>>();
+  for (const c of among) {
+    const floor = c.floor === undefined ? undefined : byId.get(c.floor);
+    const own = await measureRounds(floor === undefined ? [c] : [floor, c], plan, clocks, log);
+    const s = own.get(c.id);
+    if (s !== undefined) samples.set(c.id, s);
+    if (floor !== undefined) floorSamplesOf.set(c.id, own.get(floor.id));
+  }
+  const median = (xs: number[]): number => quantile(xs, 0.5);
   const results: BenchResult[] = [];
-  for (const [index, c] of cases.entries()) {
-    log(`[${index + 1}/${cases.length}] ${c.backend} ${c.operation}`);
-    // 1 MiB operations take about a millisecond: fewer per batch.
-    const measured = await measure(c, c.bytes === undefined ? plan : { ...plan, iterations: 20, warmup: 20 });
-    const floorNs = c.floor === 'mprotectPair' ? floor.mprotectPairNs : c.floor === 'guardedAlloc' ? floor.guardedAllocNs : null;
+  const floors: BenchFloor[] = [];
+  for (const c of cases) {
+    const s = samples.get(c.id);
+    if (s === undefined || c.role === 'floor') continue;
+    const floorSamples = c.floor === undefined ? undefined : floorSamplesOf.has(c.id) ? floorSamplesOf.get(c.id) : samples.get(c.floor);
+    const peerSamples = c.peer === undefined ? undefined : samples.get(c.peer);
+    const toFloor = ratios(s.cpuNs, floorSamples?.cpuNs);
+    const toFloorWall = ratios(s.wallNs, floorSamples?.wallNs);
+    const toPeer = ratios(s.cpuNs, peerSamples?.cpuNs);
+    const count = syscalls.get(c.id);
+    const medianNs = median(s.cpuNs);
     results.push({
-      ...measured,
-      ratioToFloor: floorNs === null ? null : measured.medianNs / floorNs,
-      ...(c.bytes === undefined ? {} : { throughputMBps: (c.bytes / measured.medianNs) * 1000 }),
+      name: c.name,
+      backend: c.backend,
+      mode: c.mode,
+      operation: c.operation,
+      role: c.role,
+      medianNs,
+      medianWallNs: median(s.wallNs),
+      batch: s.batch,
+      rounds: s.cpuNs.length,
+      floor: floorSamples === undefined ? null : (byId.get(c.floor as string)?.operation ?? null),
+      ratioToFloor: toFloor?.median ?? null,
+      ratioSpread: toFloor?.spread ?? null,
+      ratioToFloorWall: toFloorWall?.median ?? null,
+      peer: peerSamples === undefined ? null : (byId.get(c.peer as string)?.name ?? null),
+      ratioToPeer: toPeer?.median ?? null,
+      ratioToPeerSpread: toPeer?.spread ?? null,
+      syscallsPerOp: count?.perOp ?? null,
+      syscalls: count?.byName ?? null,
+      ...(c.bytes === undefined ? {} : { throughputMBps: (c.bytes / medianNs) * 1000 }),
     });
+    const floor = c.floor === undefined ? undefined : byId.get(c.floor);
+    if (floor !== undefined && floorSamples !== undefined) {
+      floors.push({
+        backend: c.backend,
+        mode: c.mode,
+        operation: c.operation,
+        floor: floor.operation,
+        calls: describeCalls(floor.script as FloorScript),
+        medianNs: median(floorSamples.cpuNs),
+        medianWallNs: median(floorSamples.wallNs),
+        syscallsPerOp: syscalls.get(floor.id)?.perOp ?? null,
+      });
+    }
   }
   return {
     machine: {
@@ -488,45 +251,12 @@ export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan
       cpu: cpus()[0]?.model ?? 'unknown',
       cores: cpus().length,
     },
-    floor,
+    plan,
+    clocks: { cpu: clocks.cpuClock, syscalls: syscalls.size > 0 ? counter : null },
+    floors,
     results,
     capacity,
   };
 }
 
-/** Formats the report as a table: one row per backend and operation. */
-export function formatBench(report: BenchReport): string {
-  const f = report.floor;
-  const lines = [
-    `floor (C loop in memguard's development bench addon): mprotect pair ${f.mprotectPairNs === null ? 'n/a' : Math.round(f.mprotectPairNs)} ns, guarded alloc+free ${f.guardedAllocNs === null ? 'n/a' : Math.round(f.guardedAllocNs)} ns`,
-    '',
-  ];
-  const header = ['backend', 'operation', 'median ns', 'p25-p75 ns', 'spread', 'x floor'];
-  const rows = report.results.map((r) => [
-    r.backend,
-    r.operation,
-    String(Math.round(r.medianNs)),
-    `${Math.round(r.p25Ns)}-${Math.round(r.p75Ns)}`,
-    `${r.spreadPct.toFixed(1)}%`,
-    r.throughputMBps !== undefined ? `${Math.round(r.throughputMBps)} MB/s` : r.ratioToFloor === null ? 'n/a' : `${r.ratioToFloor.toFixed(2)}x`,
-  ]);
-  const widths = header.map((_, c) => Math.max(...[header, ...rows].map((row) => (row[c] as string).length)));
-  const line = (row: string[]): string => row.map((cell, c) => (c >= 2 ? cell.padStart(widths[c] as number) : cell.padEnd(widths[c] as number))).join('  ');
-  lines.push(line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line));
-  if (report.capacity.length > 0) {
-    lines.push('', 'capacity: live 32-byte secrets under the RLIMIT_MEMLOCK in force' + (report.capacity.some((c) => c.unprivileged) ? ', as nobody' : ''));
-    const capHeader = ['backend', 'secrets', 'stopped by', 'locked B/secret', 'mappings/secret', 'ms'];
-    const capRows = report.capacity.map((c) => [
-      c.backend,
-      c.stoppedBy === null ? `>= ${c.secrets}` : String(c.secrets),
-      c.stoppedBy ?? `cap (${c.cap})`,
-      String(c.lockedBytesPerSecret),
-      String(c.mappingsPerSecret),
-      String(c.ms),
-    ]);
-    const capWidths = capHeader.map((_, c) => Math.max(...[capHeader, ...capRows].map((row) => (row[c] as string).length)));
-    const capLine = (row: string[]): string => row.map((cell, c) => (c === 0 || c === 2 ? cell.padEnd(capWidths[c] as number) : cell.padStart(capWidths[c] as number))).join('  ');
-    lines.push(capLine(capHeader), capWidths.map((w) => '-'.repeat(w)).join('  '), ...capRows.map(capLine));
-  }
-  return lines.join('\n');
-}
+export { formatBench } from './bench-format.js';

@@ -110,7 +110,7 @@ export function recommend(reports: ConformanceReport[], bench?: BenchReport): Re
   if (candidates.length === 0) return { name: null, verified: [], text: 'No installed backend conforms here: install one of @secure-memory/protected-memory, @secure-memory/sodium, @secure-memory/memguard.' };
   const verified = (r: ConformanceReport): string[] => GUARANTEE_FLAGS.filter((f) => r.guarantees[f].status === 'verified');
   const speed = (r: ConformanceReport): number =>
-    bench?.results.find((b) => b.backend === r.name && b.operation === 'withBytes')?.medianNs ?? Number.POSITIVE_INFINITY;
+    bench?.results.find((b) => b.name === r.name && b.operation === 'withBytes')?.medianNs ?? Number.POSITIVE_INFINITY;
   const [best] = [...candidates].sort((a, b) => verified(b).length - verified(a).length || speed(a) - speed(b));
   const chosen = best as ConformanceReport;
   const mine = verified(chosen);

@@ -13,7 +13,7 @@
 // Tests reach the failure paths through a fault seam in front of each call (see "Fault injection"),
 // compiled only into the test build (MEMGUARD_TEST_SEAM: the `memguard_test` target of binding.gyp,
 // configured only when MEMGUARD_TEST_BUILD=1), never into the addon users install. The benchmark
-// floors are compiled only into the `memguard_bench` addon and the test build (MEMGUARD_FLOORS).
+// floors are another addon (native/extra/floors.cc), never published.
 #include <napi.h>
 
 #include <openssl/crypto.h>
@@ -73,14 +73,6 @@ int ErrnoOf(int rc) {
   return rc == 0 ? 0 : errno;
 }
 
-#if defined(MEMGUARD_FLOORS)
-double MonotonicNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
-}
-#endif
-
 void Wipe(uint8_t* address, size_t length) {
 #if defined(__GLIBC__) || defined(__linux__) || defined(__OpenBSD__) || defined(__FreeBSD__)
   explicit_bzero(address, length);
@@ -100,8 +92,7 @@ void Wipe(uint8_t* address, size_t length) {
 // (errno set, -1 or MAP_FAILED returned, exactly as the call would) after `after` calls, `count`
 // times (a negative count: every call). errno 0 makes the call be skipped and report success (the
 // test hooks allow it for madvise only: a kernel that ignores the advice, for the core-dump control
-// test). The state is process-wide. The benchmark floors are not seamed: they time the bare calls,
-// and neither is the munmap that undoes a half-made secret-memory reservation.
+// test). The state is process-wide. Not seamed: the munmap that undoes a half-made secret-memory reservation.
 
 enum FaultCall {
   kFaultMmap,
@@ -474,64 +465,6 @@ Napi::Value DisableCoreDumps(const Napi::CallbackInfo& info) {
   return Status(info.Env(), ErrnoOf(setrlimit(RLIMIT_CORE, &none)));
 }
 
-#if defined(MEMGUARD_FLOORS)
-// floorMprotectPair(iterations): ns per PROT_READ + PROT_NONE pair on one locked page, in a C
-// loop; a negative errno when a call failed.
-Napi::Value FloorMprotectPair(const Napi::CallbackInfo& info) {
-  double iterations = info[0].As<Napi::Number>().DoubleValue();
-  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  void* p = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return Status(info.Env(), -errno);
-  mlock(p, page);  // as a buffer's page is; a refusal only makes the floor a little lower
-  int failed = 0;
-  double start = MonotonicNs();
-  for (double i = 0; i < iterations; i += 1) {
-    if (mprotect(p, page, PROT_READ) != 0 || mprotect(p, page, PROT_NONE) != 0) {
-      failed = errno;
-      break;
-    }
-  }
-  double elapsed = MonotonicNs() - start;
-  munmap(p, page);
-  if (failed != 0) return Status(info.Env(), -failed);
-  return Napi::Number::New(info.Env(), elapsed / iterations);
-}
-
-// floorGuardedAlloc(iterations): ns per guarded allocation and free of one data page, in a C loop:
-// mmap (guard, page, guard) PROT_NONE, mprotect the page RW, mlock it, MADV_DONTDUMP and
-// MADV_WIPEONFORK, then wipe, munlock and munmap. A negative errno when a call failed.
-Napi::Value FloorGuardedAlloc(const Napi::CallbackInfo& info) {
-  double iterations = info[0].As<Napi::Number>().DoubleValue();
-  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  size_t total = 3 * page;
-  int failed = 0;
-  double start = MonotonicNs();
-  for (double i = 0; i < iterations && failed == 0; i += 1) {
-    void* p = mmap(nullptr, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-      failed = errno;
-      break;
-    }
-    uint8_t* base = static_cast<uint8_t*>(p);
-    uint8_t* inner = base + page;
-    if (mprotect(inner, page, PROT_READ | PROT_WRITE) != 0 || mlock(inner, page) != 0
-#if defined(__linux__)
-        || madvise(base, total, MADV_DONTDUMP) != 0 || madvise(base, total, MADV_WIPEONFORK) != 0
-#endif
-    ) {
-      failed = errno;
-    } else {
-      Wipe(inner, page);
-      munlock(inner, page);
-    }
-    munmap(base, total);
-  }
-  double elapsed = MonotonicNs() - start;
-  if (failed != 0) return Status(info.Env(), -failed);
-  return Napi::Number::New(info.Env(), elapsed / iterations);
-}
-#endif  // MEMGUARD_FLOORS
-
 // --- Secret memory --------------------------------------------------------------------------------
 
 // mapSecret(total, offset, length): reserves `total` bytes of PROT_NONE anonymous memory, then maps
@@ -829,10 +762,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("canaryFill", Napi::Function::New(env, CanaryFill, "canaryFill"));
   exports.Set("canaryIntact", Napi::Function::New(env, CanaryIntact, "canaryIntact"));
   exports.Set("disableCoreDumps", Napi::Function::New(env, DisableCoreDumps, "disableCoreDumps"));
-#if defined(MEMGUARD_FLOORS)
-  exports.Set("floorMprotectPair", Napi::Function::New(env, FloorMprotectPair, "floorMprotectPair"));
-  exports.Set("floorGuardedAlloc", Napi::Function::New(env, FloorGuardedAlloc, "floorGuardedAlloc"));
-#endif
   exports.Set("mapSecret", Napi::Function::New(env, MapSecret, "mapSecret"));
   exports.Set("random", Napi::Function::New(env, RandomFill, "random"));
   exports.Set("keyInit", Napi::Function::New(env, KeyInit, "keyInit"));

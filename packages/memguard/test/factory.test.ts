@@ -15,7 +15,7 @@ import {
   newBufferRandom,
   purge,
 } from '@secure-memory/memguard';
-import { floorGuardedAllocNs, floorMprotectPairNs } from '@secure-memory/memguard/bench';
+import { runFloor, threadCpuNs, type FloorScript } from '@secure-memory/memguard/bench';
 import { testHooks } from '../src/testing.js';
 import { PAGE, locate, mappingsAt, peekSelf, pokeSelf } from './helpers.js';
 
@@ -241,19 +241,59 @@ describe('purge', () => {
 });
 
 describe('native floor', () => {
-  it('times the mprotect pair and the guarded allocation in C, in ns per operation', () => {
-    const pair = floorMprotectPairNs(100);
-    const alloc = floorGuardedAllocNs(20);
-    expect(Number.isFinite(pair) && pair > 0).toBe(true);
-    expect(Number.isFinite(alloc) && alloc > 0).toBe(true);
+  const access: FloorScript = {
+    prologue: [{ call: 'mmap', pages: 2, prot: 'readwrite' }, { call: 'mprotect', page: 0, pages: 2, prot: 'none' }],
+    body: [
+      { call: 'mprotect', page: 0, pages: 2, prot: 'read' },
+      { call: 'read', page: 0, pages: 2 },
+      { call: 'mprotect', page: 0, pages: 2, prot: 'none' },
+    ],
+    epilogue: [{ call: 'munmap' }],
+  };
+  const alloc: FloorScript = {
+    body: [
+      { call: 'mmap', pages: 3, prot: 'none' },
+      { call: 'mprotect', page: 1, pages: 1, prot: 'readwrite' },
+      { call: 'write', offset: 4096, bytes: 32 },
+      { call: 'madvise', page: 0, pages: 3, advice: 'dontdump' },
+      { call: 'wipe', offset: 4096, bytes: 32 },
+      { call: 'munmap' },
+    ],
+  };
+
+  it('runs a script in C and times its body in wall and thread CPU nanoseconds', () => {
+    for (const script of [access, alloc]) {
+      const t = runFloor(script, 50);
+      expect(Number.isFinite(t.wallNs) && t.wallNs > 0).toBe(true);
+      expect(Number.isFinite(t.cpuNs) && t.cpuNs > 0).toBe(true);
+    }
+    // OpenSSL in place, and back out of place with the tag checked (an open of pages never sealed fails).
+    const crypt: FloorScript = {
+      prologue: [{ call: 'mmap', pages: 4, prot: 'readwrite' }, { call: 'write', offset: 0, bytes: 4096 }, { call: 'seal', page: 0, pages: 2 }],
+      body: [{ call: 'open', page: 0, pages: 2, to: 2 }],
+      epilogue: [{ call: 'munmap' }],
+    };
+    expect(runFloor(crypt, 5).cpuNs).toBeGreaterThan(0);
+    const forged: FloorScript = { ...crypt, prologue: [{ call: 'mmap', pages: 4, prot: 'readwrite' }, { call: 'seal', page: 0, pages: 2 }, { call: 'write', offset: 0, bytes: 1 }] };
+    expect(code(() => runFloor(forged, 1))).toBe('ERR_PROTECTION_FAILED');
+    const before = threadCpuNs();
+    runFloor(alloc, 200);
+    expect(threadCpuNs()).toBeGreaterThan(before);
   });
 
-  it('refuses bad iteration counts', () => {
-    for (const n of [0, -1, 1.5, 1e8, Number.NaN]) {
-      expect(code(() => floorMprotectPairNs(n))).toBe('ERR_OUT_OF_RANGE');
-      expect(code(() => floorGuardedAllocNs(n))).toBe('ERR_OUT_OF_RANGE');
-    }
-    expect(code(() => floorMprotectPairNs('10' as never))).toBe('ERR_INVALID_ARG_TYPE');
+  it('refuses bad iteration counts and scripts that leave their mapping, before any call', () => {
+    for (const n of [0, -1, 1.5, 1e8, Number.NaN]) expect(code(() => runFloor(access, n))).toBe('ERR_OUT_OF_RANGE');
+    expect(code(() => runFloor(access, '10' as never))).toBe('ERR_INVALID_ARG_TYPE');
+    const bad: FloorScript[] = [
+      { body: [{ call: 'read', page: 0, pages: 1 }] }, // nothing mapped
+      { prologue: access.prologue, body: [{ call: 'read', page: 1, pages: 2 }], epilogue: access.epilogue }, // past the end
+      { prologue: access.prologue, body: [{ call: 'munmap' }] }, // the body unmaps
+      { prologue: access.prologue, body: access.body }, // never unmapped
+      { body: [{ call: 'mmap', pages: 1, prot: 'none' }, { call: 'write', offset: 4090, bytes: 32 }, { call: 'munmap' }] },
+      { body: [{ call: 'syscall' } as never] },
+    ];
+    for (const script of bad) expect(code(() => runFloor(script, 1))).toBe('ERR_INVALID_ARG_TYPE');
+    expect(code(() => runFloor({ body: [{ call: 'mmap', pages: 0, prot: 'none' }, { call: 'munmap' }] }, 1))).toBe('ERR_OUT_OF_RANGE');
   });
 });
 

@@ -151,15 +151,19 @@ describe('no public switch strips a protection', () => {
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { exports: Record<string, unknown> };
     expect(Object.keys(pkg.exports).sort()).toEqual(['.', './bench', './package.json']);
     const bench = await import('@secure-memory/memguard/bench');
-    expect(Object.keys(bench).sort()).toEqual(['floorGuardedAllocNs', 'floorMprotectPairNs']);
+    expect(Object.keys(bench).sort()).toEqual(['FLOOR_PAGE_SIZE', 'runFloor', 'threadCpuNs']);
   });
 
   it('the release addon has no fault seam, no byte-flipping call and no floors; the test build has them (control)', () => {
     const load = createRequire(import.meta.url);
     const release = load(fileURLToPath(new URL('../build/Release/memguard.node', import.meta.url))) as Record<string, unknown>;
     const test = load(fileURLToPath(new URL('../native/extra/build/Release/memguard_test.node', import.meta.url))) as Record<string, unknown>;
-    const seam = ['faultArm', 'faultSet', 'faultClear', 'faultCounts', 'FAULT_CALLS', 'xorByte', 'floorMprotectPair', 'floorGuardedAlloc'];
+    const seam = ['faultArm', 'faultSet', 'faultClear', 'faultCounts', 'FAULT_CALLS', 'xorByte'];
     expect(seam.filter((k) => k in release)).toEqual([]);
+    // The floors are an addon of their own, with nothing of memguard's in it.
+    expect(['run', 'threadCpuNs', 'floorMprotectPair', 'floorGuardedAlloc'].filter((k) => k in release || k in test)).toEqual([]);
+    const floors = load(fileURLToPath(new URL('../native/extra/build/Release/memguard_bench.node', import.meta.url))) as Record<string, unknown>;
+    expect(Object.keys(floors).sort()).toEqual(['PAGE_SIZE', 'run', 'threadCpuNs']);
     expect(release.TEST_SEAM).toBe(false);
     expect(seam.filter((k) => k in test)).toEqual(seam);
     expect(test.TEST_SEAM).toBe(true);

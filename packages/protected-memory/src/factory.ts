@@ -259,6 +259,7 @@ export class ProtectedMemorySecretFactory extends SecretFactoryBase {
    */
   protected backendStats(): MappingStats | (MappingStats & SlabStats) {
     reapDeadThreads(this.#lib); // what terminated workers left (see threads.ts)
+    this.#slabs?.flush(); // slabs emptied during this turn are unmapped before they are counted
     const mappings = this.#table.stats();
     return this.#slabs === undefined ? mappings : { ...mappings, ...this.#slabs.stats() };
   }

@@ -316,9 +316,48 @@ export class SlabAllocator {
     return slab;
   }
 
-  /** Returns a slot; unmaps the slab when it is empty. */
+  /**
+   * Shared slabs that became empty during this turn of the event loop: kept mapped (and open) until
+   * the turn ends, so that a new secret of the same class right after a close reuses the slab instead
+   * of mapping, locking and advising a new one; unmapped at the next turn, or before stats are read.
+   */
+  readonly #parked = new Set<Slab>();
+  #flushScheduled = false;
+
+  /** Unmaps the parked slabs that are still empty. */
+  flush(): void {
+    for (const slab of this.#parked) {
+      this.#parked.delete(slab);
+      if (slab.used === 0 && this.#slabs.has(slab)) this.#unmapEmpty(slab);
+    }
+  }
+
+  #unmapEmpty(slab: Slab): void {
+    slab.reserved = false;
+    this.#slabs.delete(slab);
+    this.#unsettled.delete(slab);
+    if (slab.sizeClass !== undefined) {
+      this.#open[slab.sizeClass]?.delete(slab);
+      this.#count[slab.sizeClass] = (this.#count[slab.sizeClass] as number) - 1;
+    }
+    this.#host.release(slab.mapping); // the slots are all zero: munlock and munmap
+  }
+
+  /** Returns a slot; unmaps the slab when it is empty (a shared slab at the end of this turn: see {@link flush}). */
   #giveBack(slab: Slab, slot: number): void {
     slab.giveBack(slot);
+    if (slab.used === 0 && slab.sizeClass !== undefined && !slab.reserved && slab.stale.size === 0) {
+      this.#parked.add(slab);
+      this.#open[slab.sizeClass]?.add(slab);
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(() => {
+          this.#flushScheduled = false;
+          this.flush();
+        }).unref();
+      }
+      return;
+    }
     if (slab.used === 0) {
       slab.reserved = false;
       this.#slabs.delete(slab);
@@ -422,6 +461,7 @@ export class SlabAllocator {
   }
 
   stats(): SlabStats {
+    this.flush();
     let slots = 0;
     let slabs = 0;
     for (const slab of this.#slabs) {

@@ -16,7 +16,7 @@ import {
   defineGuarantees,
   memlockLimitError,
 } from '@secure-memory/core';
-import { kernelMapLimit, takeMappings } from './budget.js';
+import { kernelMapLimit, releaseMappings, takeMappings } from './budget.js';
 import { type Libsodium, libsodium, lockedLength, mappedLength, unprotectedStart } from './layout.js';
 import { BACKEND, EAGAIN, ENOMEM, EPERM, MADV_DONTDUMP, MAPPINGS_PER_SECRET, type SodiumBuffer, errnoOf } from './native.js';
 import { type RegionEvents, SodiumRegion, protectionFailed } from './region.js';
@@ -143,16 +143,21 @@ export class SodiumSecretFactory extends SecretFactoryBase {
     const { pageSize } = n;
     takeMappings();
     const mapped = mappedLength(size, pageSize);
-    // sodium-native passes a failed sodium_malloc (NULL) to Node, which aborts: ask the kernel first.
-    const refused = n.probeMap(mapped);
-    if (refused !== 0) throw kernelMapLimit(refused, ENOMEM) ?? allocationFailed('mmap', refused, mapped);
-    let buf: SodiumBuffer | number;
+    // sodium-native passes a failed sodium_malloc (NULL) to Node, which aborts: where a mapping can
+    // be refused for want of memory (a finite RLIMIT_AS, strict overcommit), ask the kernel first.
+    // Elsewhere only the mapping count can refuse it, and the budget above keeps a reserve under it.
+    if (n.mapMayFail()) {
+      const refused = n.probeMap(mapped);
+      if (refused !== 0) throw kernelMapLimit(refused, ENOMEM) ?? allocationFailed('mmap', refused, mapped);
+    }
+    let made: ReturnType<typeof n.malloc>;
     try {
-      buf = n.malloc(size);
+      made = n.malloc(size);
     } catch (error) {
       throw mallocFailed(errnoOf(error), size, error);
     }
-    if (typeof buf === 'number') throw mallocFailed(buf, size);
+    if (typeof made === 'number') throw mallocFailed(made, size);
+    const { buf, quiet } = made;
     const pages = lockedLength(size, pageSize);
     let lockedBytes = pages;
     let start: bigint | undefined;
@@ -161,9 +166,11 @@ export class SodiumSecretFactory extends SecretFactoryBase {
     try {
       address = n.address(buf);
       start = unprotectedStart(address, pageSize);
-      // libsodium ignores a failed mlock; lock the same pages again to learn the outcome (a page
-      // already locked is not charged twice against RLIMIT_MEMLOCK).
-      const lockErrno = n.mlock(start, pages);
+      // libsodium ignores a failed mlock and a failed madvise(MADV_DONTDUMP). When no call failed
+      // inside sodium_malloc (errno untouched: `quiet`), both held. Otherwise lock the same pages
+      // again to learn the outcome (a page already locked is not charged twice against
+      // RLIMIT_MEMLOCK), and advise them again where the manifest claims it.
+      const lockErrno = quiet ? 0 : n.mlock(start, pages);
       if (lockErrno !== 0) {
         const overLimit = lockErrno === ENOMEM || lockErrno === EPERM || lockErrno === EAGAIN;
         if (this.lock === 'require') {
@@ -173,8 +180,7 @@ export class SodiumSecretFactory extends SecretFactoryBase {
         }
         lockedBytes = 0;
       }
-      // libsodium also ignores a failed madvise(MADV_DONTDUMP): advise the same pages again, where the manifest claims it.
-      if (lib.dumpExcluded) {
+      if (!quiet && lib.dumpExcluded) {
         const adviceErrno = n.madvise(start, pages, MADV_DONTDUMP);
         if (adviceErrno !== 0) {
           throw new SecureMemoryError(ErrorCode.PROTECTION_FAILED, `madvise failed with errno ${adviceErrno}`, {
@@ -201,6 +207,7 @@ export class SodiumSecretFactory extends SecretFactoryBase {
       // free would, one turn later), then free.
       if (start !== undefined) n.munlock(start, pages);
       n.free(buf);
+      releaseMappings();
       throw error;
     }
     this.#live += 1;

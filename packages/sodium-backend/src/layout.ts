@@ -114,9 +114,9 @@ export function libsodium(): Libsodium {
 function check(n: Native): Libsodium {
   const page = BigInt(n.pageSize);
   if (n.pageSize < 4096 || n.pageSize % 4096 !== 0) throw unavailable(`unexpected page size ${n.pageSize}`);
-  let sentinel: SodiumBuffer | number;
+  let made: ReturnType<Native['malloc']>;
   try {
-    sentinel = n.malloc(1);
+    made = n.malloc(1);
   } catch (error) {
     const errno = errnoOf(error);
     throw new SecureMemoryError(ErrorCode.ALLOCATION_FAILED, 'sodium_malloc failed', {
@@ -126,13 +126,14 @@ function check(n: Native): Libsodium {
       cause: error,
     });
   }
-  if (typeof sentinel === 'number') {
-    throw new SecureMemoryError(ErrorCode.ALLOCATION_FAILED, `sodium_malloc failed with errno ${sentinel}`, {
+  if (typeof made === 'number') {
+    throw new SecureMemoryError(ErrorCode.ALLOCATION_FAILED, `sodium_malloc failed with errno ${made}`, {
       backend: BACKEND,
-      errno: sentinel,
+      errno: made,
       syscall: 'sodium_malloc',
     });
   }
+  const sentinel = made.buf;
   const address = n.address(sentinel);
   const start = unprotectedStart(address, n.pageSize);
   if (address + 1n !== start + page) throw unavailable('sodium_malloc does not right-align its data against a page boundary');

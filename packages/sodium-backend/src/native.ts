@@ -7,6 +7,7 @@
  * src/testing.ts) that can make it fail with a chosen errno; unset, it costs one branch per call.
  * @module
  */
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
 
@@ -73,10 +74,21 @@ export interface Native {
   /** Unmaps the probe mappings whose munmap failed, if any; returns how many are still left. */
   settle(): number;
   /**
-   * sodium-native's `sodium_malloc(size)`: the buffer, or the errno when libsodium returned no
-   * memory (ENOMEM, as libsodium sets it). Throws what sodium-native throws.
+   * Whether an anonymous mapping of a few pages can be refused for want of memory here, so that
+   * {@link Native.probeMap} must ask the kernel before each `sodium_malloc` (whose NULL aborts the
+   * process): when RLIMIT_AS is finite or `vm.overcommit_memory` is 2 (strict accounting), both read
+   * once when the native layer loads; and whenever the test seam is set. Otherwise only the mapping
+   * count can refuse one, and the mapping budget keeps a reserve under it.
    */
-  malloc(size: number): SodiumBuffer | number;
+  mapMayFail(): boolean;
+  /**
+   * sodium-native's `sodium_malloc(size)`: the buffer, or the errno when libsodium returned no
+   * memory (ENOMEM, as libsodium sets it). Throws what sodium-native throws. `quiet` is true when
+   * errno stayed 0 through the call: no call libsodium made failed, so its `madvise(MADV_DONTDUMP)`
+   * and its `mlock` (whose results it ignores) both held (a successful call never sets errno, and
+   * errno is cleared right before). Never quiet while the test seam is set.
+   */
+  malloc(size: number): { buf: SodiumBuffer; quiet: boolean } | number;
   /** sodium-native's `sodium_free`: detaches the buffer; libsodium frees it on a later turn of the event loop. */
   free(buf: SodiumBuffer): void;
   /**
@@ -158,6 +170,22 @@ function sodiumMprotectError(protection: Protection): Error {
   return new Error(protection === 'noaccess' ? 'failed to lock buffer' : 'failed to unlock buffer');
 }
 
+/**
+ * Whether this process can be refused a small anonymous mapping for want of memory: RLIMIT_AS
+ * finite (/proc/self/limits) or strict overcommit accounting (/proc/sys/vm/overcommit_memory 2).
+ * When either cannot be read, true.
+ */
+function addressSpaceLimited(): boolean {
+  try {
+    const limits = readFileSync('/proc/self/limits', 'utf8');
+    const line = limits.split('\n').find((l) => l.startsWith('Max address space'));
+    const overcommit = readFileSync('/proc/sys/vm/overcommit_memory', 'utf8').trim();
+    return line === undefined || !/\sunlimited\s+unlimited\s/.test(`${line} `) || overcommit === '2';
+  } catch {
+    return true;
+  }
+}
+
 function bind(): Native {
   const require = createRequire(import.meta.url);
   const sodium = require('sodium-native') as SodiumNative;
@@ -201,6 +229,7 @@ function bind(): Native {
     }
     return Number(c === undefined ? f(a, b) : f(a, b, c)) === 0 ? 0 : koffi.errno();
   };
+  const mapsMayBeRefused = addressSpaceLimited();
   /** Probe mappings whose munmap failed: unmapped by settle(). */
   const leftover: Array<[bigint, number]> = [];
 
@@ -232,15 +261,18 @@ function bind(): Native {
       }
       return leftover.length;
     },
+    mapMayFail: () => hook !== undefined || mapsMayBeRefused,
     malloc(size) {
       if (hook !== undefined) {
         const fault = hook.before('sodium_malloc', [size]);
         if (fault?.malloc === 'throw') throw Object.assign(new Error('sodium_malloc failed'), { errno: fault.errno });
         if (fault !== undefined) return fault.errno;
       }
+      koffi.errno(0);
       const buf = sodium.sodium_malloc(size);
+      const quiet = koffi.errno() === 0 && hook === undefined;
       hook?.after?.('sodium_malloc', [size], asAddress(koffi.address(buf)));
-      if (buf.byteLength === size) return buf;
+      if (buf.byteLength === size) return { buf, quiet };
       sodium.sodium_free(buf);
       return ENOMEM;
     },

@@ -15,6 +15,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { ErrorCode, type RegionLocation, type SecretRegion, SecureMemoryError } from '@secure-memory/core';
+import { releaseMappings } from './budget.js';
 import { type Libsodium, lockedLength, unprotectedStart } from './layout.js';
 import { BACKEND, CANARY_SIZE, type Protection, type SodiumBuffer } from './native.js';
 
@@ -241,6 +242,7 @@ export class SodiumRegion implements SecretRegion {
     this.#buf = undefined;
     if (this.#retired) {
       this.#lib.native.free(buf);
+      releaseMappings();
       this.#lib.native.settle();
       return;
     }
@@ -251,6 +253,7 @@ export class SodiumRegion implements SecretRegion {
     }
     const damaged = this.#settle(buf);
     this.#lib.native.free(buf);
+    releaseMappings();
     this.#lib.native.settle();
     this.#report(damaged);
   }

@@ -1,8 +1,7 @@
 # Addons for this package's development only; never built at install, never loaded by the package's
 # entry point (the addon users install is ../../binding.gyp's `memguard`, without any of this):
-#   memguard_test:  the fault seam (MEMGUARD_TEST_SEAM) and the floors, for src/testing.ts (not published)
-#   memguard_bench: the benchmark floors only (MEMGUARD_FLOORS), for `@secure-memory/memguard/bench`
-# Each is ../memguard.cc with its defines (test.cc, bench.cc: one object file per target).
+#   memguard_test:  ../memguard.cc with the fault seam (MEMGUARD_TEST_SEAM), for src/testing.ts (not published)
+#   memguard_bench: the benchmark floors (floors.cc, nothing of memguard's), for `@secure-memory/memguard/bench`
 # Built by `node native/build.mjs` (the package's build script) into native/extra/build/Release/.
 {
   "target_defaults": {
@@ -16,6 +15,6 @@
   },
   "targets": [
     { "target_name": "memguard_test", "sources": ["test.cc"] },
-    { "target_name": "memguard_bench", "sources": ["bench.cc"] }
+    { "target_name": "memguard_bench", "sources": ["floors.cc"] }
   ]
 }
