@@ -514,7 +514,7 @@ export function formatBench(report: BenchReport): string {
   const line = (row: string[]): string => row.map((cell, c) => (c >= 2 ? cell.padStart(widths[c] as number) : cell.padEnd(widths[c] as number))).join('  ');
   lines.push(line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line));
   if (report.capacity.length > 0) {
-    lines.push('', 'capacity: live 32-byte secrets under the RLIMIT_MEMLOCK in force' + (report.capacity.some((c) => c.unprivileged) ? ', as nobody' : ''));
+    lines.push('', `capacity: live 32-byte secrets under the RLIMIT_MEMLOCK in force${report.capacity.some((c) => c.unprivileged) ? ', as nobody' : ''}`);
     const capHeader = ['backend', 'secrets', 'stopped by', 'locked B/secret', 'mappings/secret', 'ms'];
     const capRows = report.capacity.map((c) => [
       c.backend,

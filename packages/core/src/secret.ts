@@ -115,9 +115,9 @@ function readOnlyTarget(): SecureMemoryTypeError {
 }
 
 /** The `type` of the process warnings of this library. */
-export const WARNING_TYPE = 'SecureMemoryWarning';
+const WARNING_TYPE = 'SecureMemoryWarning';
 /** The `code` of the warning for a secret the garbage collector wiped and released because nobody closed it. */
-export const UNRELEASED_WARNING = 'SECURE_MEMORY_UNRELEASED';
+const UNRELEASED_WARNING = 'SECURE_MEMORY_UNRELEASED';
 
 /**
  * What is needed to release one secret's region, kept apart from the secret so that the garbage

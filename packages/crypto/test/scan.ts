@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { readMappings, type Mapping } from '@secure-memory/testkit';
 
 /** Bytes of a window. */
-export const WINDOW = 16;
+const WINDOW = 16;
 
 /** Every 16-byte window of `key` (a 32-byte key has 17). */
-export function windowsOf(key: Uint8Array): Buffer[] {
+function windowsOf(key: Uint8Array): Buffer[] {
   const windows: Buffer[] = [];
   for (let i = 0; i + WINDOW <= key.byteLength; i += 1) windows.push(Buffer.from(key.subarray(i, i + WINDOW)));
   return windows;

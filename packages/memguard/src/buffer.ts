@@ -102,7 +102,7 @@ let ownView: (buffer: LockedBuffer) => Uint8Array;
 
 
 /** The `debug` option of an options bag, validated. */
-export function debugOption(options: unknown): boolean {
+function debugOption(options: unknown): boolean {
   assertOptions(options, 'options');
   const debug = options?.['debug'];
   if (debug === undefined) return false;

@@ -114,11 +114,6 @@ export class Enclave extends Redacted {
   }
 }
 
-/** Wraps a sealed box made by this package (Stream hands its chunks out this way). */
-export function enclaveOf(sealed: Sealed): Enclave {
-  return new Enclave(TOKEN, sealed);
-}
-
 /**
  * Seals a copy of `src` into a new Enclave, then zero-fills `src` (memguard's NewEnclave). The bytes
  * are copied into a guarded region, sealed from there, and wiped; `src.buffer` is never read (see
@@ -163,6 +158,7 @@ export function sealCopy(bytes: Uint8Array): Sealed {
     }
     sealed = sealAt(region.data, region.size);
   } finally {
+    // biome-ignore lint/correctness/noUnsafeFinally: a damaged canary outranks the error in flight: ERR_INTEGRITY must surface
     if (!region.destroy()) throw integrityError();
   }
   return sealed;
@@ -185,6 +181,7 @@ export function newEnclaveRandom(size: number): Enclave {
     }
     sealed = sealAt(region.data, size);
   } finally {
+    // biome-ignore lint/correctness/noUnsafeFinally: a damaged canary outranks the error in flight: ERR_INTEGRITY must surface
     if (!region.destroy()) throw integrityError();
   }
   return new Enclave(TOKEN, sealed);

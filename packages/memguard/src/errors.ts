@@ -18,7 +18,7 @@ import {
 } from '@secure-memory/core';
 
 /** Node's code for a number outside the range an argument accepts (a `RangeError`). */
-export const OUT_OF_RANGE = ErrorCode.OUT_OF_RANGE;
+const OUT_OF_RANGE = ErrorCode.OUT_OF_RANGE;
 
 /**
  * Asserts that `value` is a whole number from `min` to `max` (as Node checks an integer argument).

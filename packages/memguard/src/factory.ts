@@ -437,6 +437,7 @@ export class MemguardSecretFactory extends SecretFactoryBase {
         staging.revoke(view);
       }
     } finally {
+      // biome-ignore lint/correctness/noUnsafeFinally: a damaged canary outranks the error in flight: ERR_INTEGRITY must surface
       if (!staging.destroy()) throw integrityError();
     }
     const region = new EnclaveRegion(sealed, this.#ledger, this.#counters);

@@ -129,6 +129,7 @@ export class Stream extends Redacted {
       }
       if (count < chunk.size) rest = sealAt(region.data + BigInt(count), chunk.size - count);
     } finally {
+      // biome-ignore lint/correctness/noUnsafeFinally: a damaged canary outranks the error in flight: ERR_INTEGRITY must surface
       if (!region.destroy()) throw integrityError();
     }
     self.#shift();

@@ -5,7 +5,7 @@
 import {
   ErrorCode,
   type ErrorCodeValue,
-  SecureMemoryError,
+  type SecureMemoryError,
   mapLimitError,
   memlockLimitError,
   systemError as coreSystemError,

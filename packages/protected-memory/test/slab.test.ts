@@ -118,7 +118,7 @@ describe.each(['off', 'require'] as const)("packing 'slab', secretMemory '%s'", 
     const secrets = Array.from({ length: perPage }, () => track(factory.createRandom(32)));
     const addresses = secrets.map((s) => locate(s).address);
     expect(new Set(addresses.map(pageOf)).size).toBe(1);
-    addresses.forEach((address, i) => expect(address - (addresses[0] as bigint)).toBe(BigInt(40 * i)));
+    for (const [i, address] of addresses.entries()) expect(address - (addresses[0] as bigint)).toBe(BigInt(40 * i));
     expect(factory.stats()).toMatchObject({ slots: perPage, slabs: 1, mappings: 1, lockedBytes: PAGE });
     const next = track(factory.createRandom(32));
     expect(pageOf(locate(next).address)).not.toBe(pageOf(addresses[0] as bigint));

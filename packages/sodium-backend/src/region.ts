@@ -19,7 +19,7 @@ import { type Libsodium, lockedLength, unprotectedStart } from './layout.js';
 import { BACKEND, CANARY_SIZE, type Protection, type SodiumBuffer } from './native.js';
 
 /** What a region tells its factory when it is freed. */
-export interface RegionRelease {
+interface RegionRelease {
   /** Bytes this region held locked (0 when the lock did not hold, in best-effort mode). */
   lockedBytes: number;
   /** True when the canary before the data was found damaged. */

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
-import { type RegionLocation, type Secret, SecureMemoryError, readMaxMapCount, readStatusBytes } from '@secure-memory/core';
+import { type RegionLocation, type Secret, SecureMemoryError, readStatusBytes } from '@secure-memory/core';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
 // The map count, with a fault's view of "the process is at vm.max_map_count" switched on by the test.

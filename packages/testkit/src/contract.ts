@@ -35,7 +35,7 @@ export interface BadInputCase {
 }
 
 /** Secrets prepared for the bad-input table: one open, one closed. */
-export interface BadInputFixture {
+interface BadInputFixture {
   open: Secret;
   closed: Secret;
 }
@@ -227,7 +227,7 @@ export const CONTRACT_CHECKS: readonly ContractCheck[] = [
       );
       while (gates.length < 3) await new Promise((r) => setImmediate(r));
       assert.ok(secret.withBytes((b) => Buffer.from(b).equals(expected)), 'a sync access during async ones');
-      gates.reverse().forEach((open) => open());
+      for (const open of gates.reverse()) open();
       assert.deepEqual(await Promise.all(pending), [0, 1, 2]);
       let kept: Uint8Array | undefined;
       secret.withBytes((b) => {

@@ -12,7 +12,7 @@ import { type Mapping, findMapping, readMappings, scanProcess, tryReadRegion } f
 import type { Encoding } from './search.js';
 
 /** The compiled child script; the same path from src/ (tests) and dist/. */
-export const CHILD_SCRIPT = fileURLToPath(new URL('../dist/child.js', import.meta.url));
+const CHILD_SCRIPT = fileURLToPath(new URL('../dist/child.js', import.meta.url));
 
 type ChildEvent = { event: string } & Record<string, unknown>;
 
@@ -207,7 +207,7 @@ export interface HitRecord {
 }
 
 /** What one phase's memory scan saw. */
-export interface PhaseScan {
+interface PhaseScan {
   hits: HitRecord[];
   scannedBytes: number;
   /** Mappings with data that could not be read from outside (memfd_secret memory, for one). */
@@ -224,7 +224,7 @@ export interface RegionView {
 }
 
 /** The one core dump, taken during access. */
-export type CoreRecord =
+type CoreRecord =
   | { available: true; hits: HitRecord[]; coreBytes: number; durationMs: number }
   | { available: false; reason: string; tooLarge: boolean };
 
@@ -250,7 +250,7 @@ export interface Observations {
   canary: ChildOutcome;
 }
 
-export function mappingRecord(m: Mapping): MappingRecord {
+function mappingRecord(m: Mapping): MappingRecord {
   return { range: `${m.start.toString(16)}-${m.end.toString(16)}`, perms: m.perms, path: m.path, vmFlags: m.vmFlags };
 }
 
