@@ -7,6 +7,7 @@
 //   node scripts/node-matrix.mjs /path/to/node22 /path/to/node24 ...
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { BACKENDS as REGISTRY } from '@secure-memory/core';
 
 const BIN = 'packages/cli/dist/bin.js';
 
@@ -23,7 +24,8 @@ const TARGETS = [
   { module: '@secure-memory/sodium', options: { lock: 'best-effort' } },
 ];
 
-const BACKENDS = ['protected-memory', 'sodium', 'memguard'];
+/** The backends of core's registry, by short name. */
+const BACKENDS = REGISTRY.map((b) => b.name);
 
 /** The examples, each with what its output must show. */
 const EXAMPLES = [

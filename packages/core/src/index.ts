@@ -12,4 +12,5 @@ export { Redacted } from './redacted.js';
 export { ManagedSecret, constantTimeEqual, type SecretRegion } from './secret.js';
 export { SecretFactoryBase, type RegionFill } from './factory.js';
 export * from './select.js';
+export * from './registry.js';
 export * from './limits.js';

@@ -10,14 +10,8 @@ import { pathToFileURL } from 'node:url';
 import { assertOptions, describeType } from './assert.js';
 import { ErrorCode, SecureMemoryError, SecureMemoryTypeError } from './errors.js';
 import { GUARANTEE_FLAGS, claimedFlags, isGuaranteeFlag } from './guarantees.js';
+import { BACKENDS, KNOWN_BACKENDS } from './registry.js';
 import type { SecretFactory } from './types.js';
-
-/** The backends this project publishes, by short name, strongest first on ties. */
-export const KNOWN_BACKENDS: Readonly<Record<string, string>> = Object.freeze({
-  memguard: '@secure-memory/memguard',
-  'protected-memory': '@secure-memory/protected-memory',
-  sodium: '@secure-memory/sodium',
-});
 
 /** The environment variable that replaces the default backend. */
 export const BACKEND_ENV = 'SECURE_MEMORY_BACKEND';
@@ -120,8 +114,17 @@ export function probeFactory(factory: SecretFactory): void {
 }
 
 /**
+ * The order `"auto"` tries the backends in: most possible claims (the registry's manifest) first;
+ * on a tie, the earlier in {@link BACKENDS}.
+ */
+const AUTO_ORDER = [...BACKENDS].sort((a, b) => b.claims.length - a.claims.length);
+
+/**
  * Returns a factory of the chosen backend. `backend` defaults to `SECURE_MEMORY_BACKEND`, then
  * `"auto"`: the backend with the most claimed guarantees among those that load and pass a probe here.
+ * `"auto"` ranks the backends by the registry's manifest and loads and probes only the first; it
+ * goes on to the next only when that one fails to load or probe, or claims here fewer flags than the
+ * next could. Where the strongest backend works, it is the only one loaded.
  * @throws {SecureMemoryError} `ERR_BACKEND_UNAVAILABLE`; for "auto" its `cause` is an AggregateError of every backend's reason.
  * @example
  * ```ts
@@ -141,9 +144,11 @@ export async function createSecretFactory(config: CreateSecretFactoryOptions = {
 
   const reasons: unknown[] = [];
   let best: SecretFactory | undefined;
-  for (const name of Object.keys(KNOWN_BACKENDS)) {
+  for (const candidate of AUTO_ORDER) {
+    // No later backend can claim more than the one in hand: stop before loading it.
+    if (best !== undefined && claimedFlags(best.guarantees).length >= candidate.claims.length) break;
     try {
-      const factory = await loadBackend(name, config.options);
+      const factory = await loadBackend(candidate.name, config.options);
       probeFactory(factory);
       if (best === undefined || claimedFlags(factory.guarantees).length > claimedFlags(best.guarantees).length) best = factory;
     } catch (error) {
