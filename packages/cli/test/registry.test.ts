@@ -6,8 +6,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { BACKENDS, GUARANTEE_FLAGS, KNOWN_BACKENDS, claimedFlags, loadBackend } from '@secure-memory/core';
-import { afterAll, describe, expect, it } from 'vitest';
+import { BACKENDS, type BackendOptionsFor, GUARANTEE_FLAGS, KNOWN_BACKENDS, claimedFlags, createSecretFactory, loadBackend } from '@secure-memory/core';
+import type { MemguardOptions } from '@secure-memory/memguard';
+import type { ProtectedMemoryOptions } from '@secure-memory/protected-memory';
+import type { SodiumOptions } from '@secure-memory/sodium';
+import { afterAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { DEFAULT_TARGETS } from '@secure-memory/cli';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
@@ -49,6 +52,21 @@ describe('the registry', () => {
       ['control', '@secure-memory/testkit/control', undefined],
       ...BACKENDS.flatMap((b) => b.modes.map((m) => [m.label, b.module, m.options])),
     ]);
+  });
+
+  it("types each backend's options in createSecretFactory (checked by the typecheck target)", async () => {
+    expectTypeOf<BackendOptionsFor<'memguard'>>().toEqualTypeOf<MemguardOptions>();
+    expectTypeOf<BackendOptionsFor<'protected-memory'>>().toEqualTypeOf<ProtectedMemoryOptions>();
+    expectTypeOf<BackendOptionsFor<'sodium'>>().toEqualTypeOf<SodiumOptions>();
+    // A misspelled option does not compile (the backends do not refuse unknown keys at run time) ...
+    const misspelled = () =>
+      // @ts-expect-error misspelled: mdoe
+      createSecretFactory({ backend: 'memguard', options: { mdoe: 'locked' } });
+    expectTypeOf(misspelled).toBeFunction();
+    // ... and a bad value is refused by both.
+    // @ts-expect-error a mode memguard does not have
+    const bad = createSecretFactory({ backend: 'memguard', options: { mode: 'lockd' } });
+    await expect(bad).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
   });
 
   it("the README's table of packages lists every backend", () => {
