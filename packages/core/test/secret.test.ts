@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ManagedSecret, type SecretRegion } from '@secure-memory/core';
+import { ManagedSecret, type SecretRegion } from '@secure-memory/core/backend';
 
 /** A region that records what core asks of it. */
 function recordingRegion(size = 4, options: { integrityFailure?: boolean } = {}) {

@@ -7,11 +7,13 @@ import {
   ErrorCode,
   SecureMemoryRangeError,
   SecureMemoryTypeError,
-  assertBytes,
-  describeType,
   type Secret,
   type SecretFactory,
 } from '@secure-memory/core';
+import {
+  assertBytes,
+  describeType,
+} from '@secure-memory/core/backend';
 import { assertFactory, assertMaxLength, assertOptionalBytes, assertSecret, assertView } from './assert.js';
 import { fillSecret } from './fill.js';
 import { addon, isFailure, nativeError } from './native.js';

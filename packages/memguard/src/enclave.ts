@@ -7,15 +7,17 @@
  */
 import {
   ErrorCode,
-  MAX_SECRET_SIZE,
   SecureMemoryError,
   SecureMemoryTypeError,
+} from '@secure-memory/core';
+import {
+  MAX_SECRET_SIZE,
   assertBytes,
   assertSize,
   describeType,
   invalidThis,
   Redacted,
-} from '@secure-memory/core';
+} from '@secure-memory/core/backend';
 import { LockedBuffer, bufferRegion, leaseBuffer } from './buffer.js';
 import { BACKEND, frozen, integrityError } from './errors.js';
 import { type Sealed, openInto, readyKey, sealAt } from './key.js';

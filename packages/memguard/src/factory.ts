@@ -9,19 +9,21 @@
 import {
   ErrorCode,
   type Guarantees,
+  type Secret,
+  SecureMemoryTypeError,
+} from '@secure-memory/core';
+import {
   type RegionFill,
   type RegionLocation,
-  type Secret,
   SecretFactoryBase,
   type SecretRegion,
-  SecureMemoryTypeError,
   assertBytes,
   assertOneOf,
   assertOptions,
   defineGuarantees,
   describeType,
   invalidThis,
-} from '@secure-memory/core';
+} from '@secure-memory/core/backend';
 import { BACKEND, destroyed, frozen, integrityError } from './errors.js';
 import { type Sealed, isCurrent, openInto, sealAt } from './key.js';
 import { track, untrack } from './lifetime.js';

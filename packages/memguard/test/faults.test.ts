@@ -8,7 +8,8 @@
 import { constants } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { SecureMemoryError, readStatusBytes } from '@secure-memory/core';
+import { SecureMemoryError } from '@secure-memory/core';
+import { readStatusBytes } from '@secure-memory/core/backend';
 import {
   type Enclave,
   type LockedBuffer,

@@ -10,12 +10,14 @@
 import { randomFillSync } from 'node:crypto';
 import {
   ErrorCode,
-  type RegionLocation,
-  type SecretRegion,
   SecureMemoryError,
   isSecureMemoryError,
-  secretClosed,
 } from '@secure-memory/core';
+import {
+  type RegionLocation,
+  type SecretRegion,
+  secretClosed,
+} from '@secure-memory/core/backend';
 import { BACKEND, systemError } from './errors.js';
 import { type Libc, PROT_NONE, PROT_READ, PROT_WRITE } from './libc.js';
 import type { Mapping } from './region.js';

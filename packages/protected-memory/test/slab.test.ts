@@ -1,7 +1,8 @@
 // Slab packing, in process: size classes, page reference counts seen in /proc/self/smaps, wiping of
 // freed slots, unmapping of empty slabs, and the per-slot canary.
 import { closeSync, openSync, readSync } from 'node:fs';
-import { REGION_PROBE, type Secret } from '@secure-memory/core';
+import type { Secret } from '@secure-memory/core';
+import { REGION_PROBE } from '@secure-memory/core/backend';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CANARY_BYTES, SIZE_CLASSES, SLOT_STRIDES, createFactory } from '../src/index.js';
 import { PROT_READ, PROT_WRITE, libc } from '../src/libc.js';

@@ -14,7 +14,8 @@
  * @module
  */
 import { timingSafeEqual } from 'node:crypto';
-import { ErrorCode, type RegionLocation, type SecretRegion, SecureMemoryError } from '@secure-memory/core';
+import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
+import type { RegionLocation, SecretRegion } from '@secure-memory/core/backend';
 import { type Libsodium, lockedLength, unprotectedStart } from './layout.js';
 import { BACKEND, CANARY_SIZE, type Protection, type SodiumBuffer } from './native.js';
 

@@ -12,10 +12,12 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import {
   GUARANTEE_FLAGS,
-  REGION_PROBE,
   type Secret,
   type SecretFactory,
 } from '@secure-memory/core';
+import {
+  REGION_PROBE,
+} from '@secure-memory/core/backend';
 import { findMapping, readMappings } from './proc.js';
 
 /** One named check of the contract. */

@@ -13,7 +13,8 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as fc from 'fast-check';
-import { type Secret, type SecretFactory, assertOptions } from '@secure-memory/core';
+import type { Secret, SecretFactory } from '@secure-memory/core';
+import { assertOptions } from '@secure-memory/core/backend';
 import { loadTarget } from './load.js';
 
 /** The seed `describeConformance` fuzzes every backend with. */

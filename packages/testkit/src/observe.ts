@@ -5,7 +5,8 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Guarantees, RegionLocation } from '@secure-memory/core';
+import type { Guarantees } from '@secure-memory/core';
+import type { RegionLocation } from '@secure-memory/core/backend';
 import { type ChildConfig, HELD, WORKER_HELD, parseFrames } from './protocol.js';
 import { scanCoreWindows } from './coredump.js';
 import { type Mapping, findMapping, readMappings, scanProcess, tryReadRegion } from './proc.js';
