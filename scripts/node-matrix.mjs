@@ -7,23 +7,23 @@
 //   node scripts/node-matrix.mjs /path/to/node22 /path/to/node24 ...
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { BACKENDS as REGISTRY } from '@secure-memory/core';
 
 const BIN = 'packages/cli/dist/bin.js';
 
-/** Every backend and mode the packages' conformance tests cover, and the control. */
+/**
+ * Every backend and mode the packages' conformance tests cover, and the control: the modes of core's
+ * registry (what the command runs), and two more that only the packages' own tests cover.
+ */
 const TARGETS = [
   { module: '@secure-memory/testkit/control' },
-  { module: '@secure-memory/protected-memory', options: { secretMemory: 'off' } },
-  { module: '@secure-memory/protected-memory', options: { secretMemory: 'require' } },
-  { module: '@secure-memory/protected-memory', options: { packing: 'slab', secretMemory: 'off' } },
+  ...REGISTRY.flatMap((b) => b.modes.map((m) => ({ module: b.module, options: m.options }))),
   { module: '@secure-memory/protected-memory', options: { packing: 'slab', secretMemory: 'require' } },
-  { module: '@secure-memory/memguard', options: { mode: 'enclave' } },
-  { module: '@secure-memory/memguard', options: { mode: 'locked' } },
-  { module: '@secure-memory/sodium', options: {} },
   { module: '@secure-memory/sodium', options: { lock: 'best-effort' } },
 ];
 
-const BACKENDS = ['protected-memory', 'sodium', 'memguard'];
+/** The backends of core's registry, by short name. */
+const BACKENDS = REGISTRY.map((b) => b.name);
 
 /** The examples, each with what its output must show. */
 const EXAMPLES = [

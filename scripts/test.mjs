@@ -1,7 +1,8 @@
-// `npm test`: type-checks, checks the published shape and runs every package's tests through nx,
-// then always prints one closing line, `tests: N passed, N failed, N skipped`, counted from the
-// vitest reports this run wrote (old reports are removed first, so nothing is counted twice or
-// replayed). The exit code is non-zero when nx failed, a test failed, or a package wrote no report.
+// `npm test`: lints (Biome, knip, sherif), type-checks, checks the published shape and runs every
+// package's tests through nx, then always prints one closing line, `tests: N passed, N failed,
+// N skipped`, counted from the vitest reports this run wrote (old reports are removed first, so
+// nothing is counted twice or replayed). The exit code is non-zero when nx failed, a test failed,
+// or a package wrote no report.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 
@@ -10,7 +11,7 @@ for (const dir of packages) rmSync(`packages/${dir}/test-results.json`, { force:
 rmSync('.test-summary.json', { force: true });
 
 const started = Date.now();
-const nx = spawnSync('npx', ['nx', 'run-many', '-t', 'typecheck', 'check-package', 'test', '--outputStyle=stream', ...process.argv.slice(2)], {
+const nx = spawnSync('npx', ['nx', 'run-many', '-t', 'lint', 'typecheck', 'check-package', 'test', '--outputStyle=stream', ...process.argv.slice(2)], {
   stdio: 'inherit',
   env: { NX_DAEMON: 'false', NX_NO_CLOUD: 'true', ...process.env },
 });

@@ -2,7 +2,8 @@
 // counters and every access rule; this backend only says how to allocate, protect, wipe and free.
 // It keeps secrets in ordinary off-heap memory and claims only what that memory can keep.
 import { isMainThread } from 'node:worker_threads';
-import { ErrorCode, SecretFactoryBase, SecureMemoryError, defineGuarantees } from '@secure-memory/core';
+import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
+import { SecretFactoryBase, defineGuarantees } from '@secure-memory/core/backend';
 
 export class WipingSecretFactory extends SecretFactoryBase {
   name = 'wiping-heap';

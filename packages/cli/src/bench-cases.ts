@@ -14,11 +14,6 @@ import type { MatrixTarget } from './matrix.js';
 const PAGE = 4096;
 const MiB = 1 << 20;
 
-/** The contract operations every backend and the raw sodium-native peer are measured on. */
-export const CONTRACT_OPERATIONS = ['withBytes', 'withBytesAsync', 'newClose', 'createRandomClose'] as const;
-/** The crypto workload (#15), per backend and for node:crypto with a heap key. */
-export const CRYPTO_OPERATIONS = ['seal100B', 'open100B', 'seal10KiB', 'open10KiB', 'envelopeRecord'] as const;
-
 // --- Floors -----------------------------------------------------------------------------------------
 
 const rw = (page: number, pages = 1): FloorStep => ({ call: 'mprotect', page, pages, prot: 'readwrite' });
@@ -157,7 +152,7 @@ const ACCESS_MEMGUARD = {
 };
 
 /** What each matrix column is, by its module and options. */
-export function variantOf(target: MatrixTarget): Variant {
+function variantOf(target: MatrixTarget): Variant {
   const options = (target.options ?? {}) as Record<string, unknown>;
   const backend = target.module.replace('@secure-memory/', '');
   if (backend === 'protected-memory') {

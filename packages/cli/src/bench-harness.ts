@@ -19,7 +19,7 @@ export type Runner =
   | { kind: 'native'; run(n: number): FloorTiming; teardown(): void };
 
 /** Who a case measures: a backend of the matrix, a peer (what a user would write by hand), or a floor (C). */
-export type Role = 'backend' | 'peer' | 'floor';
+type Role = 'backend' | 'peer' | 'floor';
 
 /** One operation to measure. */
 export interface BenchCase {
@@ -96,7 +96,7 @@ const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)
  * finalizer that runs on a later turn, after the JavaScript that closed it. Two turns: the
  * finalizer queue, then anything it scheduled.
  */
-export async function drain(): Promise<void> {
+async function drain(): Promise<void> {
   await turn();
   await turn();
 }

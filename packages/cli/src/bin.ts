@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { resolveBackendSpecifier } from '@secure-memory/core';
+import { resolveBackendSpecifier } from '@secure-memory/core/backend';
 import { formatDoctor, runDoctor } from './doctor.js';
 import { FULL_PLAN, SHORT_PLAN, formatBench, runBench } from './bench.js';
 import { DEFAULT_TARGETS, type MatrixTarget, availableTargets, formatMatrix, recommend, runMatrix } from './matrix.js';

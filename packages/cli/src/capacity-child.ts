@@ -4,7 +4,8 @@
  * RLIMIT_MEMLOCK binds. `node capacity-child.js '<{"module","options","cap"}>'`
  * @module
  */
-import { loadBackend, readMapCount, readStatusBytes, type Secret } from '@secure-memory/core';
+import { loadBackend, type Secret } from '@secure-memory/core';
+import { readMapCount, readStatusBytes } from '@secure-memory/core/backend';
 
 const { module, options, cap } = JSON.parse(process.argv[2] ?? '{}') as { module: string; options?: Record<string, unknown>; cap: number };
 const factory = await loadBackend(module, options);

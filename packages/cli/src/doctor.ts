@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { release } from 'node:os';
-import { readMapCount, readMaxMapCount, readMemlockLimit, readResourceLimit, readStatusBytes } from '@secure-memory/core';
+import { readMapCount, readMaxMapCount, readMemlockLimit, readResourceLimit, readStatusBytes } from '@secure-memory/core/backend';
 
 /** One line of the doctor's findings. */
 export interface DoctorItem {

@@ -3,7 +3,7 @@
  * shown as rows of guarantees and columns of backends.
  * @module
  */
-import { GUARANTEE_FLAGS, loadBackend } from '@secure-memory/core';
+import { BACKENDS, GUARANTEE_FLAGS, loadBackend } from '@secure-memory/core';
 import { type ConformanceReport, type ConformanceTarget, runConformance } from '@secure-memory/testkit';
 import type { BenchReport } from './bench.js';
 
@@ -12,15 +12,13 @@ export interface MatrixTarget extends ConformanceTarget {
   name: string;
 }
 
-/** The backends the matrix tries, in order; those that do not load here are listed as missing. */
+/**
+ * The columns the matrix tries, in order: the control, then every mode of every backend in core's
+ * registry (`BACKENDS`); those that do not load here are listed as missing.
+ */
 export const DEFAULT_TARGETS: readonly MatrixTarget[] = [
   { name: 'control', module: '@secure-memory/testkit/control' },
-  { name: 'protected-memory', module: '@secure-memory/protected-memory', options: { secretMemory: 'off' } },
-  { name: 'protected-memory (secret)', module: '@secure-memory/protected-memory', options: { secretMemory: 'require' } },
-  { name: 'protected-memory (slab)', module: '@secure-memory/protected-memory', options: { secretMemory: 'off', packing: 'slab' } },
-  { name: 'memguard (locked)', module: '@secure-memory/memguard', options: { mode: 'locked' } },
-  { name: 'memguard (enclave)', module: '@secure-memory/memguard', options: { mode: 'enclave' } },
-  { name: 'sodium', module: '@secure-memory/sodium' },
+  ...BACKENDS.flatMap((b) => b.modes.map((m) => ({ name: m.label, module: b.module, ...(m.options === undefined ? {} : { options: { ...m.options } }) }))),
 ];
 
 /** A column that could not run, with the reason. */
@@ -107,7 +105,7 @@ export interface Recommendation {
  */
 export function recommend(reports: ConformanceReport[], bench?: BenchReport): Recommendation {
   const candidates = reports.filter((r) => r.ok && r.backend !== 'control');
-  if (candidates.length === 0) return { name: null, verified: [], text: 'No installed backend conforms here: install one of @secure-memory/protected-memory, @secure-memory/sodium, @secure-memory/memguard.' };
+  if (candidates.length === 0) return { name: null, verified: [], text: `No installed backend conforms here: install one of ${BACKENDS.map((b) => b.module).join(', ')}.` };
   const verified = (r: ConformanceReport): string[] => GUARANTEE_FLAGS.filter((f) => r.guarantees[f].status === 'verified');
   const speed = (r: ConformanceReport): number =>
     bench?.results.find((b) => b.name === r.name && b.operation === 'withBytes')?.medianNs ?? Number.POSITIVE_INFINITY;

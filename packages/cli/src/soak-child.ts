@@ -8,7 +8,8 @@
  */
 import { closeSync, openSync, readdirSync } from 'node:fs';
 import { getHeapStatistics } from 'node:v8';
-import { loadBackend, readMapCount, readStatusBytes, type SecretFactory } from '@secure-memory/core';
+import { loadBackend, type SecretFactory } from '@secure-memory/core';
+import { readMapCount, readStatusBytes } from '@secure-memory/core/backend';
 import { expectedDigest, readMappings, runWorkload } from '@secure-memory/testkit';
 import { send } from './child.js';
 

@@ -9,11 +9,12 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlin
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BACKENDS as REGISTRY } from '@secure-memory/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const PACKAGES = ['core', 'protected-memory', 'sodium-backend', 'memguard', 'crypto', 'testkit', 'cli'];
-const BACKENDS = ['protected-memory', 'sodium', 'memguard'];
+const BACKENDS = REGISTRY.map((b) => b.name);
 /** The packages with a native addon, whose tarballs carry prebuilds. */
 const ADDONS = ['memguard', 'crypto'];
 

@@ -9,7 +9,7 @@ import { assertFunction, describeType, invalidThis } from './assert.js';
 import { assertBytes, byteLengthOf, copyBytes, handOutView, isEmptied, isProtectedView, isUint8Array, markProtectedView, wipeBytes } from './bytes.js';
 import { ErrorCode, SecureMemoryError, SecureMemoryTypeError, secretClosed } from './errors.js';
 import { Redacted } from './redacted.js';
-import { REGION_PROBE, type RegionLocation, type Secret, type SecretReader } from './types.js';
+import { REGION_PROBE, type RegionLocation, type Secret, type SecretReader, type SyncResult } from './types.js';
 
 /**
  * The operations a backend supplies for one secret's memory. The region is idle (protected) when
@@ -115,9 +115,9 @@ function readOnlyTarget(): SecureMemoryTypeError {
 }
 
 /** The `type` of the process warnings of this library. */
-export const WARNING_TYPE = 'SecureMemoryWarning';
+const WARNING_TYPE = 'SecureMemoryWarning';
 /** The `code` of the warning for a secret the garbage collector wiped and released because nobody closed it. */
-export const UNRELEASED_WARNING = 'SECURE_MEMORY_UNRELEASED';
+const UNRELEASED_WARNING = 'SECURE_MEMORY_UNRELEASED';
 
 /**
  * What is needed to release one secret's region, kept apart from the secret so that the garbage
@@ -405,7 +405,7 @@ export class ManagedSecret extends Redacted implements Secret {
    * const digest = secret.withBytes((key) => createHmac('sha256', key).update(data).digest());
    * ```
    */
-  withBytes<R>(action: (bytes: Uint8Array) => R): R {
+  withBytes<R>(action: (bytes: Uint8Array) => SyncResult<R>): R {
     const self = ManagedSecret.#check(this);
     assertFunction(action, 'action');
     if (isAsyncFunction(action)) throw asyncActionError();

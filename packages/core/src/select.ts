@@ -10,24 +10,30 @@ import { pathToFileURL } from 'node:url';
 import { assertOptions, describeType } from './assert.js';
 import { ErrorCode, SecureMemoryError, SecureMemoryTypeError } from './errors.js';
 import { GUARANTEE_FLAGS, claimedFlags, isGuaranteeFlag } from './guarantees.js';
+import { BACKENDS, KNOWN_BACKENDS } from './registry.js';
 import type { SecretFactory } from './types.js';
-
-/** The backends this project publishes, by short name, strongest first on ties. */
-export const KNOWN_BACKENDS: Readonly<Record<string, string>> = Object.freeze({
-  memguard: '@secure-memory/memguard',
-  'protected-memory': '@secure-memory/protected-memory',
-  sodium: '@secure-memory/sodium',
-});
 
 /** The environment variable that replaces the default backend. */
 export const BACKEND_ENV = 'SECURE_MEMORY_BACKEND';
 
+/**
+ * The options type of each backend, by short name. Each backend package adds its own entry
+ * (`declare module '@secure-memory/core' { interface BackendOptionsByName { memguard: MemguardOptions } }`),
+ * so that once its types are loaded (any import of the package, `import type` included),
+ * `createSecretFactory({ backend: 'memguard', options: { mdoe: 'locked' } })` does not compile.
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: filled by declaration merging in each backend package
+export interface BackendOptionsByName {}
+
+/** The options `backend` takes: its own type for a backend that declared one, else any record. */
+export type BackendOptionsFor<B extends string> = B extends keyof BackendOptionsByName ? BackendOptionsByName[B] : Record<string, unknown>;
+
 /** Options of {@link createSecretFactory}. */
-export interface CreateSecretFactoryOptions {
+export interface CreateSecretFactoryOptions<B extends string = string> {
   /** A short name (`"memguard"`), a module specifier (package name, absolute path, `./relative` to the working directory, or `file:` URL), or `"auto"`. */
-  backend?: string;
-  /** Passed to the backend's `createFactory(options)`. */
-  options?: Record<string, unknown>;
+  backend?: B;
+  /** Passed to the backend's `createFactory(options)`; typed by {@link BackendOptionsByName} for a backend named by a literal. */
+  options?: BackendOptionsFor<B>;
 }
 
 /** Turns a short name or module specifier into something `import()` takes. */
@@ -120,8 +126,17 @@ export function probeFactory(factory: SecretFactory): void {
 }
 
 /**
+ * The order `"auto"` tries the backends in: most possible claims (the registry's manifest) first;
+ * on a tie, the earlier in {@link BACKENDS}.
+ */
+const AUTO_ORDER = [...BACKENDS].sort((a, b) => b.claims.length - a.claims.length);
+
+/**
  * Returns a factory of the chosen backend. `backend` defaults to `SECURE_MEMORY_BACKEND`, then
  * `"auto"`: the backend with the most claimed guarantees among those that load and pass a probe here.
+ * `"auto"` ranks the backends by the registry's manifest and loads and probes only the first; it
+ * goes on to the next only when that one fails to load or probe, or claims here fewer flags than the
+ * next could. Where the strongest backend works, it is the only one loaded.
  * @throws {SecureMemoryError} `ERR_BACKEND_UNAVAILABLE`; for "auto" its `cause` is an AggregateError of every backend's reason.
  * @example
  * ```ts
@@ -129,21 +144,24 @@ export function probeFactory(factory: SecretFactory): void {
  * using key = factory.createRandom(32);
  * ```
  */
-export async function createSecretFactory(config: CreateSecretFactoryOptions = {}): Promise<SecretFactory> {
+export async function createSecretFactory<B extends string = string>(config: CreateSecretFactoryOptions<B> = {}): Promise<SecretFactory> {
   assertOptions(config, 'config');
-  assertOptions(config.options, 'options');
+  const options = config.options as Record<string, unknown> | undefined;
+  assertOptions(options, 'options');
   const fromEnv = process.env[BACKEND_ENV];
   const backend = config.backend ?? (fromEnv !== undefined && fromEnv !== '' ? fromEnv : 'auto');
   if (typeof backend !== 'string' || backend === '') {
     throw new SecureMemoryTypeError(ErrorCode.INVALID_ARG_TYPE, `The "backend" option must be a non-empty string. Received ${describeType(backend)}`);
   }
-  if (backend !== 'auto') return loadBackend(backend, config.options);
+  if (backend !== 'auto') return loadBackend(backend, options);
 
   const reasons: unknown[] = [];
   let best: SecretFactory | undefined;
-  for (const name of Object.keys(KNOWN_BACKENDS)) {
+  for (const candidate of AUTO_ORDER) {
+    // No later backend can claim more than the one in hand: stop before loading it.
+    if (best !== undefined && claimedFlags(best.guarantees).length >= candidate.claims.length) break;
     try {
-      const factory = await loadBackend(name, config.options);
+      const factory = await loadBackend(candidate.name, options);
       probeFactory(factory);
       if (best === undefined || claimedFlags(factory.guarantees).length > claimedFlags(best.guarantees).length) best = factory;
     } catch (error) {

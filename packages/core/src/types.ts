@@ -37,6 +37,12 @@ export interface SecretReader {
   read(target: Uint8Array): number;
 }
 
+/**
+ * What `withBytes` takes an action to return: anything but a thenable, so that an async action
+ * (`withBytes(async (b) => ...)`) is a compile error as well as `ERR_ASYNC_ACTION`.
+ */
+export type SyncResult<R> = R extends PromiseLike<unknown> ? never : R;
+
 /** A secret held in protected memory. Its bytes are readable only inside `withBytes*`. */
 export interface Secret extends Disposable {
   /** The number of bytes. */
@@ -44,7 +50,7 @@ export interface Secret extends Disposable {
   /** True once `close()` was called (also while a pending access still holds it open). */
   readonly closed: boolean;
   /** Runs `action` with a view of the bytes; the view must not outlive the call. A thenable result is an error. */
-  withBytes<R>(action: (bytes: Uint8Array) => R): R;
+  withBytes<R>(action: (bytes: Uint8Array) => SyncResult<R>): R;
   /** Runs `action`; the bytes stay readable until the promise it returns settles. */
   withBytesAsync<R>(action: (bytes: Uint8Array) => R | Promise<R>): Promise<R>;
   /** A reader that copies the bytes into caller-owned buffers. */

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import {
-
   type RegionFill,
   SecretFactoryBase,
   type SecretRegion,
@@ -9,7 +8,7 @@ import {
   defineGuarantees,
   ingestBytes,
   isUint8Array,
-} from '@secure-memory/core';
+} from '@secure-memory/core/backend';
 
 /** A factory over plain ArrayBuffers (no protection): enough to drive core's argument handling. */
 class HeapFactory extends SecretFactoryBase {

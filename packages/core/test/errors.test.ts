@@ -3,15 +3,17 @@ import {
   ErrorCode,
   GUARANTEE_FLAGS,
   SecureMemoryError,
+  claimedFlags,
+  isSecureMemoryError,
+} from '@secure-memory/core';
+import {
   assertBytes,
   assertOneOf,
   assertSize,
-  claimedFlags,
   defineGuarantees,
-  isSecureMemoryError,
   memlockLimitError,
   readMemlockLimit,
-} from '@secure-memory/core';
+} from '@secure-memory/core/backend';
 
 const codeOf = (fn: () => unknown): unknown => {
   try {

@@ -1,6 +1,7 @@
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BACKEND_ENV, KNOWN_BACKENDS, claimedFlags, createSecretFactory, loadBackend, resolveBackendSpecifier } from '@secure-memory/core';
+import { BACKEND_ENV, KNOWN_BACKENDS, claimedFlags, createSecretFactory, loadBackend } from '@secure-memory/core';
+import { resolveBackendSpecifier } from '@secure-memory/core/backend';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 

@@ -6,16 +6,18 @@
  */
 import {
   ErrorCode,
-  Redacted,
   SecureMemoryError,
-  assertBytes,
-  assertOptions,
-  describeType,
-  invalidThis,
   SecureMemoryTypeError,
   type Secret,
   type SecretFactory,
 } from '@secure-memory/core';
+import {
+  Redacted,
+  assertBytes,
+  assertOptions,
+  describeType,
+  invalidThis,
+} from '@secure-memory/core/backend';
 import { assertFactory, assertMaxLength, assertOptionalBytes, assertSecret, assertSecretSize } from './assert.js';
 import { useSecretBytes } from './read.js';
 import { fillSecret } from './fill.js';

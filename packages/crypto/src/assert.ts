@@ -7,11 +7,13 @@ import {
   ErrorCode,
   SecureMemoryRangeError,
   SecureMemoryTypeError,
-  assertBytes,
-  describeType,
   type Secret,
   type SecretFactory,
 } from '@secure-memory/core';
+import {
+  assertBytes,
+  describeType,
+} from '@secure-memory/core/backend';
 
 /**
  * Asserts that `value` is a Secret (of any backend): an object with `withBytes` and a numeric `size`.

@@ -3,7 +3,7 @@
  * factory offers it, else through locked scratch memory that is wiped.
  * @module
  */
-import { type Secret, type SecretFactory } from '@secure-memory/core';
+import type { Secret, SecretFactory } from '@secure-memory/core';
 import { addon, isFailure, mapBudget, nativeError } from './native.js';
 
 /**

@@ -8,11 +8,13 @@ import {
   ErrorCode,
   SecureMemoryRangeError,
   SecureMemoryTypeError,
-  assertBytes,
-  describeType,
   type Secret,
   type SecretFactory,
 } from '@secure-memory/core';
+import {
+  assertBytes,
+  describeType,
+} from '@secure-memory/core/backend';
 import { assertFactory, assertMaxLength, assertOptionalBytes, assertSecret } from './assert.js';
 import { useSecretBytes } from './read.js';
 import { fillSecret } from './fill.js';

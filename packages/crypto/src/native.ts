@@ -7,7 +7,8 @@
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { ErrorCode, MapBudget, SecureMemoryError, memlockLimitError, systemError } from '@secure-memory/core';
+import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
+import { MapBudget, memlockLimitError, systemError } from '@secure-memory/core/backend';
 
 /** The short name errors carry in `backend`. */
 export const PACKAGE = 'crypto';

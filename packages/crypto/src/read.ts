@@ -10,7 +10,8 @@
  * are read in place through `withBytes`.
  * @module
  */
-import { ErrorCode, ManagedSecret, type Secret, SecureMemoryTypeError } from '@secure-memory/core';
+import { ErrorCode, type Secret, SecureMemoryTypeError, type SyncResult } from '@secure-memory/core';
+import { ManagedSecret } from '@secure-memory/core/backend';
 import { assertView } from './assert.js';
 import { type Addon, type Handle, addon, isFailure, nativeError } from './native.js';
 
@@ -63,9 +64,10 @@ export function useSecretBytes<R>(secret: Secret, label: string, use: (bytes: Ui
   const size = secret.size;
   const native = addon();
   if (size > native.SLOT_BYTES || size < 1 || typeof (secret as Partial<Secret>).reader !== 'function') {
+    // `use` is synchronous (every caller in this package is), whatever R is.
     return secret.withBytes((view) => {
       assertView(view, size, label);
-      return use(view);
+      return use(view) as SyncResult<R>;
     });
   }
   const reader = secret.reader();

@@ -5,7 +5,7 @@
  * RawAesKeyringNode, given the same key, leaves it in the heap.
  */
 import { fileURLToPath } from 'node:url';
-import { CommitmentPolicy, EncryptedDataKey, KeyringNode, NodeAlgorithmSuite, NodeDecryptionMaterial, buildClient } from '@aws-crypto/client-node';
+import { CommitmentPolicy, EncryptedDataKey, type KeyringNode, NodeAlgorithmSuite, NodeDecryptionMaterial, buildClient } from '@aws-crypto/client-node';
 import type { Secret, SecretFactory } from '@secure-memory/core';
 import { describe, expect, it } from 'vitest';
 import { BACKEND_MODULES, factories } from './backends.ts';

@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { inspect } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { type Secret, type SecretFactory } from '@secure-memory/core';
+import type { Secret, SecretFactory } from '@secure-memory/core';
 import { createFactory } from '@secure-memory/protected-memory';
 import { unprivileged } from '@secure-memory/testkit';
 import { describe, expect, it } from 'vitest';

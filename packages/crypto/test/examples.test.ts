@@ -1,10 +1,11 @@
 /** The repository's examples that use this package run on every backend. */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { BACKENDS as REGISTRY } from '@secure-memory/core';
 import { describe, expect, it } from 'vitest';
 
 const EXAMPLES = fileURLToPath(new URL('../../../examples/', import.meta.url));
-const BACKENDS = ['protected-memory', 'sodium', 'memguard'];
+const BACKENDS = REGISTRY.map((b) => b.name);
 
 describe('examples/envelope-encryption.mjs', () => {
   it.each(BACKENDS)('wraps, unwraps and refuses a moved record on %s', (backend) => {

@@ -1,5 +1,5 @@
 /** Key states and small scratch buffers take slots of a locked pool: closed ones are wiped and reused. */
-import { readStatusBytes } from '@secure-memory/core';
+import { readStatusBytes } from '@secure-memory/core/backend';
 import { createFactory } from '@secure-memory/protected-memory';
 import { describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';

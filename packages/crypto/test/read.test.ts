@@ -40,7 +40,13 @@ describe('reading keys', () => {
       withBytes: (action: (b: Uint8Array) => unknown) => action(new Uint8Array(32)),
       reader: () => {
         let given = 0;
-        return { read: (target: Uint8Array) => (given === 0 ? (given = Math.min(target.byteLength, 16)) : 0) };
+        return {
+          read: (target: Uint8Array) => {
+            if (given !== 0) return 0;
+            given = Math.min(target.byteLength, 16);
+            return given;
+          },
+        };
       },
     } as unknown as Secret;
     expect(() => aead('xchacha20-poly1305', short)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', name: 'TypeError' }));

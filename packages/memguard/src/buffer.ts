@@ -6,11 +6,13 @@
 import { randomBytes, randomFillSync } from 'node:crypto';
 import {
   ErrorCode,
+  SecureMemoryRangeError,
+  SecureMemoryTypeError,
+} from '@secure-memory/core';
+import {
   MAX_SECRET_SIZE,
   REGION_PROBE,
   type RegionLocation,
-  SecureMemoryRangeError,
-  SecureMemoryTypeError,
   assertBytes,
   assertFd,
   assertOptions,
@@ -19,7 +21,7 @@ import {
   describeType,
   invalidThis,
   Redacted,
-} from '@secure-memory/core';
+} from '@secure-memory/core/backend';
 import { assertInRange, destroyed, frozen, integrityError, readError } from './errors.js';
 import { track } from './lifetime.js';
 import { addon } from './native.js';
@@ -102,7 +104,7 @@ let ownView: (buffer: LockedBuffer) => Uint8Array;
 
 
 /** The `debug` option of an options bag, validated. */
-export function debugOption(options: unknown): boolean {
+function debugOption(options: unknown): boolean {
   assertOptions(options, 'options');
   const debug = options?.['debug'];
   if (debug === undefined) return false;

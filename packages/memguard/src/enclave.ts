@@ -7,15 +7,17 @@
  */
 import {
   ErrorCode,
-  MAX_SECRET_SIZE,
   SecureMemoryError,
   SecureMemoryTypeError,
+} from '@secure-memory/core';
+import {
+  MAX_SECRET_SIZE,
   assertBytes,
   assertSize,
   describeType,
   invalidThis,
   Redacted,
-} from '@secure-memory/core';
+} from '@secure-memory/core/backend';
 import { LockedBuffer, bufferRegion, leaseBuffer } from './buffer.js';
 import { BACKEND, frozen, integrityError } from './errors.js';
 import { type Sealed, openInto, readyKey, sealAt } from './key.js';
@@ -114,11 +116,6 @@ export class Enclave extends Redacted {
   }
 }
 
-/** Wraps a sealed box made by this package (Stream hands its chunks out this way). */
-export function enclaveOf(sealed: Sealed): Enclave {
-  return new Enclave(TOKEN, sealed);
-}
-
 /**
  * Seals a copy of `src` into a new Enclave, then zero-fills `src` (memguard's NewEnclave). The bytes
  * are copied into a guarded region, sealed from there, and wiped; `src.buffer` is never read (see
@@ -163,6 +160,7 @@ export function sealCopy(bytes: Uint8Array): Sealed {
     }
     sealed = sealAt(region.data, region.size);
   } finally {
+    // biome-ignore lint/correctness/noUnsafeFinally: a damaged canary outranks the error in flight: ERR_INTEGRITY must surface
     if (!region.destroy()) throw integrityError();
   }
   return sealed;
@@ -185,6 +183,7 @@ export function newEnclaveRandom(size: number): Enclave {
     }
     sealed = sealAt(region.data, size);
   } finally {
+    // biome-ignore lint/correctness/noUnsafeFinally: a damaged canary outranks the error in flight: ERR_INTEGRITY must surface
     if (!region.destroy()) throw integrityError();
   }
   return new Enclave(TOKEN, sealed);

@@ -8,17 +8,19 @@ import {
   ErrorCode,
   type ErrorCodeValue,
   SecureMemoryError,
+  SecureMemoryRangeError,
+  SecureMemoryTypeError,
+} from '@secure-memory/core';
+import {
   mapLimitError,
   memlockLimitError,
   systemError as coreSystemError,
-  SecureMemoryRangeError,
-  SecureMemoryTypeError,
   describeType,
   secretClosed,
-} from '@secure-memory/core';
+} from '@secure-memory/core/backend';
 
 /** Node's code for a number outside the range an argument accepts (a `RangeError`). */
-export const OUT_OF_RANGE = ErrorCode.OUT_OF_RANGE;
+const OUT_OF_RANGE = ErrorCode.OUT_OF_RANGE;
 
 /**
  * Asserts that `value` is a whole number from `min` to `max` (as Node checks an integer argument).

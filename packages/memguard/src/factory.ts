@@ -9,19 +9,21 @@
 import {
   ErrorCode,
   type Guarantees,
+  type Secret,
+  SecureMemoryTypeError,
+} from '@secure-memory/core';
+import {
   type RegionFill,
   type RegionLocation,
-  type Secret,
   SecretFactoryBase,
   type SecretRegion,
-  SecureMemoryTypeError,
   assertBytes,
   assertOneOf,
   assertOptions,
   defineGuarantees,
   describeType,
   invalidThis,
-} from '@secure-memory/core';
+} from '@secure-memory/core/backend';
 import { BACKEND, destroyed, frozen, integrityError } from './errors.js';
 import { type Sealed, isCurrent, openInto, sealAt } from './key.js';
 import { track, untrack } from './lifetime.js';
@@ -437,6 +439,7 @@ export class MemguardSecretFactory extends SecretFactoryBase {
         staging.revoke(view);
       }
     } finally {
+      // biome-ignore lint/correctness/noUnsafeFinally: a damaged canary outranks the error in flight: ERR_INTEGRITY must surface
       if (!staging.destroy()) throw integrityError();
     }
     const region = new EnclaveRegion(sealed, this.#ledger, this.#counters);

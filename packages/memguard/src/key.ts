@@ -25,7 +25,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { ErrorCode, SecureMemoryError, memlockLimitError } from '@secure-memory/core';
+import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
+import { memlockLimitError } from '@secure-memory/core/backend';
 import { BACKEND, assertInRange, systemError } from './errors.js';
 import { addExitTask } from './lifetime.js';
 import { mapBudget } from './map-budget.js';

@@ -112,7 +112,7 @@ function purgeOnExit(): void {
 }
 
 /** Purges every region when the process exits; installed once, by the first region made. */
-export function installExitHook(): void {
+function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', purgeOnExit);

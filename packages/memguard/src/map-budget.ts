@@ -4,7 +4,7 @@
  * merge them).
  * @module
  */
-import { MapBudget } from '@secure-memory/core';
+import { MapBudget } from '@secure-memory/core/backend';
 import { BACKEND } from './errors.js';
 
 /** Mappings one buffer takes. */

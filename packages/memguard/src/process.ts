@@ -10,9 +10,11 @@ import {
   ErrorCode,
   SecureMemoryError,
   SecureMemoryTypeError,
+} from '@secure-memory/core';
+import {
   assertFunction,
   describeType,
-} from '@secure-memory/core';
+} from '@secure-memory/core/backend';
 import { BACKEND, assertInRange, integrityError, systemError } from './errors.js';
 import { closeAllSecrets } from './factory.js';
 import { purgeKey } from './key.js';

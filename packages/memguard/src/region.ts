@@ -76,7 +76,7 @@ export function unmapOrDefer(lib: Addon, base: bigint, total: number, ledger: Le
 }
 
 /** Tries every deferred munmap again; returns how many are still pending. */
-export function retryUnmaps(lib: Addon): number {
+function retryUnmaps(lib: Addon): number {
   if (pendingUnmaps.length === 0) return 0;
   for (const entry of pendingUnmaps.splice(0)) {
     if (lib.unmap(entry.base, entry.total) !== 0) {
@@ -138,7 +138,7 @@ export class GuardedView extends Uint8Array {
  * `.buffer` by hand (`new Uint8Array(view.buffer, 0, 32)`) is not recognised when it is 64 bytes or
  * shorter.
  */
-export function ownerOf(bytes: Uint8Array): GuardedRegion | undefined {
+function ownerOf(bytes: Uint8Array): GuardedRegion | undefined {
   if (!GuardedView.isOurs(bytes) && bytes.byteLength <= V8_ON_HEAP_MAX) return undefined;
   return owners.get(bytes.buffer as ArrayBuffer);
 }
@@ -180,7 +180,7 @@ function protFlags(lib: Addon, protection: Protection): number {
 }
 
 /** The inner pages a region of `size` data bytes needs: the data plus at least {@link MIN_CANARY} bytes. */
-export function innerLengthFor(size: number): number {
+function innerLengthFor(size: number): number {
   const page = pageSize();
   return Math.ceil((size + MIN_CANARY) / page) * page;
 }
@@ -279,9 +279,9 @@ function mapWithRoom(lib: Addon, innerLength: number, onFault: boolean): Mapping
 // first forced revocation emits a warning.
 
 /** Tombstones kept before the oldest are revoked by detaching (see above). */
-export const MAX_TOMBSTONES = 64;
+const MAX_TOMBSTONES = 64;
 /** The `code` of the warning emitted the first time kept views were revoked by detaching. */
-export const VIEWS_DETACHED_WARNING = 'MEMGUARD_VIEWS_DETACHED';
+const VIEWS_DETACHED_WARNING = 'MEMGUARD_VIEWS_DETACHED';
 
 let nextToken = 1;
 /** The mapping of every outstanding view, by token. */
@@ -605,7 +605,8 @@ export class GuardedRegion {
     const buffer = externalView(this.#lib, this.data, this.size, token);
     owners.set(buffer, this);
     if (internal) {
-      (this.#views ??= new Set()).add(buffer);
+      this.#views ??= new Set();
+      this.#views.add(buffer);
     } else {
       this.#map.outstanding.set(token, new WeakRef(buffer));
       viewMappings.set(token, this.#map);
@@ -773,9 +774,4 @@ export function purgeRegions(): PurgeOutcome {
   }
   pool.drain();
   return outcome;
-}
-
-/** Live regions of the process. */
-export function liveRegions(): number {
-  return live.size;
 }

@@ -4,7 +4,8 @@
  * chunk being read is ever plaintext, in a guarded region of the pool.
  * @module
  */
-import { ErrorCode, Redacted, SecureMemoryRangeError, assertBytes, invalidThis } from '@secure-memory/core';
+import { ErrorCode, SecureMemoryRangeError } from '@secure-memory/core';
+import { Redacted, assertBytes, invalidThis } from '@secure-memory/core/backend';
 import { type LockedBuffer, leaseBuffer } from './buffer.js';
 import { openSealed, sealCopy } from './enclave.js';
 import { frozen, integrityError } from './errors.js';
@@ -129,6 +130,7 @@ export class Stream extends Redacted {
       }
       if (count < chunk.size) rest = sealAt(region.data + BigInt(count), chunk.size - count);
     } finally {
+      // biome-ignore lint/correctness/noUnsafeFinally: a damaged canary outranks the error in flight: ERR_INTEGRITY must surface
       if (!region.destroy()) throw integrityError();
     }
     self.#shift();

@@ -5,7 +5,8 @@
  * build script, never at install), the only build that has the fault seam.
  * @module
  */
-import { ErrorCode, SecureMemoryTypeError, describeType } from '@secure-memory/core';
+import { ErrorCode, SecureMemoryTypeError } from '@secure-memory/core';
+import { describeType } from '@secure-memory/core/backend';
 import { assertInRange } from './errors.js';
 import { type Enclave, enclaveBox } from './enclave.js';
 import { flipPreKeyBit, rekeyNow, setKeyStorage } from './key.js';

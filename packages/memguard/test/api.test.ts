@@ -32,12 +32,11 @@ describe('closed is true for every secret a purge destroyed (memguard: IsClosed)
     const factory = createFactory({ mode });
     const idle = factory.new(pattern(32));
     const busy = factory.createRandom(16);
-    let during: boolean | undefined;
     const access = busy.withBytesAsync(async () => {
       await new Promise((resolve) => setTimeout(resolve, 5));
     });
     purge();
-    during = busy.closed;
+    const during = busy.closed;
     await access;
     expect(idle.closed).toBe(true);
     expect(during).toBe(true);

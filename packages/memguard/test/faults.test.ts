@@ -8,7 +8,8 @@
 import { constants } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { SecureMemoryError, readStatusBytes } from '@secure-memory/core';
+import { SecureMemoryError } from '@secure-memory/core';
+import { readStatusBytes } from '@secure-memory/core/backend';
 import {
   type Enclave,
   type LockedBuffer,
@@ -217,7 +218,7 @@ function makeBystanders(): Bystanders {
       expect(reopened.equalTo(known(56, 6)), `${label}: Enclave`).toBe(true);
       reopened.destroy();
       expect(opened.equalTo(known(20, 7)), `${label}: opened Enclave`).toBe(true);
-      pending.forEach(({ bytes }, i) => expect(Buffer.from(views[i] as Uint8Array).equals(bytes), `${label}: access in progress ${i}`).toBe(true));
+      for (const [i, { bytes }] of pending.entries()) expect(Buffer.from(views[i] as Uint8Array).equals(bytes), `${label}: access in progress ${i}`).toBe(true);
     },
     async release() {
       release();
@@ -231,6 +232,7 @@ function makeBystanders(): Bystanders {
 }
 
 /** Every operation that makes a seamed call, with what it needs around it. */
+// biome-ignore lint/suspicious/noExplicitAny: one list holds phases of different state types
 const PHASES: Phase<any>[] = [];
 function phase<T>(p: Phase<T>): void {
   PHASES.push(p);

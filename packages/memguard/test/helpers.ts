@@ -1,7 +1,7 @@
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { REGION_PROBE, type RegionLocation } from '@secure-memory/core';
+import { REGION_PROBE, type RegionLocation } from '@secure-memory/core/backend';
 
 /** The system page size, from `getconf` (independent of the addon). */
 export const PAGE = Number(spawnSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).stdout.trim()) || 4096;

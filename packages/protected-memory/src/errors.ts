@@ -5,11 +5,13 @@
 import {
   ErrorCode,
   type ErrorCodeValue,
-  SecureMemoryError,
+  type SecureMemoryError,
+} from '@secure-memory/core';
+import {
   mapLimitError,
   memlockLimitError,
   systemError as coreSystemError,
-} from '@secure-memory/core';
+} from '@secure-memory/core/backend';
 import { EAGAIN, ENOMEM, EPERM } from './libc.js';
 
 /** The backend's short name, as errors and secrets show it. */

@@ -7,16 +7,18 @@
 import {
   ErrorCode,
   type Guarantees,
+  SecureMemoryError,
+  SecureMemoryTypeError,
+  isSecureMemoryError,
+} from '@secure-memory/core';
+import {
   type RegionFill,
   SecretFactoryBase,
   type SecretRegion,
-  SecureMemoryError,
-  SecureMemoryTypeError,
   assertOneOf,
   assertOptions,
   defineGuarantees,
-  isSecureMemoryError,
-} from '@secure-memory/core';
+} from '@secure-memory/core/backend';
 import { BACKEND, lockError, systemError } from './errors.js';
 import {
   type Libc,

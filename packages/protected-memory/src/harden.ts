@@ -3,7 +3,8 @@
  * {@link hardenProcess} does.
  * @module
  */
-import { ErrorCode, SecureMemoryTypeError, assertOptions, describeType } from '@secure-memory/core';
+import { ErrorCode, SecureMemoryTypeError } from '@secure-memory/core';
+import { assertOptions, describeType } from '@secure-memory/core/backend';
 import { systemError } from './errors.js';
 import { PR_SET_DUMPABLE, RLIMIT_CORE, libc } from './libc.js';
 

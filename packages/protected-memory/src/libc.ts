@@ -12,7 +12,7 @@ type Koffi = (typeof import('koffi'))['default'];
 type NativeFunction = (...args: unknown[]) => unknown;
 
 /** The Linux architectures whose constants below are the generic ones (asm-generic/mman-common.h, unistd.h). */
-export const SUPPORTED_ARCHES: readonly string[] = ['x64', 'arm64', 'arm', 'ia32', 'riscv64', 'ppc64', 's390x', 'loong64'];
+const SUPPORTED_ARCHES: readonly string[] = ['x64', 'arm64', 'arm', 'ia32', 'riscv64', 'ppc64', 's390x', 'loong64'];
 
 export const PROT_NONE = 0;
 export const PROT_READ = 1;
@@ -20,22 +20,20 @@ export const PROT_WRITE = 2;
 export const MAP_SHARED = 0x01;
 export const MAP_PRIVATE = 0x02;
 export const MAP_ANONYMOUS = 0x20;
-export const MAP_FIXED = 0x10;
+const MAP_FIXED = 0x10;
 export const MADV_DONTFORK = 10;
 export const MADV_DONTDUMP = 16;
 export const MADV_WIPEONFORK = 18;
 /** memfd_secret(2): 447 in the syscall numbering that every supported architecture shares. */
-export const SYS_MEMFD_SECRET = 447;
+const SYS_MEMFD_SECRET = 447;
 /** O_CLOEXEC, the only flag memfd_secret takes. */
 export const O_CLOEXEC = 0o2000000;
 export const RLIMIT_CORE = 4;
-export const PR_GET_DUMPABLE = 3;
 export const PR_SET_DUMPABLE = 4;
 
 export const ENOMEM = 12;
 export const EAGAIN = 11;
 export const EPERM = 1;
-export const ENOSYS = 38;
 
 /** The calls this backend makes. Each returns the C result; `errno()` is the errno of the last failed one. */
 export interface Libc {
@@ -70,7 +68,7 @@ let cached: Libc | undefined;
 let loadError: SecureMemoryError | undefined;
 
 /** True on the platforms this backend supports: Linux on an architecture with the generic constants. */
-export function isSupportedPlatform(): boolean {
+function isSupportedPlatform(): boolean {
   return process.platform === 'linux' && SUPPORTED_ARCHES.includes(process.arch);
 }
 

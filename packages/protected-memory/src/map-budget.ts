@@ -4,7 +4,7 @@
  * not merge; secret-memory files never do).
  * @module
  */
-import { MapBudget } from '@secure-memory/core';
+import { MapBudget } from '@secure-memory/core/backend';
 import { BACKEND } from './errors.js';
 
 /** One budget for every protected-memory factory of this thread; it counts the process's mappings (/proc/self/maps), so every thread's budget sees the others'. */

@@ -2,7 +2,8 @@
  * One secret's mapping and the table that accounts for a factory's mappings.
  * @module
  */
-import { ErrorCode, type RegionLocation, type SecretRegion, secretClosed } from '@secure-memory/core';
+import { ErrorCode } from '@secure-memory/core';
+import { type RegionLocation, type SecretRegion, secretClosed } from '@secure-memory/core/backend';
 import { BACKEND, systemError } from './errors.js';
 import { register, unregister } from './threads.js';
 import { type Libc, MAP_ANONYMOUS, MAP_PRIVATE, PROT_NONE, PROT_READ, PROT_WRITE } from './libc.js';

@@ -10,12 +10,14 @@
 import { randomFillSync } from 'node:crypto';
 import {
   ErrorCode,
-  type RegionLocation,
-  type SecretRegion,
   SecureMemoryError,
   isSecureMemoryError,
-  secretClosed,
 } from '@secure-memory/core';
+import {
+  type RegionLocation,
+  type SecretRegion,
+  secretClosed,
+} from '@secure-memory/core/backend';
 import { BACKEND, systemError } from './errors.js';
 import { type Libc, PROT_NONE, PROT_READ, PROT_WRITE } from './libc.js';
 import type { Mapping } from './region.js';
@@ -63,7 +65,7 @@ export interface SlabStats {
 }
 
 /** The size class index for `size` bytes, or `undefined` when it needs its own mapping. */
-export function sizeClassOf(size: number): number | undefined {
+function sizeClassOf(size: number): number | undefined {
   const index = SIZE_CLASSES.findIndex((capacity) => size <= capacity);
   return index === -1 ? undefined : index;
 }
@@ -456,7 +458,10 @@ export class SlabAllocator {
   /** Keeps a freed slot whose wipe failed, to wipe and free it before the next allocation or close. */
   defer(slab: Slab, slot: number): void {
     let slots = this.#pendingWipes.get(slab);
-    if (slots === undefined) this.#pendingWipes.set(slab, (slots = new Set()));
+    if (slots === undefined) {
+      slots = new Set();
+      this.#pendingWipes.set(slab, slots);
+    }
     slots.add(slot);
   }
 

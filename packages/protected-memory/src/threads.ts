@@ -25,7 +25,7 @@ import { PROT_READ, PROT_WRITE } from './libc.js';
 
 const KEY = 'secure-memory.protected-memory.worker-mappings';
 /** Mappings the table holds (a slab is one mapping). */
-export const CAPACITY = 16_384;
+const CAPACITY = 16_384;
 const FREE = 0;
 const WRITING = 1;
 const LIVE = 2;

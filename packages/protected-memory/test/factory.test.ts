@@ -1,4 +1,5 @@
-import { GUARANTEE_FLAGS, REGION_PROBE, type Secret, claimedFlags } from '@secure-memory/core';
+import { GUARANTEE_FLAGS, type Secret, claimedFlags } from '@secure-memory/core';
+import { REGION_PROBE } from '@secure-memory/core/backend';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   ProtectedMemorySecretFactory,

@@ -16,7 +16,7 @@ export interface SmapsEntry {
 }
 
 /** Parses /proc/self/smaps. */
-export function readSmaps(): SmapsEntry[] {
+function readSmaps(): SmapsEntry[] {
   const entries: SmapsEntry[] = [];
   let current: SmapsEntry | undefined;
   for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
@@ -85,7 +85,7 @@ export async function collectGarbage(): Promise<void> {
 }
 
 /** The garbage collector's entry point, exposed at run time. */
-export function exposedGc(): () => void {
+function exposedGc(): () => void {
   setFlagsFromString('--expose-gc');
   return runInNewContext('gc') as () => void;
 }

@@ -1,6 +1,7 @@
 // What the kernel says about each secret's mapping, read from /proc/self (this process holds them).
 import { closeSync, openSync, readSync } from 'node:fs';
-import { REGION_PROBE, type Secret } from '@secure-memory/core';
+import type { Secret } from '@secure-memory/core';
+import { REGION_PROBE } from '@secure-memory/core/backend';
 import { describe, expect, it } from 'vitest';
 import { createFactory } from '../src/index.js';
 import { mappingAt, unmapped } from './helpers.js';

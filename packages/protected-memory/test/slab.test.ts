@@ -1,7 +1,8 @@
 // Slab packing, in process: size classes, page reference counts seen in /proc/self/smaps, wiping of
 // freed slots, unmapping of empty slabs, and the per-slot canary.
 import { closeSync, openSync, readSync } from 'node:fs';
-import { REGION_PROBE, type Secret } from '@secure-memory/core';
+import type { Secret } from '@secure-memory/core';
+import { REGION_PROBE } from '@secure-memory/core/backend';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CANARY_BYTES, SIZE_CLASSES, SLOT_STRIDES, createFactory } from '../src/index.js';
 import { PROT_READ, PROT_WRITE, libc } from '../src/libc.js';
@@ -118,7 +119,7 @@ describe.each(['off', 'require'] as const)("packing 'slab', secretMemory '%s'", 
     const secrets = Array.from({ length: perPage }, () => track(factory.createRandom(32)));
     const addresses = secrets.map((s) => locate(s).address);
     expect(new Set(addresses.map(pageOf)).size).toBe(1);
-    addresses.forEach((address, i) => expect(address - (addresses[0] as bigint)).toBe(BigInt(40 * i)));
+    for (const [i, address] of addresses.entries()) expect(address - (addresses[0] as bigint)).toBe(BigInt(40 * i));
     expect(factory.stats()).toMatchObject({ slots: perPage, slabs: 1, mappings: 1, lockedBytes: PAGE });
     const next = track(factory.createRandom(32));
     expect(pageOf(locate(next).address)).not.toBe(pageOf(addresses[0] as bigint));

@@ -8,7 +8,8 @@
  * the event loop, see the README); the next count sees exactly what is still mapped.
  * @module
  */
-import { ErrorCode, MAP_BUDGET_CONCURRENCY, MapBudget, SecureMemoryError, mapReserve, readMapCount, readMaxMapCount } from '@secure-memory/core';
+import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
+import { MAP_BUDGET_CONCURRENCY, MapBudget, mapReserve, readMapCount, readMaxMapCount } from '@secure-memory/core/backend';
 import { BACKEND, MAPPINGS_PER_SECRET } from './native.js';
 
 const budget = new MapBudget(BACKEND, MAPPINGS_PER_SECRET);

@@ -7,18 +7,20 @@
 import {
   ErrorCode,
   type Guarantees,
+  SecureMemoryError,
+} from '@secure-memory/core';
+import {
   type RegionFill,
   SecretFactoryBase,
   type SecretRegion,
-  SecureMemoryError,
   assertOneOf,
   assertOptions,
   defineGuarantees,
   memlockLimitError,
-} from '@secure-memory/core';
+} from '@secure-memory/core/backend';
 import { kernelMapLimit, releaseMappings, takeMappings } from './budget.js';
 import { type Libsodium, libsodium, lockedLength, mappedLength, unprotectedStart } from './layout.js';
-import { BACKEND, EAGAIN, ENOMEM, EPERM, MADV_DONTDUMP, MAPPINGS_PER_SECRET, type SodiumBuffer, errnoOf } from './native.js';
+import { BACKEND, EAGAIN, ENOMEM, EPERM, MADV_DONTDUMP, MAPPINGS_PER_SECRET, errnoOf } from './native.js';
 import { type RegionEvents, SodiumRegion, protectionFailed } from './region.js';
 
 /** `lock` option: fail when memory cannot be locked (`'require'`), or go on unlocked (`'best-effort'`). */

@@ -6,3 +6,10 @@
  */
 export { SodiumSecretFactory, createFactory, type LockOption, type SodiumOptions, type SodiumStats } from './factory.js';
 export { MAPPINGS_PER_SECRET } from './native.js';
+
+// createSecretFactory({ backend: 'sodium', options }) checks `options` against this package's type.
+declare module '@secure-memory/core' {
+  interface BackendOptionsByName {
+    sodium: import('./factory.js').SodiumOptions;
+  }
+}

@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
 import { kernelMapLimit, takeMappings } from './budget.js';
-import { BACKEND, CANARY_SIZE, ENOMEM, type Native, type SodiumBuffer, errnoOf, native } from './native.js';
+import { BACKEND, CANARY_SIZE, ENOMEM, type Native, errnoOf, native } from './native.js';
 
 /** The unprotected (locked) length of a `size`-byte allocation: canary plus data, rounded up to pages. */
 export function lockedLength(size: number, pageSize: number): number {

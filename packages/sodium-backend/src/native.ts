@@ -15,7 +15,7 @@ import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
 export const BACKEND = 'sodium';
 
 /** Linux architectures whose mmap constants are the generic ones and for which sodium-native ships a prebuild or builds. */
-export const SUPPORTED_ARCHES: readonly string[] = ['x64', 'arm64', 'arm', 'ia32', 'riscv64', 'ppc64', 's390x', 'loong64'];
+const SUPPORTED_ARCHES: readonly string[] = ['x64', 'arm64', 'arm', 'ia32', 'riscv64', 'ppc64', 's390x', 'loong64'];
 
 /** libsodium's canary: 16 bytes right before the data (`CANARY_SIZE` in utils.c). */
 export const CANARY_SIZE = 16;
@@ -24,13 +24,13 @@ export const CANARY_SIZE = 16;
 export const MAPPINGS_PER_SECRET = 4;
 
 /** mmap(2) protection: readable. */
-export const PROT_READ = 1;
+const PROT_READ = 1;
 /** mmap(2) protection: writable. */
-export const PROT_WRITE = 2;
+const PROT_WRITE = 2;
 /** mmap(2) flag: a private mapping. */
-export const MAP_PRIVATE = 0x02;
+const MAP_PRIVATE = 0x02;
 /** mmap(2) flag: not backed by a file (the generic value; the supported architectures share it). */
-export const MAP_ANONYMOUS = 0x20;
+const MAP_ANONYMOUS = 0x20;
 /** madvise(2) advice: leave the range out of core dumps. */
 export const MADV_DONTDUMP = 16;
 /** errno: no CAP_IPC_LOCK and a zero RLIMIT_MEMLOCK. */
@@ -113,7 +113,7 @@ export interface Native {
 export type FaultPoint = 'mmap' | 'munmap' | 'sodium_malloc' | 'sodium_mprotect' | 'mprotect' | 'mlock' | 'munlock' | 'madvise';
 
 /** How an injected fault makes a call fail. */
-export interface InjectedFault {
+interface InjectedFault {
   /** The errno the call reports. */
   readonly errno: number;
   /** For `sodium_malloc`: throw (an Error carrying `errno`) or return no memory (NULL). Default `'null'`. */
@@ -147,7 +147,7 @@ let cached: Native | undefined;
 let loadError: SecureMemoryError | undefined;
 
 /** True on the platforms this backend supports: Linux on an architecture with the generic constants. */
-export function isSupportedPlatform(): boolean {
+function isSupportedPlatform(): boolean {
   return process.platform === 'linux' && SUPPORTED_ARCHES.includes(process.arch);
 }
 

@@ -14,13 +14,14 @@
  * @module
  */
 import { timingSafeEqual } from 'node:crypto';
-import { ErrorCode, type RegionLocation, type SecretRegion, SecureMemoryError } from '@secure-memory/core';
+import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
+import type { RegionLocation, SecretRegion } from '@secure-memory/core/backend';
 import { releaseMappings } from './budget.js';
 import { type Libsodium, lockedLength, unprotectedStart } from './layout.js';
 import { BACKEND, CANARY_SIZE, type Protection, type SodiumBuffer } from './native.js';
 
 /** What a region tells its factory when it is freed. */
-export interface RegionRelease {
+interface RegionRelease {
   /** Bytes this region held locked (0 when the lock did not hold, in best-effort mode). */
   lockedBytes: number;
   /** True when the canary before the data was found damaged. */

@@ -104,8 +104,3 @@ export function faultsPending(): boolean {
 export function calls(point?: FaultPoint): readonly CallRecord[] {
   return point === undefined ? log.slice() : log.filter((c) => c.point === point);
 }
-
-/** Empties the log. */
-export function clearCalls(): void {
-  log.length = 0;
-}

@@ -9,13 +9,14 @@ import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
-import { type RegionLocation, type Secret, SecureMemoryError, readMaxMapCount, readStatusBytes } from '@secure-memory/core';
+import { type Secret, SecureMemoryError } from '@secure-memory/core';
+import { type RegionLocation, readStatusBytes } from '@secure-memory/core/backend';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
 // The map count, with a fault's view of "the process is at vm.max_map_count" switched on by the test.
 const mapCount = vi.hoisted(() => ({ atLimit: (): boolean => false }));
-vi.mock('@secure-memory/core', async (importOriginal) => {
-  const real = await importOriginal<typeof import('@secure-memory/core')>();
+vi.mock('@secure-memory/core/backend', async (importOriginal) => {
+  const real = await importOriginal<typeof import('@secure-memory/core/backend')>();
   return {
     ...real,
     readMapCount: (pid?: number | 'self') => {

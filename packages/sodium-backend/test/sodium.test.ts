@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { REGION_PROBE, type RegionLocation, type Secret, isSecureMemoryError } from '@secure-memory/core';
+import { type Secret, isSecureMemoryError } from '@secure-memory/core';
+import { REGION_PROBE, type RegionLocation } from '@secure-memory/core/backend';
 import { SodiumSecretFactory, createFactory } from '@secure-memory/sodium';
 import { describe, expect, it } from 'vitest';
-import { mapReserve } from '@secure-memory/core';
+import { mapReserve } from '@secure-memory/core/backend';
 import { lockedLength, mappedLength, unprotectedStart } from '../src/layout.ts';
 import { mappingsAt } from './helpers.ts';
 

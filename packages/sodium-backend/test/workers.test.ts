@@ -1,6 +1,6 @@
 // Worker threads share the process's mapping budget (issue #13 item 6): core's MapBudget, counted from /proc/self/maps.
 import { spawnSync } from 'node:child_process';
-import { mapReserve } from '@secure-memory/core';
+import { mapReserve } from '@secure-memory/core/backend';
 import { describe, expect, it } from 'vitest';
 import { probeFixture } from '../../testkit/test/outside.js';
 

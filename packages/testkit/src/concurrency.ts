@@ -5,7 +5,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { type Secret, type SecretFactory, assertOptions } from '@secure-memory/core';
+import type { Secret, SecretFactory } from '@secure-memory/core';
+import { assertOptions } from '@secure-memory/core/backend';
 import { patternBytes } from './fuzz.js';
 import { type WorkloadResult, createRng, expectedDigest, runWorkload } from './workload.js';
 

@@ -4,7 +4,8 @@
  * @module
  */
 import { release } from 'node:os';
-import { ErrorCode, GUARANTEE_FLAGS, type GuaranteeFlag, type Guarantees, SecureMemoryTypeError, assertOptions, describeType } from '@secure-memory/core';
+import { ErrorCode, GUARANTEE_FLAGS, type GuaranteeFlag, type Guarantees, SecureMemoryTypeError } from '@secure-memory/core';
+import { assertOptions, describeType } from '@secure-memory/core/backend';
 import type { CheckResult } from './contract.js';
 import { type GuaranteeVerdict, type RealUseResult, judge, realUse } from './judge.js';
 import { type ChildOutcome, type Observations, ProbeFailure, type Progress, observe, runChild } from './observe.js';

@@ -9,15 +9,17 @@ import {
   type BackendStats,
   type GuaranteeFlag,
   type Guarantees,
+  ErrorCode,
+  SecureMemoryTypeError,
+} from '@secure-memory/core';
+import {
   type RegionFill,
   SecretFactoryBase,
   type SecretRegion,
   assertOptions,
   defineGuarantees,
   isGuaranteeFlag,
-  ErrorCode,
-  SecureMemoryTypeError,
-} from '@secure-memory/core';
+} from '@secure-memory/core/backend';
 
 /** Options of the control backend. */
 export interface ControlOptions {

@@ -85,7 +85,7 @@ export type WindowCoreScan =
 /** Cores larger than this are not taken: the space of such a process is nearly all reservations that hold no data. */
 export const CORE_SIZE_LIMIT = 2 ** 31;
 /** How long gcore may run. */
-export const GCORE_TIMEOUT_MS = 120_000;
+const GCORE_TIMEOUT_MS = 120_000;
 
 const NOT_DUMPED = new Set(['[vvar]', '[vvar_vclock]', '[vsyscall]']);
 

@@ -8,6 +8,7 @@
  */
 import { GUARANTEE_FLAGS, type GuaranteeFlag } from '@secure-memory/core';
 import type { ChildOutcome, HitRecord, MappingRecord, Observations, Phase, RegionView } from './observe.js';
+import { isSecretMemory } from './proc.js';
 
 /** A verdict on one flag. */
 export type GuaranteeStatus = 'verified' | 'violated' | 'holds' | 'absent' | 'skipped';
@@ -26,7 +27,6 @@ interface Finding {
   detail: string;
 }
 
-const isSecretMemory = (m: MappingRecord): boolean => m.path.startsWith('/secretmem');
 const describe = (m: MappingRecord): string => `${m.range} ${m.perms} ${m.path || '[anon]'} {${m.vmFlags.join(' ')}}`;
 
 function uniqueMappings(list: (MappingRecord | null)[]): MappingRecord[] {

@@ -10,7 +10,8 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ErrorCode, SecureMemoryRangeError, SecureMemoryTypeError, describeType } from '@secure-memory/core';
+import { ErrorCode, SecureMemoryRangeError, SecureMemoryTypeError } from '@secure-memory/core';
+import { describeType } from '@secure-memory/core/backend';
 import { scanCoreWindows } from './coredump.js';
 import { assertTarget, describeTarget } from './conformance.js';
 import { describeHits } from './judge.js';

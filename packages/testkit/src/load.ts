@@ -4,7 +4,8 @@
  * the testkit completes it (missing flags false) before judging the backend by what it does.
  * @module
  */
-import { ErrorCode, GUARANTEE_FLAGS, type SecretFactory, assertSecretFactory, defineGuarantees, isGuaranteeFlag, loadBackend, resolveBackendSpecifier } from '@secure-memory/core';
+import { ErrorCode, GUARANTEE_FLAGS, type SecretFactory, loadBackend } from '@secure-memory/core';
+import { assertSecretFactory, defineGuarantees, isGuaranteeFlag, resolveBackendSpecifier } from '@secure-memory/core/backend';
 
 /** A manifest whose keys are known flags with boolean or missing values. */
 function incompleteManifest(value: unknown): value is Record<string, boolean | undefined> {

@@ -5,14 +5,15 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Guarantees, RegionLocation } from '@secure-memory/core';
+import type { Guarantees } from '@secure-memory/core';
+import type { RegionLocation } from '@secure-memory/core/backend';
 import { type ChildConfig, HELD, WORKER_HELD, parseFrames } from './protocol.js';
 import { scanCoreWindows } from './coredump.js';
 import { type Mapping, findMapping, readMappings, scanProcess, tryReadRegion } from './proc.js';
 import type { Encoding } from './search.js';
 
 /** The compiled child script; the same path from src/ (tests) and dist/. */
-export const CHILD_SCRIPT = fileURLToPath(new URL('../dist/child.js', import.meta.url));
+const CHILD_SCRIPT = fileURLToPath(new URL('../dist/child.js', import.meta.url));
 
 type ChildEvent = { event: string } & Record<string, unknown>;
 
@@ -208,7 +209,7 @@ export interface HitRecord {
 }
 
 /** What one phase's memory scan saw. */
-export interface PhaseScan {
+interface PhaseScan {
   hits: HitRecord[];
   scannedBytes: number;
   /** Mappings with data that could not be read from outside (memfd_secret memory, for one). */
@@ -225,7 +226,7 @@ export interface RegionView {
 }
 
 /** The one core dump, taken during access. */
-export type CoreRecord =
+type CoreRecord =
   | { available: true; hits: HitRecord[]; coreBytes: number; durationMs: number }
   | { available: false; reason: string; tooLarge: boolean };
 

@@ -56,7 +56,7 @@ export function findMapping(mappings: readonly Mapping[], address: bigint): Mapp
 }
 
 /** True for memfd_secret memory, which the kernel keeps out of its direct map. */
-export function isSecretMemory(mapping: Mapping): boolean {
+export function isSecretMemory(mapping: Pick<Mapping, 'path'>): boolean {
   return mapping.path.startsWith('/secretmem');
 }
 

@@ -37,9 +37,6 @@ export const WORKER_HELD = [
   { label: 'worker: new(new Uint8Array(48))', size: 48 },
 ] as const;
 
-/** The sizes of the held secrets. */
-export const HELD_SIZES: readonly number[] = HELD.map((h) => h.size);
-
 /**
  * Plaintext travels from child to parent on file descriptor 3 as frames: one byte of label length,
  * the label (ASCII), four bytes of size (little-endian), then the bytes.

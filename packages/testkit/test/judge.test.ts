@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { defineGuarantees, type GuaranteeFlag } from '@secure-memory/core';
+import type { GuaranteeFlag } from '@secure-memory/core';
+import { defineGuarantees } from '@secure-memory/core/backend';
 import { type Observations, judge } from '@secure-memory/testkit';
 
 const outcome = (events: Record<string, unknown>[], code: number | null = 0, signal: NodeJS.Signals | null = null) => ({

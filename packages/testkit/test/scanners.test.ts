@@ -57,7 +57,10 @@ describe('PlaintextSearch', () => {
   };
   const elements = (bytes: Uint8Array, kind: 'smi' | 'double'): Buffer => {
     const out = Buffer.alloc(bytes.byteLength * 8);
-    bytes.forEach((b, i) => (kind === 'smi' ? out.writeUInt32LE(b, i * 8 + 4) : out.writeDoubleLE(b, i * 8)));
+    for (const [i, b] of bytes.entries()) {
+      if (kind === 'smi') out.writeUInt32LE(b, i * 8 + 4);
+      else out.writeDoubleLE(b, i * 8);
+    }
     return out;
   };
 
