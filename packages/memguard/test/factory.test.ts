@@ -241,7 +241,7 @@ describe('purge', () => {
 });
 
 describe('native floor', () => {
-  const access: FloorScript = {
+  const access = {
     prologue: [{ call: 'mmap', pages: 2, prot: 'readwrite' }, { call: 'mprotect', page: 0, pages: 2, prot: 'none' }],
     body: [
       { call: 'mprotect', page: 0, pages: 2, prot: 'read' },
@@ -249,7 +249,7 @@ describe('native floor', () => {
       { call: 'mprotect', page: 0, pages: 2, prot: 'none' },
     ],
     epilogue: [{ call: 'munmap' }],
-  };
+  } as const satisfies FloorScript;
   const alloc: FloorScript = {
     body: [
       { call: 'mmap', pages: 3, prot: 'none' },
