@@ -6,7 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { type Secret, type SecretFactory, assertOptions } from '@secure-memory/core';
-import { patternBytes } from './fuzz.js';
+import { patternBytes } from './pattern.js';
 import { type WorkloadResult, createRng, expectedDigest, runWorkload } from './workload.js';
 
 /** The compiled worker script; the same path from src/ (tests) and dist/. */
