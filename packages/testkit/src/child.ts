@@ -13,13 +13,9 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import { ErrorCode, ManagedSecret, REGION_PROBE, type RegionLocation, type Secret, type SecretFactory, SecureMemoryTypeError } from '@secure-memory/core';
 import { runContract } from './contract.js';
 import { loadTarget } from './load.js';
+import { sendError, sendEvent as send } from './events.js';
 import { type ChildConfig, HELD, WORKER_HELD } from './protocol.js';
 import type { KeyKind, KeyUseWorkload } from './key-use-workload.js';
-
-
-function send(event: Record<string, unknown>): void {
-  writeSync(1, `${JSON.stringify(event, (_k, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v))}\n`);
-}
 
 function writeAll(fd: number, bytes: Uint8Array): void {
   for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, bytes.byteLength - done);
@@ -373,7 +369,7 @@ if (isMainThread) {
   main().then(
     () => process.exit(0),
     (error: unknown) => {
-      send({ event: 'error', code: (error as { code?: unknown }).code ?? null, message: String((error as Error).message ?? error) });
+      sendError(error);
       process.exit(2);
     },
   );

@@ -7,7 +7,8 @@
  * @module
  */
 import { GUARANTEE_FLAGS, type GuaranteeFlag } from '@secure-memory/core';
-import type { ChildOutcome, HitRecord, MappingRecord, Observations, Phase, RegionView } from './observe.js';
+import type { HitRecord, MappingRecord, Observations, Phase, RegionView } from './observe.js';
+import type { ChildOutcome } from './session.js';
 
 /** A verdict on one flag. */
 export type GuaranteeStatus = 'verified' | 'violated' | 'holds' | 'absent' | 'skipped';
