@@ -5,7 +5,9 @@
  * @module
  */
 export { runConformance, buildReport, describeTarget, type ConformanceReport, type ConformanceTarget, type ReliabilityCheck } from './conformance.js';
-export { CONTRACT_CHECKS, BAD_INPUTS, runContract, runBadInput, expectCode, type ContractCheck, type BadInputCase, type CheckResult } from './contract.js';
+export { CONTRACT_CHECKS, runContract, type ContractCheck, type CheckResult } from './contract.js';
+export { BAD_INPUTS, runBadInput, type BadInputCase } from './bad-input.js';
+export { expectCode } from './expect-code.js';
 export { judge, realUse, describeHits, type GuaranteeStatus, type GuaranteeVerdict, type RealUseResult } from './judge.js';
 export { observe, type Observations, type Progress, type HitRecord } from './observe.js';
 export { runChild, ProbeFailure } from './session.js';

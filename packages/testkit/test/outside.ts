@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { scanMemory } from '@secure-memory/testkit';
+import { fillPattern, scanMemory } from '@secure-memory/testkit';
 
 /**
  * The path of one of the backend probes in test/fixtures/backend/: child programs that take a
@@ -9,18 +9,9 @@ import { scanMemory } from '@secure-memory/testkit';
 export const probeFixture = (name: string): string => fileURLToPath(new URL(`./fixtures/backend/${name}`, import.meta.url));
 const fixture = probeFixture;
 
-/** The bytes test/fixtures/backend/ingest.mjs writes for `seed` (xorshift32, low byte of each step). */
+/** The bytes the fixtures in test/fixtures/backend/ make from `seed` (the testkit's fillPattern). */
 export function pattern(seed: number, length = 32): Uint8Array {
-  const bytes = new Uint8Array(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i += 1) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    bytes[i] = x & 0xff;
-  }
-  return bytes;
+  return fillPattern(new Uint8Array(length), seed);
 }
 
 /** Every 16-byte window of `bytes` (a partial copy counts as a copy). */
