@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { release } from 'node:os';
 import { readMapCount, readMaxMapCount, readMemlockLimit, readResourceLimit, readStatusBytes } from '@secure-memory/core/backend';
+import { coreDumpUnavailable } from '@secure-memory/testkit';
 
 /** One line of the doctor's findings. */
 export interface DoctorItem {
@@ -82,7 +83,7 @@ export async function runDoctor(): Promise<DoctorItem[]> {
   const maxMaps = readMaxMapCount();
   const core = readResourceLimit('Max core file size');
   const swapTotal = readText('/proc/meminfo')?.match(/^SwapTotal:\s+(\d+) kB/m)?.[1];
-  const gcore = spawnSync('sh', ['-c', 'command -v gcore && command -v gdb'], { encoding: 'utf8' }).status === 0;
+  const gcore = coreDumpUnavailable() === undefined;
   const ptrace = readText('/proc/sys/kernel/yama/ptrace_scope');
   const pm = await protectedMemory();
   const memfd = typeof pm?.secretMemoryAvailable === 'function' ? pm.secretMemoryAvailable() : null;

@@ -5,15 +5,14 @@
  * name the run that crashed. `node fuzz-child.js '<{"module","options","seed","numRuns","path","replayPath"}>'`
  * @module
  */
-import { type FuzzOptions, runFuzz } from '@secure-memory/testkit';
-import { send } from './child.js';
+import { type FuzzOptions, runFuzz, sendError, sendEvent } from '@secure-memory/testkit';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as Omit<FuzzOptions, 'progress'>;
 try {
-  const result = await runFuzz({ ...config, progress: (runs) => send({ event: 'run', runs }) });
-  send({ event: 'result', result });
+  const result = await runFuzz({ ...config, progress: (runs) => sendEvent({ event: 'run', runs }) });
+  sendEvent({ event: 'result', result });
   process.exit(0);
 } catch (error) {
-  send({ event: 'error', code: (error as { code?: unknown }).code ?? null, message: String((error as Error).message ?? error) });
+  sendError(error);
   process.exit(2);
 }

@@ -4,8 +4,7 @@
  * @module
  */
 import { fileURLToPath } from 'node:url';
-import type { FuzzFailure, FuzzResult } from '@secure-memory/testkit';
-import { runChildScript } from './child.js';
+import { type FuzzFailure, type FuzzResult, runChildScript } from '@secure-memory/testkit';
 import type { MatrixTarget } from './matrix.js';
 
 const FUZZ_CHILD = fileURLToPath(new URL('../dist/fuzz-child.js', import.meta.url));

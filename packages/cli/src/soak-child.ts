@@ -10,8 +10,7 @@ import { closeSync, openSync, readdirSync } from 'node:fs';
 import { getHeapStatistics } from 'node:v8';
 import { loadBackend, type SecretFactory } from '@secure-memory/core';
 import { readMapCount, readStatusBytes } from '@secure-memory/core/backend';
-import { expectedDigest, readMappings, runWorkload } from '@secure-memory/testkit';
-import { send } from './child.js';
+import { expectedDigest, isSecretMemory, readMappings, runWorkload, sendError, sendEvent } from '@secure-memory/testkit';
 
 /** What the soak child measures at one moment. */
 export interface SoakSample {
@@ -58,7 +57,7 @@ const gc = (globalThis as { gc?: () => void }).gc;
 function sample(factory: SecretFactory, done: number, full: boolean): SoakSample {
   const stats = factory.stats();
   const memory = process.memoryUsage();
-  const backend = full ? readMappings('self').filter((m) => m.path.startsWith('/secretmem') || m.vmFlags.some((f) => PROTECTED_FLAGS.has(f))) : null;
+  const backend = full ? readMappings('self').filter((m) => isSecretMemory(m) || m.vmFlags.some((f) => PROTECTED_FLAGS.has(f))) : null;
   return {
     done,
     vmLck: readStatusBytes('VmLck') ?? 0,
@@ -124,7 +123,7 @@ try {
   await primePools(factory);
   const warm = await runWorkload(factory, { ...common, operations: config.warmup, seed: config.seed + 1 });
   const before = await settle(factory, 0);
-  send({ event: 'baseline', before });
+  sendEvent({ event: 'baseline', before });
   const samples: SoakSample[] = [];
   const every = Math.max(1000, Math.round(config.operations / 20));
   const result = await runWorkload(factory, {
@@ -135,12 +134,12 @@ try {
     onProgress: (done) => {
       const s = sample(factory, done, false);
       samples.push(s);
-      send({ event: 'progress', done, rss: s.rss, vmLck: s.vmLck, mappings: s.mappings });
+      sendEvent({ event: 'progress', done, rss: s.rss, vmLck: s.vmLck, mappings: s.mappings });
     },
   });
   const after = await settle(factory, result.operations);
   closeSync(urandom);
-  send({
+  sendEvent({
     event: 'result',
     gcExposed: gc !== undefined,
     warmupOperations: warm.operations,
@@ -157,6 +156,6 @@ try {
   });
   process.exit(0);
 } catch (error) {
-  send({ event: 'error', code: (error as { code?: unknown }).code ?? null, message: String((error as Error).message ?? error) });
+  sendError(error);
   process.exit(2);
 }

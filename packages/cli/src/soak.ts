@@ -5,7 +5,7 @@
  * @module
  */
 import { fileURLToPath } from 'node:url';
-import { runChildScript } from './child.js';
+import { runChildScript } from '@secure-memory/testkit';
 import type { MatrixTarget } from './matrix.js';
 import type { SoakSample } from './soak-child.js';
 

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Secret, SecretFactory } from '@secure-memory/core';
 import { assertOptions } from '@secure-memory/core/backend';
-import { patternBytes } from './fuzz.js';
+import { patternBytes } from './pattern.js';
 import { type WorkloadResult, createRng, expectedDigest, runWorkload } from './workload.js';
 
 /** The compiled worker script; the same path from src/ (tests) and dist/. */

@@ -8,7 +8,8 @@ import { ErrorCode, GUARANTEE_FLAGS, type GuaranteeFlag, type Guarantees, Secure
 import { assertOptions, describeType } from '@secure-memory/core/backend';
 import type { CheckResult } from './contract.js';
 import { type GuaranteeVerdict, type RealUseResult, judge, realUse } from './judge.js';
-import { type ChildOutcome, type Observations, ProbeFailure, type Progress, observe, runChild } from './observe.js';
+import { type Observations, type Progress, observe } from './observe.js';
+import { type ChildOutcome, ProbeFailure, runChild } from './session.js';
 import { ENCODINGS, SEARCH_DESCRIPTION, WINDOW } from './search.js';
 import { type KeyUseReport, type KeyUseTarget, assertKeyUseOptions, probeKeyUse } from './key-use.js';
 

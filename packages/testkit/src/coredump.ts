@@ -61,17 +61,35 @@ export function countInFile(path: string, needles: readonly Uint8Array[], chunkS
 export function scanCoreDump(pid: number, needles: readonly Uint8Array[]): CoreScan {
   const missing = coreDumpUnavailable();
   if (missing !== undefined) return { available: false, reason: missing };
+  return dumpAndSearch(pid, undefined, (path) => countInFile(path, needles));
+}
+
+/**
+ * Takes a core of process `pid` with gcore in a private temporary directory, searches it with
+ * `search`, and deletes it, also when the search throws. A gcore that runs out of time
+ * ({@link GCORE_TIMEOUT_MS}) is named with how far it got (of `expectedBytes`, when known).
+ */
+function dumpAndSearch<H>(
+  pid: number,
+  expectedBytes: number | undefined,
+  search: (path: string) => H[],
+): { available: true; hits: H[]; coreBytes: number; durationMs: number } | { available: false; reason: string } {
   const dir = mkdtempSync(join(tmpdir(), 'secure-memory-core-'));
   const started = Date.now();
   try {
-    const run = spawnSync('gcore', ['-o', join(dir, 'core'), String(pid)], { encoding: 'utf8', timeout: 120_000 });
+    const run = spawnSync('gcore', ['-o', join(dir, 'core'), String(pid)], { encoding: 'utf8', timeout: GCORE_TIMEOUT_MS, killSignal: 'SIGKILL' });
     const file = readdirSync(dir).find((f) => f.startsWith('core'));
+    if (run.error !== undefined && (run.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') {
+      const written = file === undefined ? 0 : statSync(join(dir, file)).size;
+      const of = expectedBytes === undefined ? '' : ` of an expected ${(expectedBytes / 2 ** 20).toFixed(0)} MiB`;
+      return { available: false, reason: `gcore of pid ${pid} timed out after ${GCORE_TIMEOUT_MS / 1000} s, having written ${(written / 2 ** 20).toFixed(0)} MiB${of}` };
+    }
     if (file === undefined) {
       return { available: false, reason: `gcore wrote no core (exit ${run.status}): ${(run.stderr ?? '').trim().split('\n').pop() ?? ''}` };
     }
     const path = join(dir, file);
     const coreBytes = statSync(path).size;
-    return { available: true, hits: countInFile(path, needles), coreBytes, durationMs: Date.now() - started };
+    return { available: true, hits: search(path), coreBytes, durationMs: Date.now() - started };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -147,22 +165,5 @@ export function scanCoreWindows(pid: number, plaintexts: readonly Uint8Array[], 
       reason: `no core taken: gcore would write ${(size / 2 ** 30).toFixed(1)} GiB, mostly reservations that hold no data (largest: ${describeMapping(largest)}, ${((Number(largest.end - largest.start)) / 2 ** 30).toFixed(1)} GiB, ${largest.rss} bytes resident)`,
     };
   }
-  const dir = mkdtempSync(join(tmpdir(), 'secure-memory-core-'));
-  const started = Date.now();
-  try {
-    const run = spawnSync('gcore', ['-o', join(dir, 'core'), String(pid)], { encoding: 'utf8', timeout: GCORE_TIMEOUT_MS, killSignal: 'SIGKILL' });
-    const file = readdirSync(dir).find((f) => f.startsWith('core'));
-    if (run.error !== undefined && (run.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') {
-      const written = file === undefined ? 0 : statSync(join(dir, file)).size;
-      return { available: false, reason: `gcore of pid ${pid} timed out after ${GCORE_TIMEOUT_MS / 1000} s, having written ${(written / 2 ** 20).toFixed(0)} MiB of an expected ${(size / 2 ** 20).toFixed(0)} MiB` };
-    }
-    if (file === undefined) {
-      return { available: false, reason: `gcore wrote no core (exit ${run.status}): ${(run.stderr ?? '').trim().split('\n').pop() ?? ''}` };
-    }
-    const path = join(dir, file);
-    const coreBytes = statSync(path).size;
-    return { available: true, hits: searchCore(path, plaintexts), coreBytes, durationMs: Date.now() - started };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  return dumpAndSearch(pid, size, (path) => searchCore(path, plaintexts));
 }

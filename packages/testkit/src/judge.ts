@@ -7,8 +7,8 @@
  * @module
  */
 import { GUARANTEE_FLAGS, type GuaranteeFlag } from '@secure-memory/core';
-import type { ChildOutcome, HitRecord, MappingRecord, Observations, Phase, RegionView } from './observe.js';
-import { isSecretMemory } from './proc.js';
+import type { HitRecord, MappingRecord, Observations, Phase, RegionView } from './observe.js';
+import type { ChildOutcome } from './session.js';
 
 /** A verdict on one flag. */
 export type GuaranteeStatus = 'verified' | 'violated' | 'holds' | 'absent' | 'skipped';
@@ -27,6 +27,7 @@ interface Finding {
   detail: string;
 }
 
+const isSecretMemory = (m: MappingRecord): boolean => m.path.startsWith('/secretmem');
 const describe = (m: MappingRecord): string => `${m.range} ${m.perms} ${m.path || '[anon]'} {${m.vmFlags.join(' ')}}`;
 
 function uniqueMappings(list: (MappingRecord | null)[]): MappingRecord[] {

@@ -12,11 +12,11 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ErrorCode, SecureMemoryRangeError, SecureMemoryTypeError } from '@secure-memory/core';
 import { describeType } from '@secure-memory/core/backend';
-import { scanCoreWindows } from './coredump.js';
 import { assertTarget, describeTarget } from './conformance.js';
 import { describeHits } from './judge.js';
-import { ChildSession, type HitRecord, type MappingRecord, type Progress, mappingRecord } from './observe.js';
-import { type Mapping, findMapping, isSecretMemory, scanProcess } from './proc.js';
+import { type HitRecord, type MappingRecord, type Progress, coreRecord, hitRecord, mappingRecord } from './observe.js';
+import { type Mapping, isSecretMemory, scanProcess } from './proc.js';
+import { ChildSession } from './session.js';
 import { KEY_KINDS, type KeyKind } from './key-use-workload.js';
 
 /** The default workload: the envelope SDK on `@secure-memory/crypto` (`dist/key-use-workload.js`). */
@@ -231,23 +231,13 @@ export async function probeKeyUse(target: KeyUseTarget, progress: Progress = () 
       const pid = session.pid;
       say(`scanning the child's memory for every 16-byte window of ${labels.length} keys`);
       const scan = scanProcess(pid, needles);
-      const hits: HitRecord[] = scan.hits.map((h) => ({ secret: h.needle, label: kinds[h.needle] as string, encoding: h.encoding, bytes: h.bytes, address: `0x${h.address.toString(16)}`, mapping: mappingRecord(h.mapping) }));
+      const hits: HitRecord[] = scan.hits.map((h) => hitRecord(h, kinds, h.mapping));
       const isProtected = (h: HitRecord): boolean => h.mapping !== null && isProtectedMapping(h.mapping);
       let core: KeyUseObservations['core'] = { available: false, asked: false, tooLarge: false, reason: 'no core dump taken (core: false)' };
       if (target.core !== false) {
         say('taking a core dump and searching it');
-        const c = scanCoreWindows(pid, needles, scan.mappings);
-        core = c.available
-          ? {
-              available: true,
-              coreBytes: c.coreBytes,
-              durationMs: c.durationMs,
-              hits: c.hits.map((h) => {
-                const m = findMapping(scan.mappings, h.address);
-                return { secret: h.needle, label: kinds[h.needle] as string, encoding: h.encoding, bytes: h.bytes, address: `0x${h.address.toString(16)}`, mapping: m === undefined ? null : mappingRecord(m) };
-              }),
-            }
-          : { available: false, asked: true, tooLarge: c.tooLarge === true, reason: c.reason };
+        const c = coreRecord(pid, needles, kinds, scan.mappings);
+        core = c.available ? c : { ...c, asked: true };
       }
       observations = {
         backend: String(ready.name),

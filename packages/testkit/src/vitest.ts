@@ -7,7 +7,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, GUARANTEE_FLAGS, type GuaranteeFlag, type SecretFactory, SecureMemoryTypeError } from '@secure-memory/core';
 import { loadTarget } from './load.js';
-import { BAD_INPUTS, CONTRACT_CHECKS, runBadInput } from './contract.js';
+import { BAD_INPUTS, runBadInput } from './bad-input.js';
+import { CONTRACT_CHECKS } from './contract.js';
 import { type ConformanceTarget, assertTarget } from './conformance.js';
 import { runAsyncInterleaving, runWorkers } from './concurrency.js';
 import { CONFORMANCE_FUZZ_RUNS, CONFORMANCE_FUZZ_SEED, runFuzz } from './fuzz.js';

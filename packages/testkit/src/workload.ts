@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Secret, SecretFactory } from '@secure-memory/core';
-import { patternBytes } from './fuzz.js';
+import { patternBytes } from './pattern.js';
 
 /** Options of {@link runWorkload}. */
 export interface WorkloadOptions {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { scanMemory } from '@secure-memory/testkit';
+import { fillPattern, readEvents, scanMemory } from '@secure-memory/testkit';
 
 /**
  * The path of one of the backend probes in test/fixtures/backend/: child programs that take a
@@ -9,18 +9,9 @@ import { scanMemory } from '@secure-memory/testkit';
 export const probeFixture = (name: string): string => fileURLToPath(new URL(`./fixtures/backend/${name}`, import.meta.url));
 const fixture = probeFixture;
 
-/** The bytes test/fixtures/backend/ingest.mjs writes for `seed` (xorshift32, low byte of each step). */
+/** The bytes the fixtures in test/fixtures/backend/ make from `seed` (the testkit's fillPattern). */
 export function pattern(seed: number, length = 32): Uint8Array {
-  const bytes = new Uint8Array(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i += 1) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    bytes[i] = x & 0xff;
-  }
-  return bytes;
+  return fillPattern(new Uint8Array(length), seed);
 }
 
 /** Every 16-byte window of `bytes` (a partial copy counts as a copy). */
@@ -45,28 +36,34 @@ export function holdAndScan(name: string, args: string[], needleSets: Uint8Array
   return new Promise((resolve, reject) => {
     const [command, ...argv] = [...wrap, process.execPath, '--expose-gc', ...execArgv, fixture(name), ...args];
     const child = spawn(command as string, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
     let err = '';
     let done = false;
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (line === undefined || done) return;
-      done = true;
-      try {
-        const report = JSON.parse(line) as Record<string, unknown>;
-        const hits = needleSets.map((needles) => {
-          const scan = scanMemory(child.pid as number, needles);
-          return new Set(scan.hits.map((h) => h.address - BigInt(h.needle))).size;
-        });
-        child.stdin.end('go\n');
-        child.once('exit', () => resolve({ report, hits }));
-      } catch (error) {
+    // The fixture's first JSON line (the protocol of src/events.ts) says it is ready.
+    readEvents(
+      child.stdout,
+      (report) => {
+        if (done) return;
+        done = true;
+        try {
+          const hits = needleSets.map((needles) => {
+            const scan = scanMemory(child.pid as number, needles);
+            return new Set(scan.hits.map((h) => h.address - BigInt(h.needle))).size;
+          });
+          child.stdin.end('go\n');
+          child.once('exit', () => resolve({ report, hits }));
+        } catch (error) {
+          child.kill('SIGKILL');
+          reject(error as Error);
+        }
+      },
+      (line) => {
+        if (done) return;
+        done = true;
         child.kill('SIGKILL');
-        reject(error as Error);
-      }
-    });
+        reject(new Error(`the child's report does not parse: ${line.slice(0, 200)}`));
+      },
+    );
     child.once('exit', (code, signal) => {
       if (!done) reject(new Error(`child ended before it was ready (${code ?? signal}): ${err}`));
     });
