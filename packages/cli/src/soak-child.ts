@@ -132,6 +132,8 @@ try {
     seed: config.seed,
     progressEvery: every,
     onProgress: (done) => {
+      // Collected first, so that a sample counts what is live, not garbage the collector has yet to reach.
+      gc?.();
       const s = sample(factory, done, false);
       samples.push(s);
       sendEvent({ event: 'progress', done, rss: s.rss, vmLck: s.vmLck, mappings: s.mappings });
