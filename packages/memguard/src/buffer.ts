@@ -25,7 +25,9 @@ import {
 import { assertInRange, destroyed, frozen, integrityError, readError } from './errors.js';
 import { track } from './lifetime.js';
 import { addon } from './native.js';
-import { assertReadable, GuardedRegion, GuardedView, Ledger, MIN_CANARY, pageSize, V8_ON_HEAP_MAX, writable } from './region.js';
+import { GuardedRegion } from './region.js';
+import { Ledger, MIN_CANARY, pageSize } from './mapping.js';
+import { assertReadable, GuardedView, V8_ON_HEAP_MAX, writable } from './views.js';
 
 /** The typed arrays {@link LockedBuffer.typed} makes (memguard's Uint16() ... Int64()). */
 export type TypedView = Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array | BigUint64Array | BigInt64Array;

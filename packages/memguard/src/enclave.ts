@@ -22,7 +22,9 @@ import { LockedBuffer, bufferRegion, leaseBuffer } from './buffer.js';
 import { BACKEND, frozen, integrityError } from './errors.js';
 import { type Sealed, openInto, readyKey, sealAt } from './key.js';
 import { addon } from './native.js';
-import { assertReadable, GuardedRegion, Ledger, writable } from './region.js';
+import { GuardedRegion } from './region.js';
+import { Ledger } from './mapping.js';
+import { assertReadable, writable } from './views.js';
 
 /** Proves an Enclave was made by this module. */
 const TOKEN: unique symbol = Symbol('Enclave');

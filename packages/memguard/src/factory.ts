@@ -29,7 +29,9 @@ import { type Sealed, isCurrent, openInto, sealAt } from './key.js';
 import { track, untrack } from './lifetime.js';
 import { MAPPINGS_PER_BUFFER } from './map-budget.js';
 import { addon } from './native.js';
-import { assertReadable, GuardedRegion, Ledger, reclaimViews, writable } from './region.js';
+import { GuardedRegion } from './region.js';
+import { Ledger } from './mapping.js';
+import { assertReadable, reclaimViews, writable } from './views.js';
 
 /**
  * `mode` option: `'enclave'`, an Enclave at rest opened into a pooled guarded region per access;

@@ -30,7 +30,7 @@ export { catchInterrupt, catchSignal, disableCoreDumps, purge, safeExit, safePan
 export { Enclave, newEnclave, newEnclaveRandom, seal } from './enclave.js';
 export { STREAM_CHUNK_SIZE, Stream } from './stream.js';
 export { REKEY_INTERVAL_MS, keyInfo, type KeyInfo, type KeyStorage } from './key.js';
-export { POOL_MAX_BYTES, POOL_MAX_PER_CLASS, poolStats, type PoolStats } from './region.js';
+export { POOL_MAX_BYTES, POOL_MAX_PER_CLASS, poolStats, type PoolStats } from './pool.js';
 export { INTEGRITY_WARNING, UNRELEASED_WARNING, WARNING_TYPE } from './lifetime.js';
 
 // createSecretFactory({ backend: 'memguard', options }) checks `options` against this package's type.

@@ -10,7 +10,9 @@ import { type LockedBuffer, leaseBuffer } from './buffer.js';
 import { openSealed, sealCopy } from './enclave.js';
 import { frozen, integrityError } from './errors.js';
 import { type Sealed, isCurrent, openInto, purgedError, sealAt } from './key.js';
-import { assertReadable, GuardedRegion, Ledger, writable } from './region.js';
+import { GuardedRegion } from './region.js';
+import { Ledger } from './mapping.js';
+import { assertReadable, writable } from './views.js';
 
 /** The largest chunk a Stream seals (16 KiB, memguard's four pages). */
 export const STREAM_CHUNK_SIZE = 16 * 1024;
