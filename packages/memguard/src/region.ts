@@ -24,7 +24,7 @@ import { mapBudget } from './map-budget.js';
 import { type Addon, addon } from './native.js';
 import { innerLengthFor, type Ledger, type Mapping, mapFresh, type Protection, protFlags, unmapMapping } from './mapping.js';
 import { pool } from './pool.js';
-import { entomb, forceReclaim, GuardedView, keepUntilReleased, newViewToken, ownView, reclaimViews, trackView } from './views.js';
+import { entomb, forceReclaim, GuardedView, keepUntilReleased, newViewToken, reclaimViews, setViewOwner, trackView } from './views.js';
 
 /** Every region not yet destroyed, for {@link purgeRegions}. */
 const live = new Set<GuardedRegion>();
@@ -187,7 +187,7 @@ export class GuardedRegion {
     if (!this.#alive) throw destroyed();
     const token = newViewToken();
     const buffer = externalView(this.#lib, this.data, this.size, token);
-    ownView(buffer, this);
+    setViewOwner(buffer, this);
     if (internal) {
       this.#views ??= new Set();
       this.#views.add(buffer);

@@ -4,8 +4,8 @@
  * still held by V8 stays mapped, wiped and `PROT_NONE` until V8 releases the view.
  * @module
  */
-import { destroyed } from './errors.js';
-import { type Addon } from './native.js';
+import { destroyed, frozen } from './errors.js';
+import type { Addon } from './native.js';
 import { type Mapping, unmapMapping } from './mapping.js';
 import { pool } from './pool.js';
 import type { GuardedRegion } from './region.js';
@@ -68,6 +68,11 @@ export function writable(bytes: Uint8Array): boolean {
 export function assertReadable(bytes: Uint8Array): void {
   const owner = ownerOf(bytes);
   if (owner !== undefined && (!owner.alive || owner.protection === 'none')) throw destroyed();
+}
+
+/** A source the caller hands over to be wiped must be writable, or wiping it would fault. */
+export function assertWipeable(source: Uint8Array, label: string): void {
+  if (!writable(source)) throw frozen(`The "${label}" argument`);
 }
 
 // --- Views and tombstones ------------------------------------------------------------------------
@@ -136,7 +141,7 @@ export function trackView(token: number, map: Mapping, buffer: ArrayBuffer): voi
 }
 
 /** Records the region an external ArrayBuffer of ours points into. */
-export function ownView(buffer: ArrayBuffer, region: GuardedRegion): void {
+export function setViewOwner(buffer: ArrayBuffer, region: GuardedRegion): void {
   owners.set(buffer, region);
 }
 
