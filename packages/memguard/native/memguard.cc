@@ -11,7 +11,7 @@
 // No primitive is written here.
 //
 // The sources, by job: memory.cc (the system calls for memory), key.cc (the process key), aead.cc
-// (sealing and opening), and, in the test build only, faults.cc (the fault seam, see memguard.h,
+// (sealing and opening), and, in the test build only, extra/faults.cc (the fault seam, see memguard.h,
 // compiled only into the `memguard_test` target of native/extra/binding.gyp, never into the addon
 // users install). This file makes the addon: its environment's mapping list and its exports. The
 // benchmark floors are another addon (native/extra/floors.cc), never published.

@@ -1,5 +1,5 @@
 // What the sources of the memguard addon share: argument and status helpers, the fault seam in front
-// of each system call (inert and compiled out of the release addon: see faults.cc), the mappings
+// of each system call (inert and compiled out of the release addon: see extra/faults.cc), the mappings
 // listed per environment, the key state's layout, and each source's Register* function, which adds
 // its functions to the addon's exports (memguard.cc). Every function takes arguments TypeScript
 // validated and returns a status; nothing here aborts the process.
@@ -99,7 +99,7 @@ enum FaultCall {
 extern std::atomic<bool> gFaultsArmed;
 constexpr int kMakeCall = 0;
 constexpr int kSkipCall = -1;
-// Counts the call and says what to do: kMakeCall, kSkipCall, or the errno to fail with (faults.cc).
+// Counts the call and says what to do: kMakeCall, kSkipCall, or the errno to fail with (extra/faults.cc).
 int FaultArmed(FaultCall call);
 
 inline int Fault(FaultCall call) {

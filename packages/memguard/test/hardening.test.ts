@@ -177,6 +177,9 @@ describe('no public switch strips a protection', () => {
     const files = (JSON.parse(packed.stdout) as { files: { path: string }[] }[])[0]?.files.map((f) => f.path) ?? [];
     expect(files).toContain('dist/index.js'); // control: the listing is real
     expect(files).toContain('native/memguard.cc');
+    // Every source of the release addon ships (binding.gyp names them), and the seam's does not.
+    expect(files).toEqual(expect.arrayContaining(['binding.gyp', 'native/memguard.h', 'native/memory.cc', 'native/key.cc', 'native/aead.cc']));
+    expect(files.filter((f) => /faults/.test(f))).toEqual([]);
     expect(files.filter((f) => /testing|native\/extra|\.node$/.test(f))).toEqual([]);
   });
 });

@@ -1,11 +1,11 @@
-// The fault seam of the test build (MEMGUARD_TEST_SEAM: native/extra/binding.gyp's memguard_test,
-// never the addon users install, whose sources leave this file out): the state behind Fault() in
+// The fault seam of the test build (MEMGUARD_TEST_SEAM: binding.gyp's memguard_test here,
+// never the addon users install nor the package npm publishes): the state behind Fault() in
 // memguard.h, the functions that arm and read it from test/support's hooks, and xorByte, which
 // damages one byte of the key state for the tests. See memguard.h for what the seam does.
 #if !defined(MEMGUARD_TEST_SEAM)
 #error "faults.cc belongs to the test build only"
 #endif
-#include "memguard.h"
+#include "../memguard.h"
 
 #include <mutex>
 
