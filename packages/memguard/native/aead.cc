@@ -2,20 +2,9 @@
 // the OpenSSL Node.js is built with (EVP interface; no primitive is written here), under the key
 // that key.cc derives into the key state.
 #include "memguard.h"
-
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
+#include "openssl.h"
 
 namespace memguard {
-
-const EVP_CIPHER* Aead() {
-#if OPENSSL_VERSION_MAJOR >= 3
-  static EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "ChaCha20-Poly1305", nullptr);
-  return cipher;
-#else
-  return EVP_chacha20_poly1305();
-#endif
-}
 
 // --- Authenticated encryption -------------------------------------------------------------------
 //

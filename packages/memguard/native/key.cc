@@ -2,9 +2,8 @@
 // reached through the EVP interface of the OpenSSL Node.js is built with: no primitive is written
 // here. The layout of the key state is in memguard.h.
 #include "memguard.h"
+#include "openssl.h"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 namespace memguard {
@@ -20,15 +19,6 @@ namespace memguard {
 // with OpenSSH's 16 KiB pre-key as the left part, so that a read-out of the state with a single bit
 // error gives a key unrelated to K. `key` holds K only while derived (TypeScript wipes it at the end
 // of the event-loop turn); the hash and scratch slots are wiped by the function that used them.
-
-const EVP_MD* Sha256() {
-#if OPENSSL_VERSION_MAJOR >= 3
-  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  return md;
-#else
-  return EVP_sha256();
-#endif
-}
 
 // SHA-256 of `length` bytes at `data` into `out` (32 bytes); true on success.
 bool Hash(const uint8_t* data, size_t length, uint8_t* out) {

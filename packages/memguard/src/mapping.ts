@@ -171,6 +171,3 @@ export function unmapMapping(lib: Addon, map: Mapping, ledger?: Ledger): boolean
   return false;
 }
 
-/** Free mappings a size class may keep. */
-export const POOL_MAX_PER_CLASS = 16;
-/** Locked bytes the pool may keep in free mappings, over every size class. */

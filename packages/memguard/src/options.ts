@@ -30,7 +30,7 @@ export interface ReadOptions extends LockedBufferOptions {
  * The boolean option `name` of a bag that was checked with `assertOptions`: `false` when absent.
  * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when it is there and not a boolean.
  */
-export function booleanOption(options: Record<string, unknown> | undefined, name: string): boolean {
+function booleanOption(options: Record<string, unknown> | undefined, name: string): boolean {
   const value = options?.[name];
   if (value === undefined) return false;
   if (typeof value === 'boolean') return value;

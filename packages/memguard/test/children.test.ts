@@ -192,23 +192,16 @@ describe('signals: the handler runs, every buffer and secret of both modes is pu
 });
 
 describe('exit paths', () => {
-  it('safeExit(3) purges, then exits with 3', () => {
-    const result = runFixture('exit.mjs', ['safeExit']);
-    expect(result.status).toBe(3);
-    expect(lastJson(result)).toMatchObject({ event: 'exit', code: 3, alive: false, viewLength: 32, buffers: 0, secrets: 0 });
-  });
-
-  it('safePanic(error) purges, prints the error and exits with 1', () => {
-    const result = runFixture('exit.mjs', ['safePanic']);
-    expect(result.status).toBe(1);
-    expect(result.stderr).toContain('Error');
-    expect(lastJson(result)).toMatchObject({ event: 'exit', code: 1, alive: false, buffers: 0, secrets: 0 });
-  });
-
-  it('a plain process.exit is purged by the exit hook', () => {
-    const result = runFixture('exit.mjs', ['plain']);
-    expect(result.status).toBe(0);
-    expect(lastJson(result)).toMatchObject({ event: 'exit', code: 0, alive: false, viewLength: 32, buffers: 0, secrets: 0 });
+  // Each way out purges first: the fixture reports from its last exit listener.
+  it.each([
+    { title: 'safeExit(3) purges, then exits with 3', how: 'safeExit', code: 3, stderr: undefined, report: { viewLength: 32 } },
+    { title: 'safePanic(error) purges, prints the error and exits with 1', how: 'safePanic', code: 1, stderr: 'Error', report: {} },
+    { title: 'a plain process.exit is purged by the exit hook', how: 'plain', code: 0, stderr: undefined, report: { viewLength: 32 } },
+  ])('$title', ({ how, code, stderr, report }) => {
+    const result = runFixture('exit.mjs', [how]);
+    expect(result.status).toBe(code);
+    if (stderr !== undefined) expect(result.stderr).toContain(stderr);
+    expect(lastJson(result)).toMatchObject({ event: 'exit', code, alive: false, buffers: 0, secrets: 0, ...report });
   });
 
   it('safeExit with a bad code throws and purges nothing', () => {

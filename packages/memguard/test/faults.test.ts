@@ -346,29 +346,36 @@ phase<{ buf: LockedBuffer; address: bigint }>({
 
 // --- The SecretFactory adapter, mode 'locked' -----------------------------------------------------
 
-phase<Made<ReturnType<typeof lockedFactory.new>> & { src: Uint8Array }>({
-  name: "locked: factory.new(src)",
-  pool: 'cold',
-  setup: () => ({ src: known(32, 30) }),
-  act: (t) => {
-    t.result = lockedFactory.new(t.src);
-  },
-  check: (t, failed) => {
-    expect(Buffer.from(t.src).equals(failed ? known(32, 30) : new Uint8Array(32))).toBe(true);
-    if (!failed) expect(t.result?.equals(known(32, 30))).toBe(true);
-  },
-  teardown: (t) => t.result?.close(),
-});
+/**
+ * The phases of `factory.new(src)` (named `newName`, from a cold pool: `src` is wiped only on
+ * success) and `factory.createRandom(32)` (named `randomName`, from `randomPool`), for one mode.
+ */
+function creationPhases(factory: typeof lockedFactory, seed: number, newName: string, randomName: string, randomPool: 'cold' | number): void {
+  phase<Made<ReturnType<typeof factory.new>> & { src: Uint8Array }>({
+    name: newName,
+    pool: 'cold',
+    setup: () => ({ src: known(32, seed) }),
+    act: (t) => {
+      t.result = factory.new(t.src);
+    },
+    check: (t, failed) => {
+      expect(Buffer.from(t.src).equals(failed ? known(32, seed) : new Uint8Array(32))).toBe(true);
+      if (!failed) expect(t.result?.equals(known(32, seed))).toBe(true);
+    },
+    teardown: (t) => t.result?.close(),
+  });
+  phase<Made<ReturnType<typeof factory.createRandom>>>({
+    name: randomName,
+    pool: randomPool,
+    setup: () => ({}),
+    act: (t) => {
+      t.result = factory.createRandom(32);
+    },
+    teardown: (t) => t.result?.close(),
+  });
+}
 
-phase<Made<ReturnType<typeof lockedFactory.createRandom>>>({
-  name: 'locked: factory.createRandom(32)',
-  pool: 'cold',
-  setup: () => ({}),
-  act: (t) => {
-    t.result = lockedFactory.createRandom(32);
-  },
-  teardown: (t) => t.result?.close(),
-});
+creationPhases(lockedFactory, 30, 'locked: factory.new(src)', 'locked: factory.createRandom(32)', 'cold');
 
 phase<{ secret: ReturnType<typeof lockedFactory.new> }>({
   name: 'locked: withBytes (protectRead, protectIdle)',
@@ -399,29 +406,7 @@ phase<{ secret: ReturnType<typeof lockedFactory.new> }>({
 
 // --- The SecretFactory adapter, mode 'enclave' ----------------------------------------------------
 
-phase<Made<ReturnType<typeof enclaveFactory.new>> & { src: Uint8Array }>({
-  name: 'enclave: factory.new(src), empty pool',
-  pool: 'cold',
-  setup: () => ({ src: known(32, 40) }),
-  act: (t) => {
-    t.result = enclaveFactory.new(t.src);
-  },
-  check: (t, failed) => {
-    expect(Buffer.from(t.src).equals(failed ? known(32, 40) : new Uint8Array(32))).toBe(true);
-    if (!failed) expect(t.result?.equals(known(32, 40))).toBe(true);
-  },
-  teardown: (t) => t.result?.close(),
-});
-
-phase<Made<ReturnType<typeof enclaveFactory.createRandom>>>({
-  name: 'enclave: factory.createRandom(32), warm pool',
-  pool: 32,
-  setup: () => ({}),
-  act: (t) => {
-    t.result = enclaveFactory.createRandom(32);
-  },
-  teardown: (t) => t.result?.close(),
-});
+creationPhases(enclaveFactory, 40, 'enclave: factory.new(src), empty pool', 'enclave: factory.createRandom(32), warm pool', 32);
 
 for (const pool of ['cold', 32] as const) {
   phase<{ secret: ReturnType<typeof enclaveFactory.new> }>({

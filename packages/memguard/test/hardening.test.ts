@@ -9,15 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catchSignal, newBuffer, newBufferFromFd, newBufferFromFdUntil, newEnclave, safeExit } from '@secure-memory/memguard';
 import { testHooks } from '../src/testing.js';
-
-const code = (fn: () => unknown): unknown => {
-  try {
-    fn();
-  } catch (error) {
-    return (error as { code?: unknown }).code;
-  }
-  return 'no error';
-};
+import { code } from './helpers.js';
 
 describe('catchSignal refuses the synchronous fault signals', () => {
   it.each(['SIGSEGV', 'SIGBUS', 'SIGFPE', 'SIGILL'] as const)('%s: ERR_INVALID_ARG_VALUE, and no listener is installed', (signal) => {
