@@ -226,6 +226,14 @@ describe('no side effects at import', () => {
   });
 });
 
+/** Runs segv.mjs with `args`: it reaches the touch, and the touch kills it by SIGSEGV (it never survives). */
+function expectFault(...args: string[]): void {
+  const result = runFixture('segv.mjs', args);
+  expect(result.stdout).toContain('touching');
+  expect(result.stdout).not.toContain('survived');
+  expect(result.signal).toBe('SIGSEGV');
+}
+
 describe('the MMU enforces read-only; kept views are revoked', () => {
   it('control: a write to a mutable buffer survives', () => {
     const result = runFixture('segv.mjs', ['control']);
@@ -234,31 +242,19 @@ describe('the MMU enforces read-only; kept views are revoked', () => {
   });
 
   it('a write through a frozen buffer kills the process by SIGSEGV', () => {
-    const result = runFixture('segv.mjs', ['frozen-write']);
-    expect(result.stdout).toContain('touching');
-    expect(result.stdout).not.toContain('survived');
-    expect(result.signal).toBe('SIGSEGV');
+    expectFault('frozen-write');
   });
 
   it.each(['enclave', 'locked'])("%s mode: a write through a secret's view during its access kills the process by SIGSEGV", (mode) => {
-    const result = runFixture('segv.mjs', ['access-write', mode]);
-    expect(result.stdout).toContain('touching');
-    expect(result.stdout).not.toContain('survived');
-    expect(result.signal).toBe('SIGSEGV');
+    expectFault('access-write', mode);
   });
 
   it.each(['enclave', 'locked'])('%s mode: a view kept past its access faults (its memory is PROT_NONE, never reused while it lives)', (mode) => {
-    const result = runFixture('segv.mjs', ['kept-view', mode]);
-    expect(result.stdout).toContain('touching');
-    expect(result.stdout).not.toContain('survived');
-    expect(result.signal).toBe('SIGSEGV');
+    expectFault('kept-view', mode);
   });
 
   it('a write through the buffer an Enclave opened into (frozen) kills the process by SIGSEGV', () => {
-    const result = runFixture('segv.mjs', ['open-write']);
-    expect(result.stdout).toContain('touching');
-    expect(result.stdout).not.toContain('survived');
-    expect(result.signal).toBe('SIGSEGV');
+    expectFault('open-write');
   });
 });
 
