@@ -1,6 +1,8 @@
 /**
  * memguard's LockedBuffer: a guarded, locked allocation whose bytes JavaScript reads and writes
  * through a view whose memory is wiped and made inaccessible (never detached) when the buffer is destroyed.
+ * This module is the class alone (a little over 400 lines: one method each of memguard's, with its
+ * JSDoc); the constructors are in buffer-new.ts and buffer-read.ts, their options in options.ts.
  * @module
  */
 import { randomFillSync } from 'node:crypto';

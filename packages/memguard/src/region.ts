@@ -8,14 +8,18 @@
  * The guard pages are `PROT_NONE`, so a native access one byte past the data, or into the page
  * before the first inner page, faults. The inner pages are locked (`mlock`), left out of core
  * dumps (`MADV_DONTDUMP`) and wiped in forked children (`MADV_WIPEONFORK`). The slack before the
- * data holds a random per-buffer canary, checked on destroy. Every view handed to JavaScript is an
- * external ArrayBuffer that is detached before the memory is released, so a view kept too long
- * reads zero bytes instead of faulting.
+ * data holds a random per-buffer canary, checked on destroy. A view this package uses itself is
+ * detached when the region is destroyed; a view handed to JavaScript is not: its memory stays a
+ * tombstone, wiped and `PROT_NONE`, while V8 holds it, so that a view kept too long faults (see
+ * views.ts).
  *
  * A region is either allocated (its own mapping, unmapped on destroy: the LockedBuffer
  * constructors) or leased from the pool (Enclave.open, the enclave-mode factory, Stream): a leased
  * region's mapping goes back to a bounded pool of its size class when it is destroyed, after its
  * canary is checked and its data wiped, so that opening an Enclave costs no mmap or mlock.
+ *
+ * This module is the region (allocate or lease, protect, views, destroy) and purge; the mapping's
+ * system calls are in mapping.ts, the pool in pool.ts, the views and tombstones in views.ts.
  * @module
  */
 import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
