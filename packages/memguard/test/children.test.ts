@@ -88,11 +88,16 @@ describe('reading a secret from a file descriptor: the plaintext is only in the 
     dir = mkdtempSync(join(tmpdir(), 'memguard-fd-'));
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  /** A file `name` (mode 0600) of `length` random bytes. */
+  const keyFile = (name: string, length: number): { key: Buffer; path: string } => {
+    const key = randomBytes(length);
+    const path = join(dir, name);
+    writeFileSync(path, key, { mode: 0o600 });
+    return { key, path };
+  };
 
   it('newBufferFromFd on a key file: one hit, at the buffer; none after destroy', async () => {
-    const key = randomBytes(64);
-    const path = join(dir, 'key');
-    writeFileSync(path, key, { mode: 0o600 });
+    const { key, path } = keyFile('key', 64);
     const session = new Session('fd-read.mjs', ['file', path, '64']);
     const ready = await session.next('ready');
     expect(ready).toMatchObject({ size: 64, isMutable: false });
@@ -107,9 +112,7 @@ describe('reading a secret from a file descriptor: the plaintext is only in the 
   });
 
   it('newBufferFromFd on a short file with { partial: true } keeps what was read, in a buffer of that size', async () => {
-    const key = randomBytes(40);
-    const path = join(dir, 'short');
-    writeFileSync(path, key, { mode: 0o600 });
+    const { key, path } = keyFile('short', 40);
     const session = new Session('fd-read.mjs', ['file', path, '100', 'partial']);
     const ready = await session.next('ready');
     expect(ready.size).toBe(40);
@@ -119,9 +122,7 @@ describe('reading a secret from a file descriptor: the plaintext is only in the 
   });
 
   it('newBufferFromFd(fd, 32) on a 20-byte file is ERR_INVALID_SIZE (a truncated key), and what was read is wiped', async () => {
-    const key = randomBytes(20);
-    const path = join(dir, 'truncated');
-    writeFileSync(path, key, { mode: 0o600 });
+    const { key, path } = keyFile('truncated', 20);
     const session = new Session('fd-read.mjs', ['file', path, '32']);
     const refused = await session.next('refused');
     expect(refused.code).toBe('ERR_INVALID_SIZE');

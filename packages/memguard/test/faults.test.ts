@@ -422,13 +422,16 @@ for (const pool of ['cold', 32] as const) {
   });
 }
 
+/** An enclave-mode secret of `known(32, seed)`, anchored to a region of its own by a probe. */
+function anchoredSecret(seed: number): { secret: ReturnType<typeof enclaveFactory.new> } {
+  const secret = enclaveFactory.new(known(32, seed));
+  locate(secret);
+  return { secret };
+}
+
 phase<{ secret: ReturnType<typeof enclaveFactory.new> }>({
   name: 'enclave: withBytes of an anchored secret (its own PROT_NONE region)',
-  setup: () => {
-    const secret = enclaveFactory.new(known(32, 42));
-    locate(secret);
-    return { secret };
-  },
+  setup: () => anchoredSecret(42),
   act: (t) => {
     expect(t.secret.withBytes((view) => Buffer.from(view).equals(known(32, 42)))).toBe(true);
   },
@@ -438,11 +441,7 @@ phase<{ secret: ReturnType<typeof enclaveFactory.new> }>({
 
 phase<{ secret: ReturnType<typeof enclaveFactory.new> }>({
   name: 'enclave: close() of an anchored secret',
-  setup: () => {
-    const secret = enclaveFactory.new(known(32, 43));
-    locate(secret);
-    return { secret };
-  },
+  setup: () => anchoredSecret(43),
   act: (t) => t.secret.close(),
   check: (t) => expect(t.secret.closed).toBe(true),
   teardown: (t) => t.secret.close(),
