@@ -52,10 +52,13 @@ function shrink(source: LockedBuffer, length: number, debug: boolean): LockedBuf
 class Intake {
   done = 0;
   buffer: LockedBuffer;
+  /** The size of `buffer`. */
+  capacity: number;
   readonly #debug: boolean;
 
-  constructor(buffer: LockedBuffer, debug: boolean) {
-    this.buffer = buffer;
+  constructor(capacity: number, debug: boolean) {
+    this.buffer = make(capacity, debug);
+    this.capacity = capacity;
     this.#debug = debug;
   }
 
@@ -65,6 +68,7 @@ class Intake {
     const old = this.buffer;
     this.buffer = bigger; // from here a failure releases the new one
     bigger.copy(ownView(old));
+    this.capacity = capacity;
     old.destroy();
   }
 }
@@ -82,7 +86,7 @@ interface IntakeErrors {
  * after the buffer is destroyed. Else returns a frozen buffer of what was read.
  */
 function intake(size: number, debug: boolean, partial: boolean, errors: IntakeErrors, read: (into: Intake) => boolean): LockedBuffer {
-  const into = new Intake(make(size, debug), debug);
+  const into = new Intake(size, debug);
   let complete: boolean;
   try {
     complete = read(into);
@@ -90,12 +94,12 @@ function intake(size: number, debug: boolean, partial: boolean, errors: IntakeEr
     into.buffer.destroy();
     throw error;
   }
-  const { buffer, done } = into;
+  const { buffer, done, capacity } = into;
   if (done === 0 || (!complete && !partial)) {
     buffer.destroy();
     throw new SecureMemoryRangeError(ErrorCode.INVALID_SIZE, done === 0 ? errors.empty : errors.short(done));
   }
-  if (done < buffer.size) return shrink(buffer, done, debug);
+  if (done < capacity) return shrink(buffer, done, debug);
   return prepared(buffer, (b) => b.freeze());
 }
 
@@ -170,7 +174,7 @@ export function newBufferFromFdUntil(fd: number, delim: number, options?: ReadOp
   // The first buffer fills its pages exactly (one page minus the canary).
   return intake(page - MIN_CANARY, debug, partial, errors, (into) => {
     for (;;) {
-      const capacity = into.buffer.size;
+      const capacity = into.capacity;
       if (into.done === capacity) {
         if (capacity + page > MAX_SECRET_SIZE) {
           throw new SecureMemoryRangeError(ErrorCode.INVALID_SIZE, 'The data before the delimiter is larger than 1 GiB');
@@ -205,7 +209,7 @@ export function newBufferFromFdToEnd(fd: number, options?: LockedBufferOptions):
   const errors = descriptorErrors(() => 'early');
   return intake(pageSize() - MIN_CANARY, debug, false, errors, (into) => {
     for (;;) {
-      let capacity = into.buffer.size;
+      let capacity = into.capacity;
       if (into.done === capacity) {
         if (capacity >= MAX_SECRET_SIZE) {
           throw new SecureMemoryRangeError(ErrorCode.INVALID_SIZE, 'The input is larger than 1 GiB');
