@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "memguard",
-      "sources": ["native/memguard.cc"],
+      "sources": ["native/memguard.cc", "native/memory.cc", "native/key.cc", "native/aead.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],

@@ -19,10 +19,12 @@ import {
   Redacted,
 } from '@secure-memory/core/backend';
 import { LockedBuffer, bufferRegion, leaseBuffer } from './buffer.js';
-import { BACKEND, frozen, integrityError } from './errors.js';
+import { BACKEND, frozen, integrityError, prepared } from './errors.js';
 import { type Sealed, openInto, readyKey, sealAt } from './key.js';
 import { addon } from './native.js';
-import { assertReadable, GuardedRegion, Ledger, writable } from './region.js';
+import { GuardedRegion } from './region.js';
+import { Ledger } from './mapping.js';
+import { assertReadable, writable } from './views.js';
 
 /** Proves an Enclave was made by this module. */
 const TOKEN: unique symbol = Symbol('Enclave');
@@ -41,18 +43,10 @@ const boxes = new WeakMap<Enclave, Sealed>();
  */
 export function openSealed(sealed: Sealed, debug = false): LockedBuffer {
   const { buffer, region } = leaseBuffer(sealed.size, debug);
-  try {
+  return prepared(buffer, () => {
     openInto(sealed, region.data);
     region.protect('read');
-  } catch (error) {
-    try {
-      buffer.destroy();
-    } catch {
-      // the first error is the one to report; a region that could not be released stays listed for purge
-    }
-    throw error;
-  }
-  return buffer;
+  });
 }
 
 /**

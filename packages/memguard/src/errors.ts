@@ -95,3 +95,21 @@ export function readError(errno: number): NodeJS.ErrnoException {
   error.syscall = 'read';
   return error;
 }
+
+/**
+ * Runs `prepare` on something just made (a buffer, a region); when it throws, destroys it (its
+ * memory is wiped and released) and rethrows the first error.
+ */
+export function prepared<T extends { destroy(): unknown }>(made: T, prepare: (made: T) => void): T {
+  try {
+    prepare(made);
+  } catch (error) {
+    try {
+      made.destroy();
+    } catch {
+      // the first error is the one to report; a region that could not be released stays listed for purge
+    }
+    throw error;
+  }
+  return made;
+}

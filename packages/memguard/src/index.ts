@@ -9,28 +9,15 @@
  * @module
  */
 export { MemguardSecretFactory, createFactory, type MemguardMode, type MemguardOptions, type MemguardStats } from './factory.js';
-export {
-  LockedBuffer,
-  lockedBufferStats,
-  newBuffer,
-  newBufferFromBytes,
-  newBufferFromFd,
-  newBufferFromFdToEnd,
-  newBufferFromFdUntil,
-  newBufferFromStream,
-  scrambleBytes,
-  wipeBytes,
-  type TypedView,
-  type TypedViewConstructor,
-  newBufferRandom,
-  type LockedBufferOptions,
-  type ReadOptions,
-} from './buffer.js';
+export { LockedBuffer, lockedBufferStats, type TypedView, type TypedViewConstructor } from './buffer.js';
+export { newBuffer, newBufferFromBytes, newBufferRandom, scrambleBytes, wipeBytes } from './buffer-new.js';
+export { newBufferFromFd, newBufferFromFdToEnd, newBufferFromFdUntil, newBufferFromStream } from './buffer-read.js';
+export type { LockedBufferOptions, ReadOptions } from './options.js';
 export { catchInterrupt, catchSignal, disableCoreDumps, purge, safeExit, safePanic, type SignalHandler } from './process.js';
 export { Enclave, newEnclave, newEnclaveRandom, seal } from './enclave.js';
 export { STREAM_CHUNK_SIZE, Stream } from './stream.js';
 export { REKEY_INTERVAL_MS, keyInfo, type KeyInfo, type KeyStorage } from './key.js';
-export { POOL_MAX_BYTES, POOL_MAX_PER_CLASS, poolStats, type PoolStats } from './region.js';
+export { POOL_MAX_BYTES, POOL_MAX_PER_CLASS, poolStats, type PoolStats } from './pool.js';
 export { INTEGRITY_WARNING, UNRELEASED_WARNING, WARNING_TYPE } from './lifetime.js';
 
 // createSecretFactory({ backend: 'memguard', options }) checks `options` against this package's type.

@@ -31,7 +31,7 @@ import { BACKEND, assertInRange, systemError } from './errors.js';
 import { addExitTask } from './lifetime.js';
 import { mapBudget } from './map-budget.js';
 import { type Addon, addon } from './native.js';
-import { type Mapping, mapFresh, pageSize, unmapMapping, unmapOrDefer } from './region.js';
+import { type Mapping, mapFresh, pageSize, unmapMapping, unmapOrDefer } from './mapping.js';
 
 /** How often the key's parts are re-randomised, in milliseconds (memguard's coffer: 500 ms). */
 export const REKEY_INTERVAL_MS = 500;

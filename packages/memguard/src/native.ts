@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
 import { BACKEND } from './errors.js';
 
-/** The addon's functions (native/memguard.cc). Addresses are BigInts, lengths whole numbers. */
+/** The addon's functions (native/memguard.cc and the sources it names). Addresses are BigInts, lengths whole numbers. */
 export interface Addon {
   pageSize(): number;
   /** mmap of private anonymous PROT_NONE memory: the address, or the errno as a number. */

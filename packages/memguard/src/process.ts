@@ -16,7 +16,7 @@ import {
   describeType,
 } from '@secure-memory/core/backend';
 import { BACKEND, assertInRange, integrityError, systemError } from './errors.js';
-import { closeAllSecrets } from './factory.js';
+import { closeAllSecrets } from './open-secrets.js';
 import { purgeKey } from './key.js';
 import { addon } from './native.js';
 import { type PurgeOutcome, purgeRegions } from './region.js';

@@ -8,9 +8,11 @@ import { ErrorCode, SecureMemoryRangeError } from '@secure-memory/core';
 import { Redacted, assertBytes, invalidThis } from '@secure-memory/core/backend';
 import { type LockedBuffer, leaseBuffer } from './buffer.js';
 import { openSealed, sealCopy } from './enclave.js';
-import { frozen, integrityError } from './errors.js';
+import { frozen, integrityError, prepared } from './errors.js';
 import { type Sealed, isCurrent, openInto, purgedError, sealAt } from './key.js';
-import { assertReadable, GuardedRegion, Ledger, writable } from './region.js';
+import { GuardedRegion } from './region.js';
+import { Ledger } from './mapping.js';
+import { assertReadable, writable } from './views.js';
 
 /** The largest chunk a Stream seals (16 KiB, memguard's four pages). */
 export const STREAM_CHUNK_SIZE = 16 * 1024;
@@ -171,7 +173,7 @@ export class Stream extends Redacted {
       throw new SecureMemoryRangeError(ErrorCode.INVALID_SIZE, 'The stream holds more than 1 GiB: read it with next()');
     }
     const { buffer, region } = leaseBuffer(size, false);
-    try {
+    prepared(buffer, () => {
       let offset = 0;
       for (let i = self.#head; i < self.#chunks.length; i += 1) {
         const chunk = self.#chunks[i] as Sealed;
@@ -179,14 +181,7 @@ export class Stream extends Redacted {
         offset += chunk.size;
       }
       region.protect('read');
-    } catch (error) {
-      try {
-        buffer.destroy();
-      } catch {
-        // the first error is the one to report; a region that could not be released stays listed for purge
-      }
-      throw error;
-    }
+    });
     self.#chunks.length = 0;
     self.#head = 0;
     self.#size = 0;

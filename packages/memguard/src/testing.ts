@@ -15,7 +15,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 import { type Addon, packageRoot, useAddon } from './native.js';
-import { drainPool, forceReclaim, reclaimViews, tombstoneCount } from './region.js';
+import { drainPool } from './region.js';
+import { forceReclaim, reclaimViews, tombstoneCount } from './views.js';
 
 /** The test build's own calls: the fault seam and the pre-key damage. */
 interface SeamAddon extends Addon {

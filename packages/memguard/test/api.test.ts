@@ -16,15 +16,8 @@ import {
   scrambleBytes,
   wipeBytes,
 } from '@secure-memory/memguard';
+import { code } from './helpers.js';
 
-const code = (fn: () => unknown): unknown => {
-  try {
-    fn();
-  } catch (error) {
-    return (error as { code?: unknown }).code;
-  }
-  return 'no error';
-};
 const pattern = (n: number, seed = 1): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (seed * 37 + i * 11) & 0xff);
 
 describe('closed is true for every secret a purge destroyed (memguard: IsClosed)', () => {

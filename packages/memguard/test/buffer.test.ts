@@ -9,7 +9,7 @@ import {
   newBufferFromBytes,
   newBufferRandom,
 } from '@secure-memory/memguard';
-import { PAGE, locate, mappingsAt, peekSelf, pokeSelf } from './helpers.js';
+import { PAGE, code, locate, mappingsAt, peekSelf, pokeSelf } from './helpers.js';
 
 const made: LockedBuffer[] = [];
 function track<T extends LockedBuffer>(buffer: T): T {
@@ -26,15 +26,6 @@ afterEach(() => {
   }
   expect(lockedBufferStats()).toMatchObject({ buffers: 0, lockedBytes: 0, mappedBytes: 0, leaked: 0 });
 });
-
-function code(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return (error as { code?: unknown }).code;
-  }
-  return 'no error';
-}
 
 describe('newBuffer', () => {
   it('makes a mutable, zeroed, live buffer of the size asked', () => {

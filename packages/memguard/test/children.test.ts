@@ -88,11 +88,16 @@ describe('reading a secret from a file descriptor: the plaintext is only in the 
     dir = mkdtempSync(join(tmpdir(), 'memguard-fd-'));
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  /** A file `name` (mode 0600) of `length` random bytes. */
+  const keyFile = (name: string, length: number): { key: Buffer; path: string } => {
+    const key = randomBytes(length);
+    const path = join(dir, name);
+    writeFileSync(path, key, { mode: 0o600 });
+    return { key, path };
+  };
 
   it('newBufferFromFd on a key file: one hit, at the buffer; none after destroy', async () => {
-    const key = randomBytes(64);
-    const path = join(dir, 'key');
-    writeFileSync(path, key, { mode: 0o600 });
+    const { key, path } = keyFile('key', 64);
     const session = new Session('fd-read.mjs', ['file', path, '64']);
     const ready = await session.next('ready');
     expect(ready).toMatchObject({ size: 64, isMutable: false });
@@ -107,9 +112,7 @@ describe('reading a secret from a file descriptor: the plaintext is only in the 
   });
 
   it('newBufferFromFd on a short file with { partial: true } keeps what was read, in a buffer of that size', async () => {
-    const key = randomBytes(40);
-    const path = join(dir, 'short');
-    writeFileSync(path, key, { mode: 0o600 });
+    const { key, path } = keyFile('short', 40);
     const session = new Session('fd-read.mjs', ['file', path, '100', 'partial']);
     const ready = await session.next('ready');
     expect(ready.size).toBe(40);
@@ -119,9 +122,7 @@ describe('reading a secret from a file descriptor: the plaintext is only in the 
   });
 
   it('newBufferFromFd(fd, 32) on a 20-byte file is ERR_INVALID_SIZE (a truncated key), and what was read is wiped', async () => {
-    const key = randomBytes(20);
-    const path = join(dir, 'truncated');
-    writeFileSync(path, key, { mode: 0o600 });
+    const { key, path } = keyFile('truncated', 20);
     const session = new Session('fd-read.mjs', ['file', path, '32']);
     const refused = await session.next('refused');
     expect(refused.code).toBe('ERR_INVALID_SIZE');
@@ -192,23 +193,16 @@ describe('signals: the handler runs, every buffer and secret of both modes is pu
 });
 
 describe('exit paths', () => {
-  it('safeExit(3) purges, then exits with 3', () => {
-    const result = runFixture('exit.mjs', ['safeExit']);
-    expect(result.status).toBe(3);
-    expect(lastJson(result)).toMatchObject({ event: 'exit', code: 3, alive: false, viewLength: 32, buffers: 0, secrets: 0 });
-  });
-
-  it('safePanic(error) purges, prints the error and exits with 1', () => {
-    const result = runFixture('exit.mjs', ['safePanic']);
-    expect(result.status).toBe(1);
-    expect(result.stderr).toContain('Error');
-    expect(lastJson(result)).toMatchObject({ event: 'exit', code: 1, alive: false, buffers: 0, secrets: 0 });
-  });
-
-  it('a plain process.exit is purged by the exit hook', () => {
-    const result = runFixture('exit.mjs', ['plain']);
-    expect(result.status).toBe(0);
-    expect(lastJson(result)).toMatchObject({ event: 'exit', code: 0, alive: false, viewLength: 32, buffers: 0, secrets: 0 });
+  // Each way out purges first: the fixture reports from its last exit listener.
+  it.each([
+    { title: 'safeExit(3) purges, then exits with 3', how: 'safeExit', code: 3, stderr: undefined, report: { viewLength: 32 } },
+    { title: 'safePanic(error) purges, prints the error and exits with 1', how: 'safePanic', code: 1, stderr: 'Error', report: {} },
+    { title: 'a plain process.exit is purged by the exit hook', how: 'plain', code: 0, stderr: undefined, report: { viewLength: 32 } },
+  ])('$title', ({ how, code, stderr, report }) => {
+    const result = runFixture('exit.mjs', [how]);
+    expect(result.status).toBe(code);
+    if (stderr !== undefined) expect(result.stderr).toContain(stderr);
+    expect(lastJson(result)).toMatchObject({ event: 'exit', code, alive: false, buffers: 0, secrets: 0, ...report });
   });
 
   it('safeExit with a bad code throws and purges nothing', () => {
@@ -233,6 +227,14 @@ describe('no side effects at import', () => {
   });
 });
 
+/** Runs segv.mjs with `args`: it reaches the touch, and the touch kills it by SIGSEGV (it never survives). */
+function expectFault(...args: string[]): void {
+  const result = runFixture('segv.mjs', args);
+  expect(result.stdout).toContain('touching');
+  expect(result.stdout).not.toContain('survived');
+  expect(result.signal).toBe('SIGSEGV');
+}
+
 describe('the MMU enforces read-only; kept views are revoked', () => {
   it('control: a write to a mutable buffer survives', () => {
     const result = runFixture('segv.mjs', ['control']);
@@ -241,31 +243,19 @@ describe('the MMU enforces read-only; kept views are revoked', () => {
   });
 
   it('a write through a frozen buffer kills the process by SIGSEGV', () => {
-    const result = runFixture('segv.mjs', ['frozen-write']);
-    expect(result.stdout).toContain('touching');
-    expect(result.stdout).not.toContain('survived');
-    expect(result.signal).toBe('SIGSEGV');
+    expectFault('frozen-write');
   });
 
   it.each(['enclave', 'locked'])("%s mode: a write through a secret's view during its access kills the process by SIGSEGV", (mode) => {
-    const result = runFixture('segv.mjs', ['access-write', mode]);
-    expect(result.stdout).toContain('touching');
-    expect(result.stdout).not.toContain('survived');
-    expect(result.signal).toBe('SIGSEGV');
+    expectFault('access-write', mode);
   });
 
   it.each(['enclave', 'locked'])('%s mode: a view kept past its access faults (its memory is PROT_NONE, never reused while it lives)', (mode) => {
-    const result = runFixture('segv.mjs', ['kept-view', mode]);
-    expect(result.stdout).toContain('touching');
-    expect(result.stdout).not.toContain('survived');
-    expect(result.signal).toBe('SIGSEGV');
+    expectFault('kept-view', mode);
   });
 
   it('a write through the buffer an Enclave opened into (frozen) kills the process by SIGSEGV', () => {
-    const result = runFixture('segv.mjs', ['open-write']);
-    expect(result.stdout).toContain('touching');
-    expect(result.stdout).not.toContain('survived');
-    expect(result.signal).toBe('SIGSEGV');
+    expectFault('open-write');
   });
 });
 

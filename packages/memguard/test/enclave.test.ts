@@ -21,16 +21,7 @@ import {
   seal,
 } from '@secure-memory/memguard';
 import { testHooks } from '../src/testing.js';
-import { PAGE, locate, mappingsAt, peekSelf } from './helpers.js';
-
-function code(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return (error as { code?: unknown }).code;
-  }
-  return 'no error';
-}
+import { PAGE, code, locate, mappingsAt, peekSelf } from './helpers.js';
 
 afterEach(() => {
   purge();

@@ -17,16 +17,7 @@ import {
 } from '@secure-memory/memguard';
 import { runFloor, threadCpuNs, type FloorScript } from '@secure-memory/memguard/bench';
 import { testHooks } from '../src/testing.js';
-import { PAGE, locate, mappingsAt, peekSelf, pokeSelf } from './helpers.js';
-
-function code(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return (error as { code?: unknown }).code;
-  }
-  return 'no error';
-}
+import { PAGE, code, locate, mappingsAt, peekSelf, pokeSelf } from './helpers.js';
 
 afterEach(() => {
   purge();

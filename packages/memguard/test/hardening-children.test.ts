@@ -5,21 +5,12 @@ import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { scanMemory } from '@secure-memory/testkit';
+import { fillSeeded } from './fixtures/support.mjs';
 import { assertBuilt, fixture, lastJson, runFixture } from './helpers.js';
 
 /** The 32 bytes the ingest fixture makes from `seed` (xorshift32, as there). */
 function seeded(seed: number): Buffer {
-  let state = seed >>> 0 || 1;
-  const out = Buffer.alloc(32);
-  for (let i = 0; i < 32; i++) {
-    state ^= state << 13;
-    state >>>= 0;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    state >>>= 0;
-    out[i] = state & 0xff;
-  }
-  return out;
+  return fillSeeded(Buffer.alloc(32), seed);
 }
 
 /**

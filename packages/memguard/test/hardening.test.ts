@@ -9,15 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catchSignal, newBuffer, newBufferFromFd, newBufferFromFdUntil, newEnclave, safeExit } from '@secure-memory/memguard';
 import { testHooks } from '../src/testing.js';
-
-const code = (fn: () => unknown): unknown => {
-  try {
-    fn();
-  } catch (error) {
-    return (error as { code?: unknown }).code;
-  }
-  return 'no error';
-};
+import { code } from './helpers.js';
 
 describe('catchSignal refuses the synchronous fault signals', () => {
   it.each(['SIGSEGV', 'SIGBUS', 'SIGFPE', 'SIGILL'] as const)('%s: ERR_INVALID_ARG_VALUE, and no listener is installed', (signal) => {
@@ -177,6 +169,9 @@ describe('no public switch strips a protection', () => {
     const files = (JSON.parse(packed.stdout) as { files: { path: string }[] }[])[0]?.files.map((f) => f.path) ?? [];
     expect(files).toContain('dist/index.js'); // control: the listing is real
     expect(files).toContain('native/memguard.cc');
+    // Every source of the release addon ships (binding.gyp names them), and the seam's does not.
+    expect(files).toEqual(expect.arrayContaining(['binding.gyp', 'native/memguard.h', 'native/memory.cc', 'native/key.cc', 'native/aead.cc']));
+    expect(files.filter((f) => /faults/.test(f))).toEqual([]);
     expect(files.filter((f) => /testing|native\/extra|\.node$/.test(f))).toEqual([]);
   });
 });

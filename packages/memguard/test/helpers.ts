@@ -3,6 +3,16 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, writeSync } fr
 import { fileURLToPath } from 'node:url';
 import { REGION_PROBE, type RegionLocation } from '@secure-memory/core/backend';
 
+/** The `code` of the error `fn` throws, or 'no error' when it returns. */
+export function code(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return (error as { code?: unknown }).code;
+  }
+  return 'no error';
+}
+
 /** The system page size, from `getconf` (independent of the addon). */
 export const PAGE = Number(spawnSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).stdout.trim()) || 4096;
 

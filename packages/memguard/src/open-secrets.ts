@@ -1,0 +1,46 @@
+/**
+ * The open secrets of this thread (of every factory), so that a purge, which destroys their memory,
+ * can close them too: their `closed` becomes true, as memguard's IsClosed().
+ * @module
+ */
+import type { Secret } from '@secure-memory/core';
+
+/**
+ * Every secret of every factory of this thread that is not closed yet, for {@link closeAllSecrets}:
+ * a purge destroys their memory, and closing them makes `closed` true (as memguard's IsClosed()).
+ */
+const openSecrets = new Set<WeakRef<Secret>>();
+const refOf = new WeakMap<object, WeakRef<Secret>>();
+let pruneAt = 1024;
+
+export function remember(secret: Secret): void {
+  const ref = new WeakRef(secret);
+  refOf.set(secret, ref);
+  openSecrets.add(ref);
+  if (openSecrets.size >= pruneAt) {
+    for (const r of openSecrets) if (r.deref() === undefined) openSecrets.delete(r);
+    pruneAt = Math.max(1024, openSecrets.size * 2);
+  }
+}
+
+export function forget(owner: object | undefined): void {
+  const ref = owner === undefined ? undefined : refOf.get(owner);
+  if (ref !== undefined) openSecrets.delete(ref);
+}
+
+/**
+ * Closes every open secret of this thread (after a purge destroyed their memory): their `closed`
+ * becomes true; one in an access is closed when the access ends. Errors are collected, not thrown.
+ */
+export function closeAllSecrets(): unknown[] {
+  const errors: unknown[] = [];
+  for (const ref of [...openSecrets]) {
+    openSecrets.delete(ref);
+    try {
+      ref.deref()?.close();
+    } catch (error) {
+      errors.push(error);
+    }
+  }
+  return errors;
+}
