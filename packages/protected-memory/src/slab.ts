@@ -361,14 +361,7 @@ export class SlabAllocator {
       return;
     }
     if (slab.used === 0) {
-      slab.reserved = false;
-      this.#slabs.delete(slab);
-      this.#unsettled.delete(slab);
-      if (slab.sizeClass !== undefined) {
-        this.#open[slab.sizeClass]?.delete(slab);
-        this.#count[slab.sizeClass] = (this.#count[slab.sizeClass] as number) - 1;
-      }
-      this.#host.release(slab.mapping); // the slots are all zero: munlock and munmap
+      this.#unmapEmpty(slab);
     } else {
       this.#reserveIfRetired(slab);
       if (slab.sizeClass !== undefined && !slab.reserved) this.#open[slab.sizeClass]?.add(slab);
