@@ -4,7 +4,10 @@
 // closing line of the whole CI run: this matrix's checks added to the counts `npm test` left in
 // .test-summary.json.
 //
-//   node scripts/node-matrix.mjs /path/to/node22 /path/to/node24 ...
+//   node scripts/node-matrix.mjs [--after-suite] /path/to/node22 /path/to/node24 ...
+//
+// With --after-suite it may run beside `npm test` (CI starts it once the packages are built): it
+// waits for the .test-summary.json that npm test writes last before it prints the closing line.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { BACKENDS as REGISTRY } from '@secure-memory/core';
@@ -98,9 +101,10 @@ async function matrix(node) {
   }
 }
 
-const nodes = process.argv.slice(2);
+const afterSuite = process.argv[2] === '--after-suite';
+const nodes = process.argv.slice(afterSuite ? 3 : 2);
 if (nodes.length === 0) {
-  console.error('usage: node scripts/node-matrix.mjs NODE_BINARY...');
+  console.error('usage: node scripts/node-matrix.mjs [--after-suite] NODE_BINARY...');
   process.exit(2);
 }
 if (!existsSync(BIN)) {
@@ -114,6 +118,8 @@ const started = Date.now();
 await Promise.all(nodes.map(matrix));
 console.log(`\n${nodes.length} Node.js versions in ${Math.round((Date.now() - started) / 1000)} s`);
 
+if (afterSuite && !existsSync('.test-summary.json')) console.log('\nwaiting for npm test to end');
+while (afterSuite && !existsSync('.test-summary.json')) await new Promise((resolve) => setTimeout(resolve, 1000));
 let suite = { passed: 0, failed: 0, skipped: 0 };
 if (existsSync('.test-summary.json')) suite = JSON.parse(readFileSync('.test-summary.json', 'utf8'));
 else console.log('\nno .test-summary.json: npm test did not run before this matrix');
