@@ -4,7 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { scanMemory } from '@secure-memory/testkit';
+import { scanMemory, unprivileged } from '@secure-memory/testkit';
 import { fillSeeded } from './fixtures/support.mjs';
 import { assertBuilt, fixture, lastJson, runFixture } from './helpers.js';
 
@@ -162,7 +162,9 @@ describe('secrets made in a worker are wiped and released when it ends', () => {
   });
 
   it.skipIf(process.getuid?.() !== 0)('as nobody under 64 KiB of memlock: four workers in turn fill the limit and end; each gets as much, and the main thread still allocates', () => {
-    const result = runFixture('worker.mjs', ['terminate', 'memlock'], { wrap: ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', 'prlimit', '--memlock=65536', '--'] });
+    // The testkit's unprivileged(): nobody, keeping only the right to read the fixture wherever the
+    // repository was cloned (a clone in a private directory is not readable by nobody).
+    const result = runFixture('worker.mjs', ['terminate', 'memlock'], { wrap: unprivileged([], { memlock: 64 * 1024 }) });
     const report = lastJson<{ uid: number; workers: { made: number; code: string }[]; main: string; baseline: number; after: number }>(result);
     expect(report.uid).toBe(65534);
     expect(report.workers).toHaveLength(4);
