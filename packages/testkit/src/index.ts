@@ -22,4 +22,4 @@ export { patternBytes, fillPattern } from './pattern.js';
 export { runWorkload, createRng, expectedDigest, type WorkloadOptions, type WorkloadResult } from './workload.js';
 export { runWorkers, runAsyncInterleaving, WORKER_SCRIPT, type WorkersOptions, type WorkersResult, type ThreadReport, type InterleavingOptions, type InterleavingResult } from './concurrency.js';
 export { probeKeyUse, judgeKeyUse, isProtectedMapping, KEY_USE_WORKLOAD, KEY_USE_RECORDS, KEY_USE_SAMPLE_EVERY, type KeyUseTarget, type KeyUseReport, type KeyUseObservations, type KeyCounts } from './key-use.js';
-export { KEY_KINDS, CRYPTO_MODULE, type KeyKind, type KeyUseContext, type KeyUseWorkload } from './key-use-workload.js';
+export { KEY_KINDS, CRYPTO_MODULE, keyUseSampler, type KeyKind, type KeyUseContext, type KeyUseSampler, type KeyUseWorkload } from './key-use-workload.js';

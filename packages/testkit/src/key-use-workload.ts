@@ -42,6 +42,34 @@ export interface KeyUseWorkload {
   unavailable?(): Promise<string | undefined> | string | undefined;
 }
 
+/** What a workload's record loop keeps: see {@link keyUseSampler}. */
+export interface KeyUseSampler {
+  /** Keeps `secret` to report as `kind` when record `record` is sampled; closes it otherwise. */
+  keep(record: number, kind: KeyKind, secret: Secret): void;
+  /** Reports every kept key, in the order kept, and closes it. */
+  reportAll(): void;
+}
+
+/**
+ * The sampling of a workload's record loop: every `sampleEvery`-th record's keys are kept and
+ * reported at the end (so that the scan finds whether they outlived their use), the others closed.
+ */
+export function keyUseSampler({ sampleEvery, report }: Pick<KeyUseContext, 'sampleEvery' | 'report'>): KeyUseSampler {
+  const kept: [KeyKind, Secret][] = [];
+  return {
+    keep(record, kind, secret) {
+      if (record % sampleEvery === 0) kept.push([kind, secret]);
+      else secret.close();
+    },
+    reportAll() {
+      for (const [kind, key] of kept) {
+        report(kind, key);
+        key.close();
+      }
+    },
+  };
+}
+
 /** The part of `@secure-memory/crypto` the workload uses (typed here: the testkit does not depend on it). */
 interface Aead {
   seal(plaintext: Uint8Array, options?: { aad?: Uint8Array }): Uint8Array;
@@ -94,7 +122,7 @@ export async function run({ factory, records, sampleEvery, report }: KeyUseConte
   const ik = kekAead.unwrap(wrappedIk, factory, { aad: info });
   report('intermediate', ik);
   const ikAead = aead('aes-256-gcm', ik);
-  const sampled: [KeyKind, Secret][] = [];
+  const sampler = keyUseSampler({ sampleEvery, report });
   for (let i = 0; i < records; i += 1) {
     const algorithm = ALGORITHMS[i % 3] as string;
     const aad = Buffer.from(`record-${i}`);
@@ -103,9 +131,7 @@ export async function run({ factory, records, sampleEvery, report }: KeyUseConte
     const box = sealer.seal(payload, { aad });
     sealer.close();
     const wrapped = ikAead.wrap(dataKey, { aad });
-    const sample = i % sampleEvery === 0;
-    if (sample) sampled.push(['dataKey', dataKey]);
-    else dataKey.close();
+    sampler.keep(i, 'dataKey', dataKey);
     const unwrapped = ikAead.unwrap(wrapped, factory, { aad });
     const opener = aead(algorithm, unwrapped);
     const plaintext = opener.open(box, { aad });
@@ -115,13 +141,9 @@ export async function run({ factory, records, sampleEvery, report }: KeyUseConte
     const sub = hkdf(i % 2 === 0 ? 'sha256' : 'sha512', unwrapped, { salt, info, length: 32 }, factory);
     hmac('sha256', sub, payload);
     unwrapped.close();
-    if (sample) sampled.push(['derived', sub]);
-    else sub.close();
+    sampler.keep(i, 'derived', sub);
   }
-  for (const [kind, key] of sampled) {
-    report(kind, key);
-    key.close();
-  }
+  sampler.reportAll();
   // The last uses before the process goes idle, so that what a call leaves behind (on the stack, in
   // registers that something saves later) is not overwritten by later work before the scan.
   for (const algorithm of ALGORITHMS) {
