@@ -4,20 +4,8 @@
  * locked slot, left out of core dumps, that `close()` wipes.
  * @module
  */
-import {
-  ErrorCode,
-  SecureMemoryError,
-  SecureMemoryTypeError,
-  type Secret,
-  type SecretFactory,
-} from '@secure-memory/core';
-import {
-  Redacted,
-  assertBytes,
-  assertOptions,
-  describeType,
-  invalidThis,
-} from '@secure-memory/core/backend';
+import { ErrorCode, SecureMemoryError, SecureMemoryTypeError, type Secret, type SecretFactory } from '@secure-memory/core';
+import { Redacted, assertBytes, assertOptions, describeType, invalidThis } from '@secure-memory/core/backend';
 import { assertFactory, assertMaxLength, assertOptionalBytes, assertSecret, assertSecretSize } from './assert.js';
 import { useSecretBytes } from './read.js';
 import { fillSecret } from './fill.js';

@@ -3,17 +3,8 @@
  * view a Secret's `withBytes` hands over (third-party backends included).
  * @module
  */
-import {
-  ErrorCode,
-  SecureMemoryRangeError,
-  SecureMemoryTypeError,
-  type Secret,
-  type SecretFactory,
-} from '@secure-memory/core';
-import {
-  assertBytes,
-  describeType,
-} from '@secure-memory/core/backend';
+import { ErrorCode, SecureMemoryRangeError, SecureMemoryTypeError, type Secret, type SecretFactory } from '@secure-memory/core';
+import { assertBytes, describeType } from '@secure-memory/core/backend';
 
 /**
  * Asserts that `value` is a Secret (of any backend): an object with `withBytes` and a numeric `size`.

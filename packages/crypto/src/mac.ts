@@ -4,17 +4,8 @@
  * after each call.
  * @module
  */
-import {
-  ErrorCode,
-  SecureMemoryRangeError,
-  SecureMemoryTypeError,
-  type Secret,
-  type SecretFactory,
-} from '@secure-memory/core';
-import {
-  assertBytes,
-  describeType,
-} from '@secure-memory/core/backend';
+import { ErrorCode, SecureMemoryRangeError, SecureMemoryTypeError, type Secret, type SecretFactory } from '@secure-memory/core';
+import { assertBytes, describeType } from '@secure-memory/core/backend';
 import { assertFactory, assertMaxLength, assertOptionalBytes, assertSecret } from './assert.js';
 import { useSecretBytes } from './read.js';
 import { fillSecret } from './fill.js';
