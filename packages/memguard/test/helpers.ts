@@ -1,5 +1,5 @@
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { REGION_PROBE, type RegionLocation } from '@secure-memory/core/backend';
 
@@ -16,32 +16,7 @@ export function code(fn: () => unknown): unknown {
 /** The system page size, from `getconf` (independent of the addon). */
 export const PAGE = Number(spawnSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).stdout.trim()) || 4096;
 
-/** One mapping of /proc/self/smaps, with its VmFlags. */
-export interface SmapsEntry {
-  start: bigint;
-  end: bigint;
-  perms: string;
-  flags: string[];
-}
-
-/** The mapping of this process that holds each address (undefined where nothing is mapped). */
-export function mappingsAt(...addresses: bigint[]): (SmapsEntry | undefined)[] {
-  const found: (SmapsEntry | undefined)[] = addresses.map(() => undefined);
-  let current: number[] = [];
-  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    const header = /^([0-9a-f]+)-([0-9a-f]+) (\S+) /.exec(line);
-    if (header !== null) {
-      const start = BigInt(`0x${header[1]}`);
-      const end = BigInt(`0x${header[2]}`);
-      current = addresses.flatMap((a, i) => (a >= start && a < end ? [i] : []));
-      for (const i of current) found[i] = { start, end, perms: header[3] as string, flags: [] };
-    } else if (line.startsWith('VmFlags:')) {
-      const flags = line.slice(8).trim().split(/\s+/);
-      for (const i of current) (found[i] as SmapsEntry).flags = flags;
-    }
-  }
-  return found;
-}
+export { mappingsAt } from '../../testkit/test/self.js';
 
 /** Where a buffer or secret keeps its data (`[Symbol.for('secure-memory.region')]()`). */
 export function locate(holder: object): RegionLocation {

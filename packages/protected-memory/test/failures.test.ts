@@ -1,9 +1,10 @@
 // Failure paths, with system calls made to fail on purpose: every refused allocation releases what it
 // took, and leaves the other secrets intact.
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { readSelf } from '../../testkit/test/self.js';
 import { PAGE } from './helpers.js';
 
 /** A descriptor that yields two bytes (0xaa 0xaa), then ends. */
@@ -91,16 +92,7 @@ beforeEach(() => {
 });
 
 /** Reads anonymous memory through /proc/self/mem (PROT_NONE does not stop it). */
-function readMem(address: bigint, size: number): Buffer {
-  const bytes = Buffer.alloc(size, 1);
-  const fd = openSync('/proc/self/mem', 'r');
-  try {
-    readSync(fd, bytes, 0, size, address);
-  } finally {
-    closeSync(fd);
-  }
-  return bytes;
-}
+const readMem = (address: bigint, size: number): Buffer => readSelf(address, size, 1);
 
 describe.each(['off', 'require'] as const)("secretMemory '%s'", (secretMemory) => {
   const secret = secretMemory === 'require';
@@ -213,26 +205,15 @@ describe.each(['off', 'require'] as const)("secretMemory '%s'", (secretMemory) =
 });
 
 describe('wiping, seen through a deferred unmap (anonymous memory, which /proc/self/mem reads even when PROT_NONE)', () => {
-  function readBack(address: bigint, size: number): Buffer {
-    const bytes = Buffer.alloc(size, 1);
-    const fd = openSync('/proc/self/mem', 'r');
-    try {
-      readSync(fd, bytes, 0, size, address);
-    } finally {
-      closeSync(fd);
-    }
-    return bytes;
-  }
-
   it('close zero-fills the bytes before it unmaps', () => {
     const factory = createFactory({ secretMemory: 'off' });
     const secret = factory.new(new Uint8Array(64).fill(0xaa));
     const address = calls('mmap')[0]?.result as bigint;
-    expect(readBack(address, 64).every((b) => b === 0xaa)).toBe(true); // the control: the bytes are there
+    expect(readMem(address, 64).every((b) => b === 0xaa)).toBe(true); // the control: the bytes are there
     failNext('munmap', ENOMEM);
     secret.close();
     expect(factory.stats()).toMatchObject({ mappings: 1, deferredUnmaps: 1, lockedBytes: 0 });
-    expect(readBack(address, 64).every((b) => b === 0)).toBe(true);
+    expect(readMem(address, 64).every((b) => b === 0)).toBe(true);
     factory.createRandom(1).close(); // retries the unmap
     expect(factory.stats()).toMatchObject({ mappings: 0, deferredUnmaps: 0 });
   });
@@ -244,7 +225,7 @@ describe('wiping, seen through a deferred unmap (anonymous memory, which /proc/s
     expect(catchError(() => factory.new(new Uint8Array(64).fill(0xaa)))).toMatchObject({ code: 'ERR_PROTECTION_FAILED' });
     expect(factory.stats()).toMatchObject({ mappings: 1, deferredUnmaps: 1 });
     const address = calls('mmap')[0]?.result as bigint;
-    expect(readBack(address, 64).every((b) => b === 0)).toBe(true);
+    expect(readMem(address, 64).every((b) => b === 0)).toBe(true);
     factory.createRandom(1).close(); // retries the unmap
     expect(factory.stats()).toMatchObject({ mappings: 0, deferredUnmaps: 0 });
   });

@@ -1,11 +1,11 @@
 // Slab packing, in process: size classes, page reference counts seen in /proc/self/smaps, wiping of
 // freed slots, unmapping of empty slabs, and the per-slot canary.
-import { closeSync, openSync, readSync } from 'node:fs';
 import type { Secret } from '@secure-memory/core';
 import { REGION_PROBE } from '@secure-memory/core/backend';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CANARY_BYTES, SIZE_CLASSES, SLOT_STRIDES, createFactory } from '../src/index.js';
 import { PROT_READ, PROT_WRITE, libc } from '../src/libc.js';
+import { readSelf } from '../../testkit/test/self.js';
 import { PAGE, collectGarbage, mappingAt, unmapped } from './helpers.js';
 
 const open: Secret[] = [];
@@ -29,16 +29,7 @@ const pageOf = (address: bigint): bigint => address - (address % BigInt(PAGE));
 const bytes = (size: number, seed: number): Uint8Array => Uint8Array.from({ length: size }, (_, i) => (i * 31 + seed * 7 + 1) & 0xff);
 
 /** Reads memory through /proc/self/mem, as a debugger would (anonymous memory only; PROT_NONE does not stop it). */
-function readProcMem(address: bigint, size: number): Buffer {
-  const out = Buffer.alloc(size, 0x55);
-  const fd = openSync('/proc/self/mem', 'r');
-  try {
-    readSync(fd, out, 0, size, address);
-  } finally {
-    closeSync(fd);
-  }
-  return out;
-}
+const readProcMem = (address: bigint, size: number): Buffer => readSelf(address, size, 0x55);
 
 /** Raw bytes at `address`, copied (the page must be readable now). */
 const raw = (address: bigint, size: number): Buffer => Buffer.from(libc().view(address, size));
