@@ -26,7 +26,8 @@ export {
 export { defineGuarantees, isGuaranteeFlag } from './guarantees.js';
 export { REGION_PROBE, type BackendModule, type RegionLocation } from './types.js';
 export { Redacted } from './redacted.js';
-export { ManagedSecret, constantTimeEqual, type SecretRegion } from './secret.js';
+export { ManagedSecret, constantTimeEqual } from './secret.js';
+export type { SecretRegion } from './region.js';
 export { SecretFactoryBase, type RegionFill } from './factory.js';
 export { assertSecretFactory, probeFactory, resolveBackendSpecifier } from './select.js';
 export {

@@ -9,7 +9,8 @@ import { MAX_SECRET_SIZE, assertFd, assertSize, invalidThis } from './assert.js'
 import { ingestBytes } from './bytes.js';
 import { ErrorCode, SecureMemoryRangeError } from './errors.js';
 import type { Guarantees } from './guarantees.js';
-import { ManagedSecret, type SecretRegion } from './secret.js';
+import type { SecretRegion } from './region.js';
+import { ManagedSecret } from './secret.js';
 import type { BackendStats, FactoryStats, Secret, SecretFactory } from './types.js';
 
 /** Fills a fresh, writable view of a region with the secret's bytes. */

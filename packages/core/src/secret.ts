@@ -1,55 +1,17 @@
 /**
  * Access reference counting and the close-during-access rules, written once for every backend.
- * A backend supplies a {@link SecretRegion}; {@link ManagedSecret} decides when to call it.
+ * A backend supplies a {@link SecretRegion} (region.ts); {@link ManagedSecret} decides when to call
+ * it, and lifetime.ts when its memory is released.
  * @module
  */
 import { timingSafeEqual } from 'node:crypto';
-import { isMainThread } from 'node:worker_threads';
 import { assertFunction, describeType, invalidThis } from './assert.js';
 import { assertBytes, byteLengthOf, copyBytes, handOutView, isEmptied, isProtectedView, isUint8Array, markProtectedView, wipeBytes } from './bytes.js';
 import { ErrorCode, SecureMemoryError, SecureMemoryTypeError, secretClosed } from './errors.js';
+import { type Lifetime, countHandedView, endLifetime, startLifetime } from './lifetime.js';
 import { Redacted } from './redacted.js';
+import type { SecretRegion } from './region.js';
 import { REGION_PROBE, type RegionLocation, type Secret, type SecretReader, type SyncResult } from './types.js';
-
-/**
- * The operations a backend supplies for one secret's memory. The region is idle (protected) when
- * handed to {@link ManagedSecret}; core calls `protectRead` when the first access opens,
- * `protectIdle` when the last one ends, and `wipe` then `free` exactly once at close, never
- * during an access.
- */
-export interface SecretRegion {
-  /** Makes the bytes readable and returns a view of exactly the secret's size. */
-  protectRead(): Uint8Array;
-  /** Protects the bytes again; `view` is the one `protectRead` returned (revoke it if you can). */
-  protectIdle(view: Uint8Array): void;
-  /** Overwrites the bytes with zeros. */
-  wipe(): void;
-  /** Releases the memory. May throw `ERR_INTEGRITY` after releasing when a canary was damaged. */
-  free(): void;
-  /** Where the data is, for native probes; omit when it cannot be said honestly. */
-  location?(): RegionLocation;
-  /**
-   * A fresh view of the bytes (readable only while an access is open) on an ArrayBuffer object of
-   * its own, external, over the same memory: core hands it to actions instead of the region's own
-   * view, so that nothing a caller does to it (a transfer) can empty the view of later accesses.
-   * A region that has it must also have {@link SecretRegion.retire}.
-   */
-  exposeView?(): Uint8Array;
-  /**
-   * Called (after `wipe`) instead of `free` while a view handed to an action may still be
-   * reachable: makes the memory inaccessible and gives back its lock and its pages, but keeps its
-   * addresses reserved, so that no other secret can ever be placed where a kept view points.
-   * Core calls `free` once every such view is garbage-collected, or never when one of them was
-   * detached (its memory moved to an ArrayBuffer core cannot see). May throw `ERR_INTEGRITY`
-   * after doing its work, as `free` may.
-   *
-   * A region that has it is also released by core when its secret is garbage-collected without
-   * `close()` (with a warning), and when the worker thread that made it ends by `process.exit()` or
-   * a normal end; it must then hold no reference to its secret. A region without it releases
-   * itself (as memguard's do).
-   */
-  retire?(): void;
-}
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
@@ -114,122 +76,6 @@ function readOnlyTarget(): SecureMemoryTypeError {
   );
 }
 
-/** The `type` of the process warnings of this library. */
-const WARNING_TYPE = 'SecureMemoryWarning';
-/** The `code` of the warning for a secret the garbage collector wiped and released because nobody closed it. */
-const UNRELEASED_WARNING = 'SECURE_MEMORY_UNRELEASED';
-
-/**
- * What is needed to release one secret's region, kept apart from the secret so that the garbage
- * collector can release it (a held value must not reach the secret or the views it handed out).
- */
-interface Lifetime {
-  readonly backend: string;
-  readonly size: number;
-  region: SecretRegion | undefined;
-  readonly onFree: () => void;
-  /** Views handed out (their ArrayBuffers) that the garbage collector has not collected yet. */
-  liveViews: number;
-  /** True once wiped and retired, waiting for `liveViews` to reach 0 before `free`. */
-  retired: boolean;
-  /** True when a handed-out buffer was detached: the addresses are never released. */
-  pinned: boolean;
-  /** True once `release` ran (by close() or by the garbage collector). */
-  released: boolean;
-}
-
-function freeRetired(life: Lifetime): void {
-  const region = life.region;
-  if (region === undefined || !life.retired || life.pinned || life.liveViews > 0) return;
-  life.region = undefined;
-  workerSecrets?.delete(life);
-  try {
-    region.free();
-  } catch (error) {
-    // A canary found damaged now was already reported by retire(); nothing is left to tell.
-    void error;
-  }
-}
-
-/** Releases the region of a handed-out buffer once it is collected (the last one lets a retired region go). */
-const bufferRegistry = new FinalizationRegistry<Lifetime>((life) => {
-  life.liveViews -= 1;
-  freeRetired(life);
-});
-
-/** Wipes and releases the region of a secret that became unreachable without close(). */
-const secretRegistry = new FinalizationRegistry<Lifetime>((life) => {
-  if (life.released) return;
-  let failure: unknown;
-  try {
-    release(life);
-  } catch (error) {
-    failure = error;
-  }
-  process.emitWarning(
-    `A ${life.size}-byte secret of ${life.backend} was garbage-collected without close(); its memory was wiped and released`,
-    {
-      type: WARNING_TYPE,
-      code: UNRELEASED_WARNING,
-      ...(failure === undefined ? {} : { detail: `Releasing it failed: ${(failure as { code?: string }).code ?? 'error'}` }),
-    },
-  );
-});
-
-/**
- * The secrets of this thread that are not released yet, when it is a worker thread: when the
- * worker ends by returning or by `process.exit()`, its `exit` event wipes and frees them all (its
- * views die with it). A worker stopped by `terminate()` runs no JavaScript: see the backends.
- */
-let workerSecrets: Set<Lifetime> | undefined;
-
-function trackInWorker(life: Lifetime): void {
-  if (isMainThread) return;
-  if (workerSecrets === undefined) {
-    const live = new Set<Lifetime>();
-    workerSecrets = live;
-    process.once('exit', () => {
-      for (const each of [...live]) {
-        each.liveViews = 0; // the thread's views end with it
-        each.pinned = false;
-        try {
-          release(each);
-          freeRetired(each);
-        } catch {
-          // a damaged canary has no one left to tell; the memory is released all the same
-        }
-      }
-      live.clear();
-    });
-  }
-  workerSecrets.add(life);
-}
-
-/**
- * Wipes the region, then frees it, or retires it while a handed-out view may still be reachable.
- * `onFree` runs once either way.
- */
-function release(life: Lifetime): void {
-  const region = life.region;
-  if (region === undefined || life.released) return;
-  life.released = true;
-  try {
-    region.wipe();
-  } finally {
-    try {
-      if (region.retire !== undefined && (life.liveViews > 0 || life.pinned)) {
-        life.retired = true;
-        region.retire();
-      } else {
-        life.region = undefined;
-        workerSecrets?.delete(life);
-        region.free();
-      }
-    } finally {
-      life.onFree();
-    }
-  }
-}
 
 /**
  * A {@link Secret} over a backend's {@link SecretRegion}. Nested and concurrent accesses share one
@@ -252,13 +98,7 @@ export class ManagedSecret extends Redacted implements Secret {
    */
   constructor(backend: string, region: SecretRegion, size: number, onFree: () => void = () => {}) {
     super();
-    this.#life = { backend, size, region, onFree, liveViews: 0, retired: false, pinned: false, released: false };
-    // Only regions that can be retired are released by core: the held value reaches the region,
-    // and an older region (memguard's) holds its secret and releases itself when it is collected.
-    if (region.retire !== undefined) {
-      secretRegistry.register(this, this.#life, this);
-      trackInWorker(this.#life);
-    }
+    this.#life = startLifetime(this, backend, region, size, onFree);
   }
 
   static #check(self: unknown): ManagedSecret {
@@ -302,8 +142,7 @@ export class ManagedSecret extends Redacted implements Secret {
       return view;
     }
     const { view: handed, buffer } = handOutView(region.exposeView(), this);
-    this.#life.liveViews += 1;
-    bufferRegistry.register(buffer, this.#life);
+    countHandedView(this.#life, buffer);
     this.#handed = handed;
     return handed;
   }
@@ -341,8 +180,7 @@ export class ManagedSecret extends Redacted implements Secret {
   #free(): void {
     this.#checkHanded();
     this.#handed = undefined;
-    secretRegistry.unregister(this);
-    release(this.#life);
+    endLifetime(this, this.#life);
   }
 
   /** Runs a caller's action on the handed view, ending the access however it ends. */
