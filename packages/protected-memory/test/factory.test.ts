@@ -7,6 +7,7 @@ import {
   hardenProcess,
   secretMemoryAvailable,
 } from '../src/index.js';
+import { thrownBy } from '../../testkit/test/thrown.js';
 import { PAGE } from './helpers.js';
 
 const open: Secret[] = [];
@@ -17,6 +18,18 @@ const track = <S extends Secret>(secret: S): S => {
 afterEach(() => {
   for (const secret of open.splice(0)) secret.close();
 });
+
+/** The stats of a new factory in packing 'page' (packing 'slab' adds its own counters). */
+const EMPTY_STATS = {
+  allocated: 0,
+  inUse: 0,
+  lockedBytes: 0,
+  mappings: 0,
+  mappedBytes: 0,
+  unlockedMappings: 0,
+  deferredUnmaps: 0,
+  retiredMappings: 0,
+};
 
 describe('options', () => {
   it.each([null, 'off', 42, [], () => {}])('rejects options that are not an object (%#)', (options) => {
@@ -36,12 +49,7 @@ describe('options', () => {
     { packing: 4096 },
     { packing: 'slab', lock: 'sometimes' },
   ])('rejects %o with ERR_INVALID_ARG_VALUE', (options) => {
-    let error: unknown;
-    try {
-      createFactory(options as never);
-    } catch (err) {
-      error = err;
-    }
+    const error = thrownBy(() => createFactory(options as never));
     expect(error).toBeInstanceOf(TypeError);
     expect(error).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
   });
@@ -111,14 +119,7 @@ describe('modes and manifests', () => {
 
   it("stats in packing 'slab' add slots, slabs and pendingWipes", () => {
     expect(createFactory({ secretMemory: 'off', packing: 'slab' }).stats()).toEqual({
-      allocated: 0,
-      inUse: 0,
-      lockedBytes: 0,
-      mappings: 0,
-      mappedBytes: 0,
-      unlockedMappings: 0,
-      deferredUnmaps: 0,
-      retiredMappings: 0,
+      ...EMPTY_STATS,
       slots: 0,
       slabs: 0,
       pendingWipes: 0,
@@ -170,16 +171,7 @@ describe.each(['off', 'require'] as const)("secretMemory '%s'", (secretMemory) =
 
   it('stats count mappings, mapped and locked bytes, page-rounded, and return to zero on close', () => {
     const factory = createFactory({ secretMemory });
-    expect(factory.stats()).toEqual({
-      allocated: 0,
-      inUse: 0,
-      lockedBytes: 0,
-      mappings: 0,
-      mappedBytes: 0,
-      unlockedMappings: 0,
-      deferredUnmaps: 0,
-      retiredMappings: 0,
-    });
+    expect(factory.stats()).toEqual(EMPTY_STATS);
     const small = factory.createRandom(32);
     const large = factory.createRandom(PAGE + 1);
     expect(factory.stats()).toMatchObject({

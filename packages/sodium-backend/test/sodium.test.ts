@@ -5,6 +5,7 @@ import { SodiumSecretFactory, createFactory } from '@secure-memory/sodium';
 import { describe, expect, it } from 'vitest';
 import { mapReserve } from '@secure-memory/core/backend';
 import { lockedLength, mappedLength, unprotectedStart } from '../src/layout.ts';
+import { thrownBy } from '../../testkit/test/thrown.ts';
 import { mappingsAt } from './helpers.ts';
 
 const PAGE = 4096n;
@@ -39,12 +40,7 @@ describe('createFactory options', () => {
     ['a boolean lock', { lock: true }, 'ERR_INVALID_ARG_VALUE'],
     ['a null lock', { lock: null }, 'ERR_INVALID_ARG_VALUE'],
   ])('rejects %s with a TypeError %s', (_label, options, code) => {
-    let thrown: unknown;
-    try {
-      createFactory(options as never);
-    } catch (error) {
-      thrown = error;
-    }
+    const thrown = thrownBy(() => createFactory(options as never));
     expect(thrown).toBeInstanceOf(TypeError);
     expect((thrown as { code?: string }).code).toBe(code);
   });
@@ -165,13 +161,7 @@ describe('the region in /proc/self/smaps', () => {
 describe('errors', () => {
   it('carry codes, and messages without argument values', () => {
     const factory = createFactory();
-    let thrown: unknown;
-    try {
-      factory.createRandom(2 ** 31);
-    } catch (error) {
-      thrown = error;
-    }
-    expect(isSecureMemoryError(thrown, 'ERR_INVALID_SIZE')).toBe(true);
+    expect(isSecureMemoryError(thrownBy(() => factory.createRandom(2 ** 31)), 'ERR_INVALID_SIZE')).toBe(true);
     expect(codeOf(() => factory.new('secret-password' as never))).toBe('ERR_INVALID_ARG_TYPE');
     try {
       factory.new('secret-password' as never);
