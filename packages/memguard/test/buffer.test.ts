@@ -1,7 +1,7 @@
 // LockedBuffer, in process: every method, the layout in /proc/self/smaps, the canary, and views that
 // are revoked (detached external ArrayBuffers) rather than left dangling.
 import { randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   type LockedBuffer,
   lockedBufferStats,
@@ -9,22 +9,13 @@ import {
   newBufferFromBytes,
   newBufferRandom,
 } from '@secure-memory/memguard';
+import { releasedAfterEach } from '../../testkit/test/tracked.js';
 import { PAGE, code, locate, mappingsAt, peekSelf, pokeSelf } from './helpers.js';
 
-const made: LockedBuffer[] = [];
-function track<T extends LockedBuffer>(buffer: T): T {
-  made.push(buffer);
-  return buffer;
-}
-afterEach(() => {
-  for (const buffer of made.splice(0)) {
-    try {
-      buffer.destroy();
-    } catch {
-      // a test that damaged a canary already saw the error
-    }
-  }
-  expect(lockedBufferStats()).toMatchObject({ buffers: 0, lockedBytes: 0, mappedBytes: 0, leaked: 0 });
+// A buffer whose canary a test damaged throws at destroy: that test already saw the error.
+const track = releasedAfterEach((buffer: LockedBuffer) => buffer.destroy(), {
+  damaged: true,
+  then: () => expect(lockedBufferStats()).toMatchObject({ buffers: 0, lockedBytes: 0, mappedBytes: 0, leaked: 0 }),
 });
 
 describe('newBuffer', () => {

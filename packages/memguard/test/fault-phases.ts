@@ -3,19 +3,9 @@
 // from the default). Kept apart from the table's runner so that each file does one job.
 import { constants } from 'node:os';
 import { expect } from 'vitest';
-import {
-  type Enclave,
-  type LockedBuffer,
-  Stream,
-  createFactory,
-  newBuffer,
-  newBufferFromBytes,
-  newBufferRandom,
-  newEnclave,
-  newEnclaveRandom,
-  poolStats,
-} from '@secure-memory/memguard';
+import { type Enclave, type LockedBuffer, Stream, createFactory, newBuffer, newBufferFromBytes, newBufferRandom, newEnclave, newEnclaveRandom, poolStats } from '@secure-memory/memguard';
 import { type FaultCall, testHooks } from '../src/testing.js';
+import { thrownBy } from '../../testkit/test/thrown.js';
 import { locate, peekSelf } from './helpers.js';
 
 const { ENOMEM, EPERM } = constants.errno;
@@ -49,16 +39,9 @@ export const enclaveFactory = createFactory({ mode: 'enclave' });
 /** Recognisable bytes: `n` of them from `seed`. */
 export const known = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed * 17 + 1) & 0xff);
 
-export function thrown(action: () => unknown): unknown {
-  try {
-    action();
-  } catch (error) {
-    return error;
-  }
-  return undefined;
-}
+export { thrownBy as thrown };
 
-export const codeOf = (action: () => unknown): unknown => (thrown(action) as { code?: unknown } | undefined)?.code ?? 'no error';
+export const codeOf = (action: () => unknown): unknown => (thrownBy(action) as { code?: unknown } | undefined)?.code ?? 'no error';
 
 /** The pool holds a free mapping for `size` bytes afterwards. */
 export function warm(size: number): void {

@@ -1,6 +1,6 @@
 import { GUARANTEE_FLAGS, type Secret, claimedFlags } from '@secure-memory/core';
 import { REGION_PROBE } from '@secure-memory/core/backend';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   ProtectedMemorySecretFactory,
   createFactory,
@@ -8,16 +8,10 @@ import {
   secretMemoryAvailable,
 } from '../src/index.js';
 import { thrownBy } from '../../testkit/test/thrown.js';
+import { releasedAfterEach } from '../../testkit/test/tracked.js';
 import { PAGE } from './helpers.js';
 
-const open: Secret[] = [];
-const track = <S extends Secret>(secret: S): S => {
-  open.push(secret);
-  return secret;
-};
-afterEach(() => {
-  for (const secret of open.splice(0)) secret.close();
-});
+const track = releasedAfterEach((secret: Secret) => secret.close());
 
 /** The stats of a new factory in packing 'page' (packing 'slab' adds its own counters). */
 const EMPTY_STATS = {

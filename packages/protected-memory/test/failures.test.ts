@@ -7,13 +7,17 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { readSelf } from '../../testkit/test/self.js';
 import { PAGE } from './helpers.js';
 
-/** A descriptor that yields two bytes (0xaa 0xaa), then ends. */
-function shortDescriptor(): number {
+/** Runs `use` with a descriptor that yields two bytes (0xaa 0xaa), then ends; closes it after. */
+function withShortDescriptor<T>(use: (fd: number) => T): T {
   const path = join(mkdtempSync(join(tmpdir(), 'pm-short-')), 'two-bytes');
   writeFileSync(path, Uint8Array.of(0xaa, 0xaa));
   const fd = openSync(path, 'r');
   rmSync(path);
-  return fd;
+  try {
+    return use(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 interface Fault {
@@ -159,12 +163,7 @@ describe.each(['off', 'require'] as const)("secretMemory '%s'", (secretMemory) =
   it('a fill that throws unmaps', () => {
     const { factory, keep } = setup();
     // fromFd fills from a descriptor that ends after 2 of 8 bytes: a partial fill, then the failure.
-    const fd = shortDescriptor();
-    try {
-      expect(catchError(() => factory.fromFd(fd, 8))).toMatchObject({ code: 'ERR_INVALID_SIZE' });
-    } finally {
-      closeSync(fd);
-    }
+    expect(withShortDescriptor((fd) => catchError(() => factory.fromFd(fd, 8)))).toMatchObject({ code: 'ERR_INVALID_SIZE' });
     expectUnmappedWhatItMapped();
     expectIntact(factory, keep);
   });
@@ -377,12 +376,7 @@ describe.each(['off', 'require'] as const)("packing 'slab', secretMemory '%s'", 
   it('a fill that throws zeroes the slot and gives it back', () => {
     const { factory, keep } = setup();
     // fromFd fills from a descriptor that ends after 2 of 16 bytes (0xaa 0xaa): a partial fill, then the failure.
-    const fd = shortDescriptor();
-    try {
-      expect(catchError(() => factory.fromFd(fd, 16))).toMatchObject({ code: 'ERR_INVALID_SIZE' });
-    } finally {
-      closeSync(fd);
-    }
+    expect(withShortDescriptor((fd) => catchError(() => factory.fromFd(fd, 16)))).toMatchObject({ code: 'ERR_INVALID_SIZE' });
     expect(protections()).toEqual([RW, PROT_NONE]);
     expectIntact(factory, keep);
     if (!secret) {

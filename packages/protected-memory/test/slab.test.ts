@@ -2,26 +2,15 @@
 // freed slots, unmapping of empty slabs, and the per-slot canary.
 import type { Secret } from '@secure-memory/core';
 import { REGION_PROBE } from '@secure-memory/core/backend';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CANARY_BYTES, SIZE_CLASSES, SLOT_STRIDES, createFactory } from '../src/index.js';
 import { PROT_READ, PROT_WRITE, libc } from '../src/libc.js';
 import { readSelf } from '../../testkit/test/self.js';
+import { releasedAfterEach } from '../../testkit/test/tracked.js';
 import { PAGE, collectGarbage, mappingAt, unmapped } from './helpers.js';
 
-const open: Secret[] = [];
-const track = <S extends Secret>(secret: S): S => {
-  open.push(secret);
-  return secret;
-};
-afterEach(() => {
-  for (const secret of open.splice(0)) {
-    try {
-      secret.close();
-    } catch {
-      // a secret whose canary a test damaged
-    }
-  }
-});
+// A secret whose canary a test damaged throws at close: that test checked it.
+const track = releasedAfterEach((secret: Secret) => secret.close(), { damaged: true });
 
 const locate = (secret: Secret): { address: bigint; size: number } =>
   (secret[REGION_PROBE as never] as () => { address: bigint; size: number }).call(secret);

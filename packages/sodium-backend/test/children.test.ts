@@ -1,7 +1,14 @@
 // Behaviour that crashes by design, or that needs a process of its own (limits, another user), runs
 // in child processes that import the built package (dist/): build before running these tests.
 import { describe, expect, it } from 'vitest';
-import { runFixture } from './helpers.ts';
+import { type ChildResult, runFixture } from './helpers.ts';
+
+/** The child died of SIGSEGV after printing `reached`, and never printed `beyond`. */
+function expectSegfault(child: ChildResult, reached: string, beyond: string): void {
+  expect(child.signal).toBe('SIGSEGV');
+  expect(child.stdout).toContain(reached);
+  expect(child.stdout).not.toContain(beyond);
+}
 
 describe('close wipes before it frees', () => {
   it('zeroes the data at once; raw sodium_free would leave it readable until libsodium unmaps it', () => {
@@ -24,23 +31,17 @@ describe('close wipes before it frees', () => {
 describe('views used outside their action', () => {
   it('fault with SIGSEGV when read while the secret is idle', () => {
     const child = runFixture('keep-view', ['read-idle']);
-    expect(child.signal).toBe('SIGSEGV');
-    expect(child.stdout).toContain('"event":"kept","byteLength":32');
-    expect(child.stdout).not.toContain('"event":"read"');
+    expectSegfault(child, '"event":"kept","byteLength":32', '"event":"read"');
   });
 
   it('fault with SIGSEGV when written during an access (the pages are read-only)', () => {
     const child = runFixture('keep-view', ['write-during-access']);
-    expect(child.signal).toBe('SIGSEGV');
-    expect(child.stdout).toContain('"event":"writing"');
-    expect(child.stdout).not.toContain('"event":"wrote"');
+    expectSegfault(child, '"event":"writing"', '"event":"wrote"');
   });
 
   it('after close keep their length and fault (SIGSEGV): never an empty key, never another secret', () => {
     const child = runFixture('keep-view', ['after-close']);
-    expect(child.signal).toBe('SIGSEGV');
-    expect(child.stdout).toContain('"event":"kept","byteLength":32');
-    expect(child.stdout).not.toContain('"event":"read"');
+    expectSegfault(child, '"event":"kept","byteLength":32', '"event":"read"');
   });
 });
 
@@ -53,9 +54,7 @@ describe('guard pages', () => {
     ['the page before the canary of a 4096-byte secret', 'before-canary', '4096'],
   ])('a native read of %s faults (SIGSEGV)', (_label, mode, size) => {
     const child = runFixture('guard', [mode, size]);
-    expect(child.signal).toBe('SIGSEGV');
-    expect(child.stdout).toContain('"event":"touching"');
-    expect(child.stdout).not.toContain('survived');
+    expectSegfault(child, '"event":"touching"', 'survived');
   });
 
   it.each([
@@ -85,9 +84,7 @@ describe('canary', () => {
 
   it('control: with raw sodium-native, libsodium finds it only in the deferred free, and raises SIGSEGV', () => {
     const child = runFixture('canary', ['raw']);
-    expect(child.signal).toBe('SIGSEGV');
-    expect(child.stdout).toContain('"event":"freed"');
-    expect(child.stdout).not.toContain('survived');
+    expectSegfault(child, '"event":"freed"', 'survived');
   });
 
   it('control: with raw sodium-native, a process that exits right after sodium_free never learns of it', () => {
