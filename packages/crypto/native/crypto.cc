@@ -292,14 +292,23 @@ size_t NonceBytes(int kind) {
   }
 }
 
+// The arguments of seal and open: the key state, the input, the additional data, the output.
+struct AeadArgs {
+  KeyState* state;
+  Bytes input;
+  Bytes aad;
+  Bytes output;
+};
+
+AeadArgs AeadArgsOf(const Napi::CallbackInfo& info) {
+  return AeadArgs{KeyOf(info[0]), BytesOf(info[1]), BytesOf(info[2]), BytesOf(info[3])};
+}
+
 // seal(state, message, aad, box): a fresh random nonce into box[0..n), then ciphertext and tag.
 // `message` may be a view of a Secret's memory. box.length == n + message.length + 16 (checked).
 // 0, or -1 when the library refused.
 Napi::Value Seal(const Napi::CallbackInfo& info) {
-  KeyState* state = KeyOf(info[0]);
-  Bytes message = BytesOf(info[1]);
-  Bytes aad = BytesOf(info[2]);
-  Bytes box = BytesOf(info[3]);
+  auto [state, message, aad, box] = AeadArgsOf(info);
   if (state->page == nullptr) return Napi::Number::New(info.Env(), -1);
   size_t n = NonceBytes(state->kind);
   uint8_t* nonce = box.data;
@@ -332,10 +341,7 @@ Napi::Value Seal(const Napi::CallbackInfo& info) {
 // memory, or of a new Secret's region, or an ordinary buffer for plaintext). out.length ==
 // box.length - n - 16 (checked). 0; 1 when the tag does not match (out is then zeroed).
 Napi::Value Open(const Napi::CallbackInfo& info) {
-  KeyState* state = KeyOf(info[0]);
-  Bytes box = BytesOf(info[1]);
-  Bytes aad = BytesOf(info[2]);
-  Bytes out = BytesOf(info[3]);
+  auto [state, box, aad, out] = AeadArgsOf(info);
   if (state->page == nullptr) return Napi::Number::New(info.Env(), -1);
   size_t n = NonceBytes(state->kind);
   uint8_t empty = 0;
@@ -377,14 +383,18 @@ struct Work {
   uint8_t block[crypto_auth_hmacsha512_BYTES];
 };
 
-// The environment's work area, mapped on first use; nullptr with *error and *failed set.
-Work* WorkOf(Napi::Env env, int* error, const char** failed) {
+// The environment's work area, mapped on first use; nullptr with *failure set to { errno, syscall }.
+Work* WorkOf(Napi::Env env, Napi::Value* failure) {
   EnvironmentData* data = EnvironmentOf(env);
   if (data->workPage == nullptr) {
     size_t length = RoundUp(sizeof(Work));
     uint8_t* page = nullptr;
-    *error = MapLocked(length, &page, failed);
-    if (*error != 0) return nullptr;
+    const char* failed = "";
+    int error = MapLocked(length, &page, &failed);
+    if (error != 0) {
+      *failure = Failure(env, error, failed);
+      return nullptr;
+    }
     data->workPage = page;
     data->workLength = length;
   }
@@ -395,41 +405,61 @@ size_t MacBytes(int hash) {
   return hash == kSha256 ? crypto_auth_hmacsha256_BYTES : crypto_auth_hmacsha512_BYTES;
 }
 
+// A part of an HMAC's message.
+struct Part {
+  const uint8_t* data;
+  size_t length;
+};
+
+// HMAC(key, parts...) with one hash's init/update/final, the state in `state`, wiped after.
+template <typename State>
+void MacWith(State* state, int (*init)(State*, const unsigned char*, size_t),
+             int (*update)(State*, const unsigned char*, unsigned long long), int (*final)(State*, unsigned char*),
+             const uint8_t* key, size_t keyLength, const Part (&parts)[3], uint8_t* out) {
+  init(state, key, keyLength);
+  for (const Part& part : parts) {
+    if (part.length > 0) update(state, part.data, part.length);
+  }
+  final(state, out);
+  explicit_bzero(state, sizeof *state);
+}
+
 // HMAC(key, a ‖ b ‖ c) into out (MacBytes(hash) bytes), with the state in the work area.
 void Mac(Work* work, int hash, const uint8_t* key, size_t keyLength, const uint8_t* a, size_t aLength,
          const uint8_t* b, size_t bLength, const uint8_t* c, size_t cLength, uint8_t* out) {
+  const Part parts[3] = {{a, aLength}, {b, bLength}, {c, cLength}};
   if (hash == kSha256) {
-    crypto_auth_hmacsha256_init(&work->hmac256, key, keyLength);
-    if (aLength > 0) crypto_auth_hmacsha256_update(&work->hmac256, a, aLength);
-    if (bLength > 0) crypto_auth_hmacsha256_update(&work->hmac256, b, bLength);
-    if (cLength > 0) crypto_auth_hmacsha256_update(&work->hmac256, c, cLength);
-    crypto_auth_hmacsha256_final(&work->hmac256, out);
-    explicit_bzero(&work->hmac256, sizeof work->hmac256);
+    MacWith(&work->hmac256, crypto_auth_hmacsha256_init, crypto_auth_hmacsha256_update, crypto_auth_hmacsha256_final,
+            key, keyLength, parts, out);
   } else {
-    crypto_auth_hmacsha512_init(&work->hmac512, key, keyLength);
-    if (aLength > 0) crypto_auth_hmacsha512_update(&work->hmac512, a, aLength);
-    if (bLength > 0) crypto_auth_hmacsha512_update(&work->hmac512, b, bLength);
-    if (cLength > 0) crypto_auth_hmacsha512_update(&work->hmac512, c, cLength);
-    crypto_auth_hmacsha512_final(&work->hmac512, out);
-    explicit_bzero(&work->hmac512, sizeof work->hmac512);
+    MacWith(&work->hmac512, crypto_auth_hmacsha512_init, crypto_auth_hmacsha512_update, crypto_auth_hmacsha512_final,
+            key, keyLength, parts, out);
   }
+}
+
+// Runs `body(work, hash)` (hash: argument 0) with the environment's work area, then scrubs the
+// stack: 0, or { errno, syscall } when the work area cannot be mapped.
+template <typename Body>
+Napi::Value WithWork(const Napi::CallbackInfo& info, Body body) {
+  Napi::Env env = info.Env();
+  int hash = info[0].As<Napi::Number>().Int32Value();
+  Napi::Value failure;
+  Work* work = WorkOf(env, &failure);
+  if (work == nullptr) return failure;
+  body(work, hash);
+  Scrub();
+  return Napi::Number::New(env, 0);
 }
 
 // hmac(hash, key, data, out): HMAC-SHA-256/512 of `data` under `key` (a view of a Secret) into
 // `out` (32/64 bytes, checked). 0, or { errno, syscall } when the work area cannot be mapped.
 Napi::Value Hmac(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int hash = info[0].As<Napi::Number>().Int32Value();
   Bytes key = BytesOf(info[1]);
   Bytes data = BytesOf(info[2]);
   Bytes out = BytesOf(info[3]);
-  int error = 0;
-  const char* failed = "";
-  Work* work = WorkOf(env, &error, &failed);
-  if (work == nullptr) return Failure(env, error, failed);
-  Mac(work, hash, key.data, key.length, data.data, data.length, nullptr, 0, nullptr, 0, out.data);
-  Scrub();
-  return Napi::Number::New(env, 0);
+  return WithWork(info, [&](Work* work, int hash) {
+    Mac(work, hash, key.data, key.length, data.data, data.length, nullptr, 0, nullptr, 0, out.data);
+  });
 }
 
 // hkdf(hash, ikm, salt, info, out): HKDF (RFC 5869) of `ikm` (a view of a Secret) into `out` (a
@@ -437,32 +467,26 @@ Napi::Value Hmac(const Napi::CallbackInfo& info) {
 // HMAC(PRK, T(i-1) ‖ info ‖ i). PRK and T live in the work area and are wiped.
 // 0, or { errno, syscall } when the work area cannot be mapped.
 Napi::Value Hkdf(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int hash = info[0].As<Napi::Number>().Int32Value();
   Bytes ikm = BytesOf(info[1]);
   Bytes salt = BytesOf(info[2]);
   Bytes context = BytesOf(info[3]);
   Bytes out = BytesOf(info[4]);
-  int error = 0;
-  const char* failed = "";
-  Work* work = WorkOf(env, &error, &failed);
-  if (work == nullptr) return Failure(env, error, failed);
-  size_t hashLength = MacBytes(hash);
-  Mac(work, hash, salt.data, salt.length, ikm.data, ikm.length, nullptr, 0, nullptr, 0, work->prk);
-  size_t done = 0;
-  uint8_t counter = 0;
-  while (done < out.length) {
-    counter += 1;
-    Mac(work, hash, work->prk, hashLength, work->block, counter == 1 ? 0 : hashLength, context.data, context.length,
-        &counter, 1, work->block);
-    size_t take = out.length - done < hashLength ? out.length - done : hashLength;
-    memcpy(out.data + done, work->block, take);
-    done += take;
-  }
-  explicit_bzero(work->prk, sizeof work->prk);
-  explicit_bzero(work->block, sizeof work->block);
-  Scrub();
-  return Napi::Number::New(env, 0);
+  return WithWork(info, [&](Work* work, int hash) {
+    size_t hashLength = MacBytes(hash);
+    Mac(work, hash, salt.data, salt.length, ikm.data, ikm.length, nullptr, 0, nullptr, 0, work->prk);
+    size_t done = 0;
+    uint8_t counter = 0;
+    while (done < out.length) {
+      counter += 1;
+      Mac(work, hash, work->prk, hashLength, work->block, counter == 1 ? 0 : hashLength, context.data,
+          context.length, &counter, 1, work->block);
+      size_t take = out.length - done < hashLength ? out.length - done : hashLength;
+      memcpy(out.data + done, work->block, take);
+      done += take;
+    }
+    explicit_bzero(work->prk, sizeof work->prk);
+    explicit_bzero(work->block, sizeof work->block);
+  });
 }
 
 // --- Scratch memory -------------------------------------------------------------------------------
