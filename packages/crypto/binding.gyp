@@ -3,7 +3,7 @@
     {
       "target_name": "crypto",
       "sources": ["native/crypto.cc"],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "<!(node -p \"require('node:path').join(require('node:path').dirname(require.resolve('@secure-memory/addon-build/package.json')), 'include')\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],

@@ -28,12 +28,7 @@
 
 #include <vector>
 
-#ifndef MADV_DONTDUMP
-#define MADV_DONTDUMP 16
-#endif
-#ifndef MADV_WIPEONFORK
-#define MADV_WIPEONFORK 18
-#endif
+#include "secure_memory_linux.h"  // from @secure-memory/addon-build: MADV_* for older C libraries
 
 namespace {
 

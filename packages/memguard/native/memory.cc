@@ -9,20 +9,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
-#if defined(__linux__)
-#ifndef MADV_DONTDUMP
-#define MADV_DONTDUMP 16
-#endif
-#ifndef MADV_WIPEONFORK
-#define MADV_WIPEONFORK 18
-#endif
-#ifndef MADV_DONTFORK
-#define MADV_DONTFORK 10
-#endif
-#ifndef SYS_memfd_secret
-#define SYS_memfd_secret 447
-#endif
-#endif
+#include "secure_memory_linux.h"  // from @secure-memory/addon-build: MADV_*, SYS_memfd_secret for older C libraries
 
 namespace memguard {
 

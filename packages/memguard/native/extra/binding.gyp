@@ -5,7 +5,7 @@
 # Built by `node native/build.mjs` (the package's build script) into native/extra/build/Release/.
 {
   "target_defaults": {
-    "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+    "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "<!(node -p \"require('node:path').join(require('node:path').dirname(require.resolve('@secure-memory/addon-build/package.json')), 'include')\")"],
     "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
     "cflags!": ["-fno-exceptions"],
     "cflags_cc!": ["-fno-exceptions"],
