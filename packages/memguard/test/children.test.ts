@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findMapping, readMappings, scanMemory, tryReadRegion, unprivileged } from '@secure-memory/testkit';
+import type { MemlockReport } from '../../testkit/test/memlock.js';
 import { PAGE, assertBuilt, fixture, hasSetpriv, isRoot, lastJson, runFixture } from './helpers.js';
 
 beforeAll(assertBuilt);
@@ -280,21 +281,6 @@ describe('the garbage collector releases what nobody destroyed', () => {
     expect(report.warnings).toEqual([]);
   });
 });
-
-interface MemlockReport {
-  uid: number;
-  made: number;
-  code?: string;
-  requested?: number;
-  limit?: number;
-  syscall?: string;
-  statsAtLimit: Record<string, number>;
-  statsAfterRefusals: Record<string, number>;
-  repeatedCodes: string[];
-  vmGrowth: number;
-  intact: number;
-  replacement: string;
-}
 
 describe.skipIf(!isRoot || !hasSetpriv)('RLIMIT_MEMLOCK of 8 MiB, as nobody', () => {
   const EIGHT_MIB = 8 * 1024 * 1024;

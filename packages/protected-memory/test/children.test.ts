@@ -2,6 +2,7 @@
 // The fixtures import the built package (dist/): build first.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { unprivileged } from '@secure-memory/testkit';
+import type { MemlockReport as ScenarioReport } from '../../testkit/test/memlock.js';
 import { PAGE, assertBuilt, hasSetpriv, isRoot, output, runFixture } from './helpers.js';
 
 beforeAll(assertBuilt);
@@ -9,21 +10,9 @@ beforeAll(assertBuilt);
 const EIGHT_MIB = 8 * 1024 * 1024;
 const asNobody = unprivileged([], { memlock: EIGHT_MIB });
 
-interface MemlockReport {
-  uid: number;
+interface MemlockReport extends ScenarioReport {
   mode: string;
   lockedInRam: boolean;
-  made: number;
-  code?: string;
-  requested?: number;
-  limit?: number;
-  syscall?: string;
-  statsAtLimit: Record<string, number>;
-  repeatedCodes: string[];
-  vmGrowth: number;
-  fdGrowth: number;
-  intact: number;
-  replacement: number | string;
 }
 
 describe.skipIf(!isRoot || !hasSetpriv)('RLIMIT_MEMLOCK of 8 MiB, as nobody', () => {

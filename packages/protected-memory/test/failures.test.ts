@@ -81,6 +81,15 @@ function failNext(name: string, errno: number, after = 0): void {
   faults.pending.push({ name, errno, after });
 }
 const calls = (name: string) => faults.calls.filter((c) => c.name === name);
+/**
+ * Closes `secret`, the factory's last one, and reads the stats (an emptied slab is kept to the end
+ * of the turn, or until stats are read); returns every call made so far as `name:third argument`.
+ */
+function closeLast(factory: { stats(): unknown }, secret: { close(): void }): string[] {
+  secret.close();
+  factory.stats();
+  return faults.calls.map((c) => `${c.name}:${String(c.args[2] ?? '')}`);
+}
 function catchError(action: () => unknown): Record<string, unknown> {
   try {
     action();
@@ -191,9 +200,7 @@ describe.each(['off', 'require'] as const)("secretMemory '%s'", (secretMemory) =
 
   it('close wipes before unmapping', () => {
     const { factory, keep } = setup();
-    keep.close();
-    factory.stats(); // an emptied slab is kept to the end of the turn, or until stats are read
-    const order = faults.calls.map((c) => `${c.name}:${String(c.args[2] ?? '')}`);
+    const order = closeLast(factory, keep);
     // writable (PROT_READ|PROT_WRITE = 3) for the wipe, then unlock and unmap
     const writable = order.indexOf('mprotect:3');
     const unmap = order.findIndex((c) => c.startsWith('munmap'));
@@ -444,9 +451,7 @@ describe.each(['off', 'require'] as const)("packing 'slab', secretMemory '%s'", 
 
   it('closing the last secret of a slab wipes it, then unlocks and unmaps the slab', () => {
     const { factory, keep } = setup();
-    keep.close();
-    factory.stats(); // an emptied slab is kept to the end of the turn, or until stats are read
-    const order = faults.calls.map((c) => `${c.name}:${String(c.args[2] ?? '')}`);
+    const order = closeLast(factory, keep);
     expect(order.indexOf(`mprotect:${RW}`)).toBeGreaterThanOrEqual(0);
     expect(order.findIndex((c) => c.startsWith('munmap'))).toBeGreaterThan(order.indexOf(`mprotect:${RW}`));
     expect(calls('munlock')).toHaveLength(secret ? 0 : 1);
