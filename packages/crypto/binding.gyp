@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "crypto",
-      "sources": ["native/crypto.cc"],
+      "sources": ["native/crypto.cc", "native/memory.cc", "native/aead.cc", "native/mac.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "<!(node -p \"require('node:path').join(require('node:path').dirname(require.resolve('@secure-memory/addon-build/package.json')), 'include')\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],

@@ -1,7 +1,7 @@
 /**
  * The addon, loaded on first use through node-gyp-build (a prebuild from `prebuilds/` or the binary
  * built at install in `build/Release`). Its functions only call libsodium and the system and return
- * statuses; every argument is validated before it gets here (native/crypto.cc).
+ * statuses; every argument is validated before it gets here (native/crypto.cc and its aead.cc, mac.cc, memory.cc).
  * @module
  */
 import { createRequire } from 'node:module';
@@ -22,7 +22,7 @@ export interface NativeFailure {
   syscall: string;
 }
 
-/** The addon's functions (native/crypto.cc). */
+/** The addon's functions (exported by native/crypto.cc). */
 export interface Addon {
   /** sodium_init() succeeded. */
   readonly ready: boolean;
