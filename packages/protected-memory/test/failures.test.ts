@@ -85,6 +85,13 @@ const calls = (name: string) => faults.calls.filter((c) => c.name === name);
  * Closes `secret`, the factory's last one, and reads the stats (an emptied slab is kept to the end
  * of the turn, or until stats are read); returns every call made so far as `name:third argument`.
  */
+/** A new factory; the calls its creation made are forgotten. */
+function factoryWithoutCalls(options: Parameters<typeof createFactory>[0]): ReturnType<typeof createFactory> {
+  const factory = createFactory(options);
+  faults.calls.length = 0;
+  return factory;
+}
+
 function closeLast(factory: { stats(): unknown }, secret: { close(): void }): string[] {
   secret.close();
   factory.stats();
@@ -252,8 +259,7 @@ describe('lock failures', () => {
   });
 
   it("anonymous, lock 'best-effort': a refused mlock keeps the secret unlocked, and close skips munlock", () => {
-    const factory = createFactory({ secretMemory: 'off', lock: 'best-effort' });
-    faults.calls.length = 0;
+    const factory = factoryWithoutCalls({ secretMemory: 'off', lock: 'best-effort' });
     failNext('mlock', ENOMEM);
     const secret = factory.createRandom(32);
     expect(factory.stats()).toMatchObject({ mappings: 1, lockedBytes: 0, unlockedMappings: 1 });
@@ -265,8 +271,7 @@ describe('lock failures', () => {
   });
 
   it('secret memory: EAGAIN from mmap is ERR_MEMLOCK_LIMIT; the descriptor is closed', () => {
-    const factory = createFactory({ secretMemory: 'require' });
-    faults.calls.length = 0;
+    const factory = factoryWithoutCalls({ secretMemory: 'require' });
     failNext('mmap', EAGAIN);
     expect(catchError(() => factory.createRandom(32))).toMatchObject({ code: 'ERR_MEMLOCK_LIMIT', requested: PAGE, syscall: 'mmap' });
     expect(calls('close')).toHaveLength(1);
@@ -274,8 +279,7 @@ describe('lock failures', () => {
   });
 
   it('secret memory: a failing memfd_secret or ftruncate throws ERR_ALLOCATION_FAILED and leaks no descriptor', () => {
-    const factory = createFactory({ secretMemory: 'require' });
-    faults.calls.length = 0;
+    const factory = factoryWithoutCalls({ secretMemory: 'require' });
     failNext('memfdSecret', EMFILE);
     expect(catchError(() => factory.createRandom(32))).toMatchObject({ code: 'ERR_ALLOCATION_FAILED', errno: EMFILE, syscall: 'memfd_secret' });
     expect(calls('close')).toHaveLength(0);
