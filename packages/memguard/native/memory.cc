@@ -139,20 +139,28 @@ Napi::Value WipeMemory(const Napi::CallbackInfo& info) {
 // backing store (every ArrayBuffer over it collected: the one made here, and any it was moved to by
 // ArrayBuffer.prototype.transfer()), `token` is listed for releasedViews(): until then TypeScript
 // keeps the memory mapped and never reuses it, so that a view kept too long faults instead of
-// reading something else.
+// reading something else. Token 0: no report (an internal view, which TypeScript detaches itself);
+// a finalizer per view costs an allocation and a queued callback, and its token would pile up
+// unread (releasedViews() is only called while views handed out are outstanding).
 Napi::Value View(const Napi::CallbackInfo& info) {
   uint8_t* address = AddressOf(info[0]);
   size_t length = LengthOf(info[1]);
   double token = info[2].As<Napi::Number>().DoubleValue();
   napi_value result;
-  napi_status status = napi_create_external_arraybuffer(
-      info.Env(), address, length,
-      [](napi_env env, void*, void* hint) {
-        void* data = nullptr;
-        if (napi_get_instance_data(env, &data) != napi_ok || data == nullptr) return;
-        static_cast<EnvMappings*>(data)->releasedViews.push_back(static_cast<double>(reinterpret_cast<uintptr_t>(hint)));
-      },
-      reinterpret_cast<void*>(static_cast<uintptr_t>(token)), &result);
+  napi_status status;
+  if (token == 0) {
+    // A view of the package's own, always detached before its memory changes: nothing to report.
+    status = napi_create_external_arraybuffer(info.Env(), address, length, nullptr, nullptr, &result);
+  } else {
+    status = napi_create_external_arraybuffer(
+        info.Env(), address, length,
+        [](napi_env env, void*, void* hint) {
+          void* data = nullptr;
+          if (napi_get_instance_data(env, &data) != napi_ok || data == nullptr) return;
+          static_cast<EnvMappings*>(data)->releasedViews.push_back(static_cast<double>(reinterpret_cast<uintptr_t>(hint)));
+        },
+        reinterpret_cast<void*>(static_cast<uintptr_t>(token)), &result);
+  }
   if (status != napi_ok) {
     Napi::Error::New(info.Env(), "external ArrayBuffers are not allowed here").ThrowAsJavaScriptException();
     return info.Env().Undefined();

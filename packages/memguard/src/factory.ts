@@ -24,7 +24,8 @@ import {
   invalidThis,
 } from '@secure-memory/core/backend';
 import { BACKEND, frozen, integrityError, prepared } from './errors.js';
-import { type Sealed, sealAt } from './key.js';
+import { readyKey, sealInto } from './key.js';
+import { BoxArena, type BoxSlab } from './box-arena.js';
 import { track } from './lifetime.js';
 import { MAPPINGS_PER_BUFFER } from './map-budget.js';
 import { addon } from './native.js';
@@ -32,7 +33,7 @@ import { GuardedRegion } from './region.js';
 import { Ledger } from './mapping.js';
 import { assertReadable, reclaimViews, writable } from './views.js';
 import { remember } from './open-secrets.js';
-import { EnclaveRegion, type EnclaveCounters, LockedRegion } from './secret-region.js';
+import { EnclaveRegion, LockedRegion } from './secret-region.js';
 
 /**
  * `mode` option: `'enclave'`, an Enclave at rest opened into a pooled guarded region per access;
@@ -104,7 +105,8 @@ export class MemguardSecretFactory extends SecretFactoryBase {
   readonly mode: MemguardMode;
   readonly #debug: boolean;
   readonly #ledger = new Ledger();
-  readonly #counters: EnclaveCounters = { ciphertextBytes: 0 };
+  /** Enclave mode: the slabs the sealed boxes rest in (made on the first secret). */
+  #arena: BoxArena | undefined;
   #made: LockedRegion | EnclaveRegion | undefined;
 
   /**
@@ -151,21 +153,33 @@ export class MemguardSecretFactory extends SecretFactoryBase {
   }
 
   #allocateEnclave(size: number, fill: RegionFill): SecretRegion {
+    readyKey(); // before anything is taken: a refused key leaves nothing to undo
+    this.#arena ??= new BoxArena(addon().SEAL_OVERHEAD, this.#ledger);
+    const arena = this.#arena;
     const staging = GuardedRegion.lease(size, this.#ledger);
-    let sealed: Sealed;
+    let slot: { slab: BoxSlab; slot: number } | undefined;
     try {
       const view = staging.view(true);
       try {
         fill(view);
-        sealed = sealAt(staging.data, size);
+        slot = arena.take(size + arena.overhead);
+        const sealed = sealInto(staging.data, size, slot.slab.box(slot.slot));
+        slot.slab.ids[slot.slot] = sealed.id;
+        slot.slab.epochs[slot.slot] = sealed.epoch;
       } finally {
         staging.revoke(view);
       }
+    } catch (error) {
+      if (slot !== undefined) arena.release(slot.slab, slot.slot);
+      throw error;
     } finally {
       // biome-ignore lint/correctness/noUnsafeFinally: a damaged canary outranks the error in flight: ERR_INTEGRITY must surface
-      if (!staging.destroy()) throw integrityError();
+      if (!staging.destroy()) {
+        if (slot !== undefined) arena.release(slot.slab, slot.slot);
+        throw integrityError();
+      }
     }
-    const region = new EnclaveRegion(sealed, this.#ledger, this.#counters);
+    const region = new EnclaveRegion(slot.slab, slot.slot);
     this.#made = region;
     return region;
   }
@@ -176,16 +190,17 @@ export class MemguardSecretFactory extends SecretFactoryBase {
   }
 
   #watch(secret: Secret): Secret {
-    remember(secret);
     const locked = this.#made;
     this.#made = undefined;
     if (locked instanceof LockedRegion) {
+      remember(secret);
       locked.owner = secret;
       // The region is reached through the LockedRegion, which the secret holds: the registry's
       // held value (the GuardedRegion) does not keep the secret alive.
       track(secret, locked.region, 'secret', this.#debug);
     } else if (locked !== undefined) {
       // Nothing native at rest: only the debug warning, and an anchored region later (location()).
+      // Its slot holds it weakly, which is how a purge finds it to close it (not remember()).
       locked.owner = secret;
       if (this.#debug) track(secret, undefined, 'secret', true);
     }
@@ -246,7 +261,7 @@ export class MemguardSecretFactory extends SecretFactoryBase {
       mappings: l.regions * MAPPINGS_PER_BUFFER,
       mappedBytes: l.mappedBytes,
       leaked: l.leaked,
-      ciphertextBytes: this.#counters.ciphertextBytes,
+      ciphertextBytes: this.#arena?.ciphertextBytes ?? 0,
     };
   }
 }

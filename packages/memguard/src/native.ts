@@ -30,7 +30,10 @@ export interface Addon {
   advise(address: bigint, length: number, advice: number): number;
   /** explicit_bzero of writable memory. */
   wipe(address: bigint, length: number): void;
-  /** An external ArrayBuffer over the memory; `token` is listed by releasedViews() once V8 releases its memory. */
+  /**
+   * An external ArrayBuffer over the memory; `token` is listed by releasedViews() once V8 releases
+   * its memory. Token 0: not listed (no finalizer), for views this package detaches itself.
+   */
   view(address: bigint, length: number, token: number): ArrayBuffer;
   /** The tokens of the views whose memory V8 released since the last call. */
   releasedViews(): number[];

@@ -189,7 +189,8 @@ export class GuardedRegion {
    */
   view(internal = false): Uint8Array {
     if (!this.#alive) throw destroyed();
-    const token = newViewToken();
+    // An internal view is detached by revoke() or destroy(): V8 need not report its release.
+    const token = internal ? 0 : newViewToken();
     const buffer = externalView(this.#lib, this.data, this.size, token);
     setViewOwner(buffer, this);
     if (internal) {
