@@ -43,6 +43,9 @@ const ms = Number(process.hrtime.bigint() - started) / 1e6;
 const count = secrets.length;
 const lockedBytes = (readStatusBytes('VmLck') ?? 0) - lockedBefore;
 const mappings = (readMapCount() ?? 0) - mapsBefore;
+// A turn of the event loop first: V8 keeps every WeakRef's target made in a job alive until the job
+// ends (and Node-API runs its finalizers in a later turn), so only then is the heap settled.
+await new Promise((resolve) => setImmediate(resolve));
 const rssBytes = settledRss() - rssBefore;
 const readable = secrets.every((s) => s.withBytes((b) => b.byteLength === 32));
 process.stdout.write(`${JSON.stringify({ count, stoppedBy, ms, lockedBytes, mappings, rssBytes, readable, uid: process.getuid?.() })}\n`);

@@ -10,6 +10,7 @@ import {
   ErrorCode,
   type Guarantees,
   type Secret,
+  SecureMemoryError,
   SecureMemoryTypeError,
 } from '@secure-memory/core';
 import {
@@ -108,6 +109,8 @@ export class MemguardSecretFactory extends SecretFactoryBase {
   /** Enclave mode: the slabs the sealed boxes rest in (made on the first secret). */
   #arena: BoxArena | undefined;
   #made: LockedRegion | EnclaveRegion | undefined;
+  /** Set during {@link createRandom}: the region is filled by OpenSSL's CSPRNG, natively. */
+  #random = false;
 
   /**
    * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `options` is not an object or `debug` not a
@@ -139,12 +142,7 @@ export class MemguardSecretFactory extends SecretFactoryBase {
   protected allocate(size: number, fill: RegionFill): SecretRegion {
     if (this.mode === 'enclave') return this.#allocateEnclave(size, fill);
     const region = prepared(GuardedRegion.allocate(size, this.#ledger), (made) => {
-      const view = made.view(true);
-      try {
-        fill(view);
-      } finally {
-        made.revoke(view);
-      }
+      this.#fill(made, fill);
       made.protect('none');
     });
     const locked = new LockedRegion(region);
@@ -159,16 +157,11 @@ export class MemguardSecretFactory extends SecretFactoryBase {
     const staging = GuardedRegion.lease(size, this.#ledger);
     let slot: { slab: BoxSlab; slot: number } | undefined;
     try {
-      const view = staging.view(true);
-      try {
-        fill(view);
-        slot = arena.take(size + arena.overhead);
-        const sealed = sealInto(staging.data, size, slot.slab.box(slot.slot));
-        slot.slab.ids[slot.slot] = sealed.id;
-        slot.slab.epochs[slot.slot] = sealed.epoch;
-      } finally {
-        staging.revoke(view);
-      }
+      this.#fill(staging, fill);
+      slot = arena.take(size + arena.overhead);
+      const sealed = sealInto(staging.data, size, slot.slab.box(slot.slot));
+      slot.slab.ids[slot.slot] = sealed.id;
+      slot.slab.epochs[slot.slot] = sealed.epoch;
     } catch (error) {
       if (slot !== undefined) arena.release(slot.slab, slot.slot);
       throw error;
@@ -182,6 +175,25 @@ export class MemguardSecretFactory extends SecretFactoryBase {
     const region = new EnclaveRegion(slot.slab, slot.slot);
     this.#made = region;
     return region;
+  }
+
+  /**
+   * Fills a writable region: with OpenSSL's CSPRNG straight into it for {@link createRandom} (no
+   * view, no copy through JavaScript), else through an internal view revoked right after.
+   */
+  #fill(region: GuardedRegion, fill: RegionFill): void {
+    if (this.#random) {
+      if (addon().random(region.data, region.size) !== 0) {
+        throw new SecureMemoryError(ErrorCode.BACKEND_UNAVAILABLE, 'OpenSSL failed to generate random bytes', { backend: BACKEND });
+      }
+      return;
+    }
+    const view = region.view(true);
+    try {
+      fill(view);
+    } finally {
+      region.revoke(view);
+    }
   }
 
   static #check(self: unknown): MemguardSecretFactory {
@@ -223,14 +235,22 @@ export class MemguardSecretFactory extends SecretFactoryBase {
   }
 
   /**
-   * Generates `size` CSPRNG bytes straight into a new guarded region.
+   * Generates `size` CSPRNG bytes (OpenSSL's, as `newEnclaveRandom`) straight into a new guarded
+   * region, natively: no view of it is made.
    * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `size` is not a number.
    * @throws {RangeError} `ERR_INVALID_SIZE` unless it is a whole number from 1 to 1 GiB.
    * @throws {SecureMemoryError} `ERR_MEMLOCK_LIMIT`, `ERR_MAP_LIMIT` or `ERR_ALLOCATION_FAILED`.
    */
   override createRandom(size: number): Secret {
     const self = MemguardSecretFactory.#check(this);
-    return self.#watch(super.createRandom.call(self, size));
+    self.#random = true;
+    let secret: Secret;
+    try {
+      secret = super.createRandom.call(self, size);
+    } finally {
+      self.#random = false;
+    }
+    return self.#watch(secret);
   }
 
   /**
