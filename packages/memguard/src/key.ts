@@ -226,6 +226,31 @@ export function sealAt(address: bigint, size: number): Sealed {
 }
 
 /**
+ * Seals the bytes of `source` straight from where they are (no copy into a locked region first),
+ * into a new container. Only for arrays of at least {@link SEAL_DIRECT_MIN} bytes: V8 never keeps
+ * those inside the heap, so letting native code read them moves nothing and leaves no copy behind
+ * (for a small array it would: see `sealAt`). The caller wipes `source`.
+ * @throws {SecureMemoryError} as {@link useKey}; `ERR_BACKEND_UNAVAILABLE` when OpenSSL fails.
+ */
+export function sealFrom(source: Uint8Array): Sealed {
+  const key = useKey();
+  const size = source.byteLength;
+  const box = Buffer.allocUnsafe(size + key.lib.SEAL_OVERHEAD);
+  writeNonce(key, box);
+  const id = nextId;
+  nextId += 1;
+  if (key.lib.sealFrom(key.state, source, box, id) !== 0) throw cryptoError('seal');
+  return { box, size, epoch, id };
+}
+
+/**
+ * The fewest bytes {@link sealFrom} seals straight from a caller's array: a page, far above the
+ * 64 bytes V8 keeps inside the heap by default (`--typed-array-max-size-in-heap`). Below it a seal
+ * copies into a locked region first, which costs little at that size.
+ */
+export const SEAL_DIRECT_MIN = 4096;
+
+/**
  * As {@link sealAt}, into a box the caller provides (`size` + `SEAL_OVERHEAD` bytes of ordinary
  * memory: a slot of an enclave-mode factory's arena). Returns the new container's id and the key
  * epoch. On failure the box holds no ciphertext worth keeping (the caller zero-fills it).

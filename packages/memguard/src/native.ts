@@ -66,6 +66,11 @@ export interface Addon {
    * 12 bytes), bound to the container `id` (associated data): 0, or -1.
    */
   sealAt(state: bigint, address: bigint, length: number, box: Uint8Array, id: number): number;
+  /**
+   * As sealAt, from the bytes of `source` (a Uint8Array far larger than V8 keeps inside the heap:
+   * see `SEAL_DIRECT_MIN`): 0, or -1.
+   */
+  sealFrom(state: bigint, source: Uint8Array, box: Uint8Array, id: number): number;
   /** Checks and decrypts `box`, bound to the container `id`, into the memory at `destination`: 0; 1 when the tag fails; -1. */
   open(state: bigint, box: Uint8Array, destination: bigint, id: number): number;
   /** Mappings this thread's environment has listed (made and not unmapped): wiped and unmapped when it ends. */
