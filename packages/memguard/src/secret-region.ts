@@ -21,6 +21,14 @@ export class LockedRegion implements SecretRegion {
   #damaged = false;
   /** The secret it belongs to, to stop watching it for garbage collection once freed. */
   owner: object | undefined;
+  /**
+   * The view handed to every access: the data never moves, so one view serves them all. A view
+   * made per access would promise nothing more (a view kept from an earlier access reads the same
+   * bytes during a later one, and faults while idle, either way) and cost an external ArrayBuffer,
+   * its finalizer and its bookkeeping at each access. Made again when it lost its memory
+   * (`transfer()` moved it away).
+   */
+  #view: Uint8Array | undefined;
 
   constructor(region: GuardedRegion) {
     this.#region = region;
@@ -31,10 +39,14 @@ export class LockedRegion implements SecretRegion {
     return this.#region;
   }
 
-  /** Makes the data readable (not writable) and hands out a fresh view. */
+  /** Makes the data readable (not writable) and hands out the secret's view (see {@link #view}). */
   protectRead(): Uint8Array {
-    this.#region.protect('read');
-    return this.#region.view();
+    const region = this.#region;
+    region.protect('read');
+    const view = this.#view;
+    if (view !== undefined && view.byteLength === region.size) return view;
+    this.#view = region.view();
+    return this.#view;
   }
 
   /**
@@ -48,7 +60,7 @@ export class LockedRegion implements SecretRegion {
   protectIdle(view: Uint8Array): void {
     const region = this.#region;
     if (!region.alive) return;
-    region.revoke(view);
+    region.revoke(view); // a view handed out is not detached (see region.ts): nothing to do for it
     try {
       region.protect('none');
     } catch (error) {
