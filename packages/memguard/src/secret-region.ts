@@ -64,6 +64,7 @@ export class LockedRegion implements SecretRegion {
     try {
       region.protect('none');
     } catch (error) {
+      this.#view = undefined;
       try {
         if (!region.destroy()) this.#damaged = true;
       } catch {
@@ -91,6 +92,7 @@ export class LockedRegion implements SecretRegion {
   free(): void {
     forget(this.owner);
     if (this.owner !== undefined) untrack(this.owner);
+    this.#view = undefined; // its memory is released once V8 releases it (a tombstone until then)
     if (this.#region.alive && !this.#region.destroy()) this.#damaged = true;
     if (this.#damaged) throw integrityError();
   }
