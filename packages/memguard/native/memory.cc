@@ -104,19 +104,52 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
 // lockOnFault(address, length): mlock2(MLOCK_ONFAULT): the range is locked (and charged to
 // RLIMIT_MEMLOCK) now, its pages as they are touched, so that making it writable again does not
 // walk it to populate it. Falls back to mlock where mlock2 is missing; 0 or the errno.
-Napi::Value LockOnFault(const Napi::CallbackInfo& info) {
-  uint8_t* address = AddressOf(info[0]);
-  size_t length = LengthOf(info[1]);
+// mlock2(MLOCK_ONFAULT), or mlock where the kernel has no mlock2: 0 or the errno.
+int LockOnFaultRange(uint8_t* address, size_t length) {
 #if defined(__linux__) && defined(SYS_mlock2)
   int fault = Fault(kFaultMlock2);
   int rc = fault == kMakeCall ? static_cast<int>(syscall(SYS_mlock2, address, length, 1 /* MLOCK_ONFAULT */)) : Injected(fault);
-  if (rc == 0) return Status(info.Env(), 0);
-  if (errno != ENOSYS && errno != EINVAL) return Status(info.Env(), errno);
+  if (rc == 0) return 0;
+  if (errno != ENOSYS && errno != EINVAL) return errno;
 #endif
-  return Status(info.Env(), ErrnoOf(SeamMlock(address, length)));
+  return ErrnoOf(SeamMlock(address, length));
 }
 
-// unlock(address, length): munlock; 0 or the errno.
+Napi::Value LockOnFault(const Napi::CallbackInfo& info) {
+  return Status(info.Env(), LockOnFaultRange(AddressOf(info[0]), LengthOf(info[1])));
+}
+
+// prepare(base, total, inner, innerLength, onFault): the calls that make a fresh guarded mapping
+// ready, in one call: mprotect(inner, READ|WRITE), mlock (mlock2 ONFAULT when `onFault`),
+// madvise(base, DONTDUMP), madvise(base, WIPEONFORK). Stops at the first that fails: 0, or
+// step * 65536 + errno with step 1 to 4 in that order. Undoing is the caller's (munmap).
+Napi::Value Prepare(const Napi::CallbackInfo& info) {
+  uint8_t* base = AddressOf(info[0]);
+  size_t total = LengthOf(info[1]);
+  uint8_t* inner = AddressOf(info[2]);
+  size_t innerLength = LengthOf(info[3]);
+  bool onFault = info[4].As<Napi::Boolean>().Value();
+  int error = ErrnoOf(SeamMprotect(inner, innerLength, PROT_READ | PROT_WRITE));
+  if (error != 0) return Status(info.Env(), 1 * 65536 + error);
+  error = onFault ? LockOnFaultRange(inner, innerLength) : ErrnoOf(SeamMlock(inner, innerLength));
+  if (error != 0) return Status(info.Env(), 2 * 65536 + error);
+  error = ErrnoOf(SeamMadvise(base, total, MADV_DONTDUMP));
+  if (error != 0) return Status(info.Env(), 3 * 65536 + error);
+  error = ErrnoOf(SeamMadvise(base, total, MADV_WIPEONFORK));
+  if (error != 0) return Status(info.Env(), 4 * 65536 + error);
+  return Status(info.Env(), 0);
+}
+
+// release(inner, innerLength, base, total): munlock of the inner pages (its failure is ignored:
+// munmap unlocks too), then munmap of the whole mapping: 0 or munmap's errno.
+Napi::Value Release(const Napi::CallbackInfo& info) {
+  SeamMunlock(AddressOf(info[0]), LengthOf(info[1]));
+  uint8_t* base = AddressOf(info[2]);
+  int error = ErrnoOf(SeamMunmap(base, LengthOf(info[3])));
+  if (error == 0) Unlisted(info.Env(), base);
+  return Status(info.Env(), error);
+}
+
 Napi::Value Unlock(const Napi::CallbackInfo& info) {
   return RangeStatus(info, [](uint8_t* address, size_t length) { return SeamMunlock(address, length); });
 }
@@ -293,6 +326,8 @@ Napi::Value MapSecret(const Napi::CallbackInfo& info) {
 void RegisterMemory(Napi::Env env, Napi::Object& exports) {
   Export(env, exports, "liveMappings", LiveMappings);
   Export(env, exports, "releasedViews", ReleasedViews);
+  Export(env, exports, "prepare", Prepare);
+  Export(env, exports, "release", Release);
   Export(env, exports, "pageSize", PageSize);
   Export(env, exports, "map", Map);
   Export(env, exports, "unmap", Unmap);

@@ -24,6 +24,14 @@ export interface Addon {
   lock(address: bigint, length: number): number;
   /** mlock2(MLOCK_ONFAULT) (mlock where it is missing): 0 or the errno. */
   lockOnFault(address: bigint, length: number): number;
+  /**
+   * The calls that make a fresh guarded mapping ready, in one: mprotect(inner, READ|WRITE), mlock
+   * (mlock2 ONFAULT when `onFault`), madvise(base, DONTDUMP), madvise(base, WIPEONFORK); stops at
+   * the first that fails. 0, or step * 65536 + errno (step 1 to 4, in that order).
+   */
+  prepare(base: bigint, total: number, inner: bigint, innerLength: number, onFault: boolean): number;
+  /** munlock of the inner pages (failure ignored: munmap unlocks too), then munmap: 0 or munmap's errno. */
+  release(inner: bigint, innerLength: number, base: bigint, total: number): number;
   /** munlock: 0 or the errno. */
   unlock(address: bigint, length: number): number;
   /** madvise: 0 or the errno. */
