@@ -73,6 +73,8 @@ interface SizeClass {
 
 /** Every arena of this thread (weakly: an arena lives while its factory or one of its secrets does), for a purge. */
 const arenas = new Set<WeakRef<BoxArena>>();
+/** The size of {@link arenas} at which the next arena made first drops those collected. */
+let pruneArenasAt = 64;
 
 /** The boxes of one enclave-mode factory. */
 export class BoxArena {
@@ -87,6 +89,10 @@ export class BoxArena {
   constructor(overhead: number, ledger: Ledger) {
     this.overhead = overhead;
     this.ledger = ledger;
+    if (arenas.size >= pruneArenasAt) {
+      for (const ref of arenas) if (ref.deref() === undefined) arenas.delete(ref);
+      pruneArenasAt = Math.max(64, arenas.size * 2);
+    }
     arenas.add(new WeakRef(this));
   }
 
