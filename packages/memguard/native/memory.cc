@@ -260,13 +260,22 @@ Napi::Value CanaryFill(const Napi::CallbackInfo& info) {
 // canaryIntact(address, length, pattern): 1 when the `length` bytes are still `pattern` repeated
 // from the first byte (its first bytes equal the pattern, and each byte equals the one a pattern's
 // length before it), else 0. The memory must be readable.
-Napi::Value CanaryIntact(const Napi::CallbackInfo& info) {
-  const uint8_t* address = AddressOf(info[0]);
-  size_t length = LengthOf(info[1]);
-  Napi::Uint8Array pattern = info[2].As<Napi::Uint8Array>();
+bool IntactAt(const uint8_t* address, size_t length, const Napi::Uint8Array& pattern) {
   size_t n = pattern.ByteLength();
   size_t head = length < n ? length : n;
-  bool intact = memcmp(address, pattern.Data(), head) == 0 && (length <= n || memcmp(address + n, address, length - n) == 0);
+  return memcmp(address, pattern.Data(), head) == 0 && (length <= n || memcmp(address + n, address, length - n) == 0);
+}
+
+Napi::Value CanaryIntact(const Napi::CallbackInfo& info) {
+  return Status(info.Env(), IntactAt(AddressOf(info[0]), LengthOf(info[1]), info[2].As<Napi::Uint8Array>()) ? 1 : 0);
+}
+
+// canaryCheckWipe(address, length, pattern, wipeAddress, wipeLength): canaryIntact, then
+// explicit_bzero of `wipeLength` bytes at `wipeAddress` (writable), in one call: 1 when the canary
+// was intact, else 0 (wiped either way).
+Napi::Value CanaryCheckWipe(const Napi::CallbackInfo& info) {
+  bool intact = IntactAt(AddressOf(info[0]), LengthOf(info[1]), info[2].As<Napi::Uint8Array>());
+  Wipe(AddressOf(info[3]), LengthOf(info[4]));
   return Status(info.Env(), intact ? 1 : 0);
 }
 
@@ -342,6 +351,7 @@ void RegisterMemory(Napi::Env env, Napi::Object& exports) {
   Export(env, exports, "read", Read);
   Export(env, exports, "canaryFill", CanaryFill);
   Export(env, exports, "canaryIntact", CanaryIntact);
+  Export(env, exports, "canaryCheckWipe", CanaryCheckWipe);
   Export(env, exports, "disableCoreDumps", DisableCoreDumps);
   Export(env, exports, "mapSecret", MapSecret);
   Constant(exports, "PROT_NONE", PROT_NONE);

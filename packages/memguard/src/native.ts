@@ -53,6 +53,8 @@ export interface Addon {
   canaryFill(address: bigint, length: number, pattern: Uint8Array): void;
   /** 1 when the memory is still `pattern` repeated, else 0 (readable memory). */
   canaryIntact(address: bigint, length: number, pattern: Uint8Array): number;
+  /** canaryIntact, then explicit_bzero of `wipeLength` writable bytes at `wipeAddress`, in one call: 1 when intact, else 0 (wiped either way). */
+  canaryCheckWipe(address: bigint, length: number, pattern: Uint8Array, wipeAddress: bigint, wipeLength: number): number;
   /** setrlimit(RLIMIT_CORE, 0): 0 or the errno. */
   disableCoreDumps(): number;
   /**

@@ -75,17 +75,17 @@ export class LockedRegion implements SecretRegion {
   }
 
   /**
-   * Zero-fills the data (before `free`, which wipes the whole allocation again). Best effort: when
-   * the pages cannot be made writable, `free` deals with it (and reports it).
+   * Makes the data writable for `free`, which core calls right after and which checks the canary
+   * and wipes the whole allocation (so the data is not wiped twice). Best effort: when the pages
+   * cannot be made writable, `free` deals with it (it unmaps them unwiped, and reports it).
    */
   wipe(): void {
     if (!this.#region.alive) return;
     try {
       this.#region.protect('readwrite');
     } catch {
-      return;
+      // free() tries again, and discards the pages if it fails too
     }
-    this.#region.wipeData();
   }
 
   /** Checks the canary, wipes, unlocks, unmaps; throws `ERR_INTEGRITY` afterwards when the canary was damaged. */
