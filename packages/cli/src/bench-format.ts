@@ -50,9 +50,10 @@ export function formatBench(report: BenchReport): string {
       c.stoppedBy ?? `cap (${c.cap})`,
       String(c.lockedBytesPerSecret),
       String(c.mappingsPerSecret),
+      String(c.rssBytesPerSecret),
       String(c.ms),
     ]);
-    lines.push(...table(['backend', 'secrets', 'stopped by', 'locked B/secret', 'mappings/secret', 'ms'], capRows, (c) => c === 0 || c === 2));
+    lines.push(...table(['backend', 'secrets', 'stopped by', 'locked B/secret', 'mappings/secret', 'RSS B/secret', 'ms'], capRows, (c) => c === 0 || c === 2));
   }
   return lines.join('\n');
 }

@@ -79,6 +79,12 @@ export interface CapacityResult {
   /** Growth of VmLck and of the mapping count, divided by `secrets`. */
   lockedBytesPerSecret: number;
   mappingsPerSecret: number;
+  /**
+   * Growth of the resident set (VmRSS, after a full garbage collection) over the baseline taken after
+   * one secret was made and closed, divided by `secrets`: the whole memory cost of a live secret
+   * (JavaScript objects, ciphertext, native memory, page tables of locked pages).
+   */
+  rssBytesPerSecret: number;
   /** Whether it ran as an unprivileged user (as root, RLIMIT_MEMLOCK does not bind). */
   unprivileged: boolean;
   ms: number;
@@ -103,7 +109,7 @@ const CAPACITY_CHILD = fileURLToPath(new URL('../dist/capacity-child.js', import
 
 /** Runs the capacity child for one backend, as `nobody` when this process is root. */
 function measureCapacity(target: MatrixTarget, cap: number): CapacityResult {
-  const argv = [process.execPath, CAPACITY_CHILD, JSON.stringify({ module: target.module, options: target.options ?? {}, cap })];
+  const argv = [process.execPath, '--expose-gc', CAPACITY_CHILD, JSON.stringify({ module: target.module, options: target.options ?? {}, cap })];
   const asRoot = process.getuid?.() === 0;
   const [command, ...args] = asRoot ? unprivileged(argv) : argv;
   const child = spawnSync(command as string, args, { encoding: 'utf8', timeout: 300_000, maxBuffer: 1 << 20 });
@@ -111,7 +117,7 @@ function measureCapacity(target: MatrixTarget, cap: number): CapacityResult {
   if (child.status !== 0 || line === undefined || !line.startsWith('{')) {
     throw new Error(`the capacity child failed (${child.status ?? child.signal}): ${(child.stderr ?? '').trim().split('\n').slice(-2).join(' | ')}`);
   }
-  const r = JSON.parse(line) as { count: number; stoppedBy: string | null; ms: number; lockedBytes: number; mappings: number; readable: boolean; uid: number };
+  const r = JSON.parse(line) as { count: number; stoppedBy: string | null; ms: number; lockedBytes: number; mappings: number; rssBytes: number; readable: boolean; uid: number };
   if (!r.readable) throw new Error('the capacity child could not read back its secrets');
   const per = (n: number): number => (r.count === 0 ? 0 : Math.round((n / r.count) * 100) / 100);
   return {
@@ -122,6 +128,7 @@ function measureCapacity(target: MatrixTarget, cap: number): CapacityResult {
     cap,
     lockedBytesPerSecret: per(r.lockedBytes),
     mappingsPerSecret: per(r.mappings),
+    rssBytesPerSecret: per(r.rssBytes),
     unprivileged: r.uid !== 0,
     ms: Math.round(r.ms),
   };

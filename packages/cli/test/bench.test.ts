@@ -141,4 +141,13 @@ describe('secure-memory bench --short --json', () => {
     expect(slab?.secrets).toBeGreaterThan((page?.secrets ?? 0) * 5);
     expect(slab?.lockedBytesPerSecret).toBeLessThan(100);
   });
+
+  it('reports the resident memory each live secret costs, for every backend', () => {
+    expect(report.capacity.length).toBeGreaterThan(0);
+    for (const c of report.capacity) {
+      // every live secret holds at least its own 32 bytes somewhere: the growth cannot be 0 or less
+      expect(c.rssBytesPerSecret, c.backend).toBeGreaterThan(0);
+      expect(Number.isFinite(c.rssBytesPerSecret), c.backend).toBe(true);
+    }
+  });
 });

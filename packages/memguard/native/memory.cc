@@ -91,19 +91,52 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
 // lockOnFault(address, length): mlock2(MLOCK_ONFAULT): the range is locked (and charged to
 // RLIMIT_MEMLOCK) now, its pages as they are touched, so that making it writable again does not
 // walk it to populate it. Falls back to mlock where mlock2 is missing; 0 or the errno.
-Napi::Value LockOnFault(const Napi::CallbackInfo& info) {
-  uint8_t* address = AddressOf(info[0]);
-  size_t length = LengthOf(info[1]);
+// mlock2(MLOCK_ONFAULT), or mlock where the kernel has no mlock2: 0 or the errno.
+int LockOnFaultRange(uint8_t* address, size_t length) {
 #if defined(__linux__) && defined(SYS_mlock2)
   int fault = Fault(kFaultMlock2);
   int rc = fault == kMakeCall ? static_cast<int>(syscall(SYS_mlock2, address, length, 1 /* MLOCK_ONFAULT */)) : Injected(fault);
-  if (rc == 0) return Status(info.Env(), 0);
-  if (errno != ENOSYS && errno != EINVAL) return Status(info.Env(), errno);
+  if (rc == 0) return 0;
+  if (errno != ENOSYS && errno != EINVAL) return errno;
 #endif
-  return Status(info.Env(), ErrnoOf(SeamMlock(address, length)));
+  return ErrnoOf(SeamMlock(address, length));
 }
 
-// unlock(address, length): munlock; 0 or the errno.
+Napi::Value LockOnFault(const Napi::CallbackInfo& info) {
+  return Status(info.Env(), LockOnFaultRange(AddressOf(info[0]), LengthOf(info[1])));
+}
+
+// prepare(base, total, inner, innerLength, onFault): the calls that make a fresh guarded mapping
+// ready, in one call: mprotect(inner, READ|WRITE), mlock (mlock2 ONFAULT when `onFault`),
+// madvise(base, DONTDUMP), madvise(base, WIPEONFORK). Stops at the first that fails: 0, or
+// step * 65536 + errno with step 1 to 4 in that order. Undoing is the caller's (munmap).
+Napi::Value Prepare(const Napi::CallbackInfo& info) {
+  uint8_t* base = AddressOf(info[0]);
+  size_t total = LengthOf(info[1]);
+  uint8_t* inner = AddressOf(info[2]);
+  size_t innerLength = LengthOf(info[3]);
+  bool onFault = info[4].As<Napi::Boolean>().Value();
+  int error = ErrnoOf(SeamMprotect(inner, innerLength, PROT_READ | PROT_WRITE));
+  if (error != 0) return Status(info.Env(), 1 * 65536 + error);
+  error = onFault ? LockOnFaultRange(inner, innerLength) : ErrnoOf(SeamMlock(inner, innerLength));
+  if (error != 0) return Status(info.Env(), 2 * 65536 + error);
+  error = ErrnoOf(SeamMadvise(base, total, MADV_DONTDUMP));
+  if (error != 0) return Status(info.Env(), 3 * 65536 + error);
+  error = ErrnoOf(SeamMadvise(base, total, MADV_WIPEONFORK));
+  if (error != 0) return Status(info.Env(), 4 * 65536 + error);
+  return Status(info.Env(), 0);
+}
+
+// release(inner, innerLength, base, total): munlock of the inner pages (its failure is ignored:
+// munmap unlocks too), then munmap of the whole mapping: 0 or munmap's errno.
+Napi::Value Release(const Napi::CallbackInfo& info) {
+  SeamMunlock(AddressOf(info[0]), LengthOf(info[1]));
+  uint8_t* base = AddressOf(info[2]);
+  int error = ErrnoOf(SeamMunmap(base, LengthOf(info[3])));
+  if (error == 0) Unlisted(info.Env(), base);
+  return Status(info.Env(), error);
+}
+
 Napi::Value Unlock(const Napi::CallbackInfo& info) {
   return RangeStatus(info, [](uint8_t* address, size_t length) { return SeamMunlock(address, length); });
 }
@@ -126,20 +159,28 @@ Napi::Value WipeMemory(const Napi::CallbackInfo& info) {
 // backing store (every ArrayBuffer over it collected: the one made here, and any it was moved to by
 // ArrayBuffer.prototype.transfer()), `token` is listed for releasedViews(): until then TypeScript
 // keeps the memory mapped and never reuses it, so that a view kept too long faults instead of
-// reading something else.
+// reading something else. Token 0: no report (an internal view, which TypeScript detaches itself);
+// a finalizer per view costs an allocation and a queued callback, and its token would pile up
+// unread (releasedViews() is only called while views handed out are outstanding).
 Napi::Value View(const Napi::CallbackInfo& info) {
   uint8_t* address = AddressOf(info[0]);
   size_t length = LengthOf(info[1]);
   double token = info[2].As<Napi::Number>().DoubleValue();
   napi_value result;
-  napi_status status = napi_create_external_arraybuffer(
-      info.Env(), address, length,
-      [](napi_env env, void*, void* hint) {
-        void* data = nullptr;
-        if (napi_get_instance_data(env, &data) != napi_ok || data == nullptr) return;
-        static_cast<EnvMappings*>(data)->releasedViews.push_back(static_cast<double>(reinterpret_cast<uintptr_t>(hint)));
-      },
-      reinterpret_cast<void*>(static_cast<uintptr_t>(token)), &result);
+  napi_status status;
+  if (token == 0) {
+    // A view of the package's own, always detached before its memory changes: nothing to report.
+    status = napi_create_external_arraybuffer(info.Env(), address, length, nullptr, nullptr, &result);
+  } else {
+    status = napi_create_external_arraybuffer(
+        info.Env(), address, length,
+        [](napi_env env, void*, void* hint) {
+          void* data = nullptr;
+          if (napi_get_instance_data(env, &data) != napi_ok || data == nullptr) return;
+          static_cast<EnvMappings*>(data)->releasedViews.push_back(static_cast<double>(reinterpret_cast<uintptr_t>(hint)));
+        },
+        reinterpret_cast<void*>(static_cast<uintptr_t>(token)), &result);
+  }
   if (status != napi_ok) {
     Napi::Error::New(info.Env(), "external ArrayBuffers are not allowed here").ThrowAsJavaScriptException();
     return info.Env().Undefined();
@@ -206,13 +247,22 @@ Napi::Value CanaryFill(const Napi::CallbackInfo& info) {
 // canaryIntact(address, length, pattern): 1 when the `length` bytes are still `pattern` repeated
 // from the first byte (its first bytes equal the pattern, and each byte equals the one a pattern's
 // length before it), else 0. The memory must be readable.
-Napi::Value CanaryIntact(const Napi::CallbackInfo& info) {
-  const uint8_t* address = AddressOf(info[0]);
-  size_t length = LengthOf(info[1]);
-  Napi::Uint8Array pattern = info[2].As<Napi::Uint8Array>();
+bool IntactAt(const uint8_t* address, size_t length, const Napi::Uint8Array& pattern) {
   size_t n = pattern.ByteLength();
   size_t head = length < n ? length : n;
-  bool intact = memcmp(address, pattern.Data(), head) == 0 && (length <= n || memcmp(address + n, address, length - n) == 0);
+  return memcmp(address, pattern.Data(), head) == 0 && (length <= n || memcmp(address + n, address, length - n) == 0);
+}
+
+Napi::Value CanaryIntact(const Napi::CallbackInfo& info) {
+  return Status(info.Env(), IntactAt(AddressOf(info[0]), LengthOf(info[1]), info[2].As<Napi::Uint8Array>()) ? 1 : 0);
+}
+
+// canaryCheckWipe(address, length, pattern, wipeAddress, wipeLength): canaryIntact, then
+// explicit_bzero of `wipeLength` bytes at `wipeAddress` (writable), in one call: 1 when the canary
+// was intact, else 0 (wiped either way).
+Napi::Value CanaryCheckWipe(const Napi::CallbackInfo& info) {
+  bool intact = IntactAt(AddressOf(info[0]), LengthOf(info[1]), info[2].As<Napi::Uint8Array>());
+  Wipe(AddressOf(info[3]), LengthOf(info[4]));
   return Status(info.Env(), intact ? 1 : 0);
 }
 
@@ -272,6 +322,8 @@ Napi::Value MapSecret(const Napi::CallbackInfo& info) {
 void RegisterMemory(Napi::Env env, Napi::Object& exports) {
   Export(env, exports, "liveMappings", LiveMappings);
   Export(env, exports, "releasedViews", ReleasedViews);
+  Export(env, exports, "prepare", Prepare);
+  Export(env, exports, "release", Release);
   Export(env, exports, "pageSize", PageSize);
   Export(env, exports, "map", Map);
   Export(env, exports, "unmap", Unmap);
@@ -286,6 +338,7 @@ void RegisterMemory(Napi::Env env, Napi::Object& exports) {
   Export(env, exports, "read", Read);
   Export(env, exports, "canaryFill", CanaryFill);
   Export(env, exports, "canaryIntact", CanaryIntact);
+  Export(env, exports, "canaryCheckWipe", CanaryCheckWipe);
   Export(env, exports, "disableCoreDumps", DisableCoreDumps);
   Export(env, exports, "mapSecret", MapSecret);
   Constant(exports, "PROT_NONE", PROT_NONE);

@@ -20,7 +20,7 @@ import {
 } from '@secure-memory/core/backend';
 import { LockedBuffer, bufferRegion, leaseBuffer } from './buffer.js';
 import { BACKEND, frozen, integrityError, prepared } from './errors.js';
-import { type Sealed, openInto, readyKey, sealAt } from './key.js';
+import { SEAL_DIRECT_MIN, type Sealed, openInto, readyKey, sealAt, sealFrom } from './key.js';
 import { addon } from './native.js';
 import { GuardedRegion } from './region.js';
 import { Ledger } from './mapping.js';
@@ -135,14 +135,17 @@ export function newEnclave(src: Uint8Array): Enclave {
 }
 
 /**
- * Seals a copy of `bytes` into a new container: copies them (TypedArray.prototype.set, which reads a
- * small array's bytes where they are, without moving them off the V8 heap) into a guarded region of
- * the pool, seals that, and wipes it. Native code never reads the caller's array: that would make V8
- * move a small array's bytes off the heap and abandon an unwiped copy. The caller wipes `bytes`.
+ * Seals a copy of `bytes` into a new container. An array of {@link SEAL_DIRECT_MIN} bytes or more is
+ * sealed straight from where it is (V8 never keeps such an array's bytes inside the heap: reading it
+ * natively moves nothing). A smaller one is copied (TypedArray.prototype.set, which reads a small
+ * array's bytes where they are, without moving them off the V8 heap) into a guarded region of the
+ * pool, sealed from there, and wiped: native code never reads a small caller's array, which would
+ * make V8 move its bytes off the heap and abandon an unwiped copy. The caller wipes `bytes`.
  * @throws {SecureMemoryError} as {@link GuardedRegion.lease} and `sealAt`.
  */
 export function sealCopy(bytes: Uint8Array): Sealed {
   readyKey();
+  if (bytes.byteLength >= SEAL_DIRECT_MIN) return sealFrom(bytes);
   const region = GuardedRegion.lease(bytes.byteLength, staging);
   let sealed: Sealed;
   try {

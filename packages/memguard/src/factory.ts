@@ -10,6 +10,7 @@ import {
   ErrorCode,
   type Guarantees,
   type Secret,
+  SecureMemoryError,
   SecureMemoryTypeError,
 } from '@secure-memory/core';
 import {
@@ -24,7 +25,8 @@ import {
   invalidThis,
 } from '@secure-memory/core/backend';
 import { BACKEND, frozen, integrityError, prepared } from './errors.js';
-import { type Sealed, sealAt } from './key.js';
+import { readyKey, sealInto } from './key.js';
+import { BoxArena, type BoxSlab } from './box-arena.js';
 import { track } from './lifetime.js';
 import { MAPPINGS_PER_BUFFER } from './map-budget.js';
 import { addon } from './native.js';
@@ -32,7 +34,7 @@ import { GuardedRegion } from './region.js';
 import { Ledger } from './mapping.js';
 import { assertReadable, reclaimViews, writable } from './views.js';
 import { remember } from './open-secrets.js';
-import { EnclaveRegion, type EnclaveCounters, LockedRegion } from './secret-region.js';
+import { EnclaveRegion, LockedRegion } from './secret-region.js';
 
 /**
  * `mode` option: `'enclave'`, an Enclave at rest opened into a pooled guarded region per access;
@@ -104,8 +106,11 @@ export class MemguardSecretFactory extends SecretFactoryBase {
   readonly mode: MemguardMode;
   readonly #debug: boolean;
   readonly #ledger = new Ledger();
-  readonly #counters: EnclaveCounters = { ciphertextBytes: 0 };
+  /** Enclave mode: the slabs the sealed boxes rest in (made on the first secret). */
+  #arena: BoxArena | undefined;
   #made: LockedRegion | EnclaveRegion | undefined;
+  /** Set during {@link createRandom}: the region is filled by OpenSSL's CSPRNG, natively. */
+  #random = false;
 
   /**
    * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `options` is not an object or `debug` not a
@@ -137,12 +142,7 @@ export class MemguardSecretFactory extends SecretFactoryBase {
   protected allocate(size: number, fill: RegionFill): SecretRegion {
     if (this.mode === 'enclave') return this.#allocateEnclave(size, fill);
     const region = prepared(GuardedRegion.allocate(size, this.#ledger), (made) => {
-      const view = made.view(true);
-      try {
-        fill(view);
-      } finally {
-        made.revoke(view);
-      }
+      this.#fill(made, fill);
       made.protect('none');
     });
     const locked = new LockedRegion(region);
@@ -151,23 +151,49 @@ export class MemguardSecretFactory extends SecretFactoryBase {
   }
 
   #allocateEnclave(size: number, fill: RegionFill): SecretRegion {
+    readyKey(); // before anything is taken: a refused key leaves nothing to undo
+    this.#arena ??= new BoxArena(addon().SEAL_OVERHEAD, this.#ledger);
+    const arena = this.#arena;
     const staging = GuardedRegion.lease(size, this.#ledger);
-    let sealed: Sealed;
+    let slot: { slab: BoxSlab; slot: number } | undefined;
     try {
-      const view = staging.view(true);
-      try {
-        fill(view);
-        sealed = sealAt(staging.data, size);
-      } finally {
-        staging.revoke(view);
-      }
+      this.#fill(staging, fill);
+      slot = arena.take(size + arena.overhead);
+      const sealed = sealInto(staging.data, size, slot.slab.box(slot.slot));
+      slot.slab.ids[slot.slot] = sealed.id;
+      slot.slab.epochs[slot.slot] = sealed.epoch;
+    } catch (error) {
+      if (slot !== undefined) arena.release(slot.slab, slot.slot);
+      throw error;
     } finally {
       // biome-ignore lint/correctness/noUnsafeFinally: a damaged canary outranks the error in flight: ERR_INTEGRITY must surface
-      if (!staging.destroy()) throw integrityError();
+      if (!staging.destroy()) {
+        if (slot !== undefined) arena.release(slot.slab, slot.slot);
+        throw integrityError();
+      }
     }
-    const region = new EnclaveRegion(sealed, this.#ledger, this.#counters);
+    const region = new EnclaveRegion(slot.slab, slot.slot);
     this.#made = region;
     return region;
+  }
+
+  /**
+   * Fills a writable region: with OpenSSL's CSPRNG straight into it for {@link createRandom} (no
+   * view, no copy through JavaScript), else through an internal view revoked right after.
+   */
+  #fill(region: GuardedRegion, fill: RegionFill): void {
+    if (this.#random) {
+      if (addon().random(region.data, region.size) !== 0) {
+        throw new SecureMemoryError(ErrorCode.BACKEND_UNAVAILABLE, 'OpenSSL failed to generate random bytes', { backend: BACKEND });
+      }
+      return;
+    }
+    const view = region.view(true);
+    try {
+      fill(view);
+    } finally {
+      region.revoke(view);
+    }
   }
 
   static #check(self: unknown): MemguardSecretFactory {
@@ -176,16 +202,17 @@ export class MemguardSecretFactory extends SecretFactoryBase {
   }
 
   #watch(secret: Secret): Secret {
-    remember(secret);
     const locked = this.#made;
     this.#made = undefined;
     if (locked instanceof LockedRegion) {
+      remember(secret);
       locked.owner = secret;
       // The region is reached through the LockedRegion, which the secret holds: the registry's
       // held value (the GuardedRegion) does not keep the secret alive.
       track(secret, locked.region, 'secret', this.#debug);
     } else if (locked !== undefined) {
       // Nothing native at rest: only the debug warning, and an anchored region later (location()).
+      // Its slot holds it weakly, which is how a purge finds it to close it (not remember()).
       locked.owner = secret;
       if (this.#debug) track(secret, undefined, 'secret', true);
     }
@@ -208,14 +235,22 @@ export class MemguardSecretFactory extends SecretFactoryBase {
   }
 
   /**
-   * Generates `size` CSPRNG bytes straight into a new guarded region.
+   * Generates `size` CSPRNG bytes (OpenSSL's, as `newEnclaveRandom`) straight into a new guarded
+   * region, natively: no view of it is made.
    * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `size` is not a number.
    * @throws {RangeError} `ERR_INVALID_SIZE` unless it is a whole number from 1 to 1 GiB.
    * @throws {SecureMemoryError} `ERR_MEMLOCK_LIMIT`, `ERR_MAP_LIMIT` or `ERR_ALLOCATION_FAILED`.
    */
   override createRandom(size: number): Secret {
     const self = MemguardSecretFactory.#check(this);
-    return self.#watch(super.createRandom.call(self, size));
+    self.#random = true;
+    let secret: Secret;
+    try {
+      secret = super.createRandom.call(self, size);
+    } finally {
+      self.#random = false;
+    }
+    return self.#watch(secret);
   }
 
   /**
@@ -246,7 +281,7 @@ export class MemguardSecretFactory extends SecretFactoryBase {
       mappings: l.regions * MAPPINGS_PER_BUFFER,
       mappedBytes: l.mappedBytes,
       leaked: l.leaked,
-      ciphertextBytes: this.#counters.ciphertextBytes,
+      ciphertextBytes: this.#arena?.ciphertextBytes ?? 0,
     };
   }
 }

@@ -219,24 +219,64 @@ let nextId = 1;
  * @throws {SecureMemoryError} as {@link useKey}.
  */
 export function sealAt(address: bigint, size: number): Sealed {
+  // Ciphertext is not secret: an ordinary buffer (small ones share Node's pool slab).
+  const box = Buffer.allocUnsafe(size + addon().SEAL_OVERHEAD);
+  const { epoch: sealedEpoch, id } = sealInto(address, size, box);
+  return { box, size, epoch: sealedEpoch, id };
+}
+
+/**
+ * Seals the bytes of `source` straight from where they are (no copy into a locked region first),
+ * into a new container. Only for arrays of at least {@link SEAL_DIRECT_MIN} bytes: V8 never keeps
+ * those inside the heap, so letting native code read them moves nothing and leaves no copy behind
+ * (for a small array it would: see `sealAt`). The caller wipes `source`.
+ * @throws {SecureMemoryError} as {@link useKey}; `ERR_BACKEND_UNAVAILABLE` when OpenSSL fails.
+ */
+export function sealFrom(source: Uint8Array): Sealed {
   const key = useKey();
-  const box = newBox(key, size);
+  const size = source.byteLength;
+  const box = Buffer.allocUnsafe(size + key.lib.SEAL_OVERHEAD);
+  writeNonce(key, box);
   const id = nextId;
   nextId += 1;
-  if (key.lib.sealAt(key.state, address, size, box, id) !== 0) throw cryptoError('seal');
+  if (key.lib.sealFrom(key.state, source, box, id) !== 0) throw cryptoError('seal');
   return { box, size, epoch, id };
 }
 
-/** A box for `size` bytes with the next nonce in its first 12 bytes. */
-function newBox(key: KeyState, size: number): Buffer {
-  // Ciphertext is not secret: an ordinary buffer (small ones share Node's pool slab).
-  const box = Buffer.allocUnsafe(size + key.lib.SEAL_OVERHEAD);
+/**
+ * The fewest bytes {@link sealFrom} seals straight from a caller's array: a page, far above the
+ * 64 bytes V8 keeps inside the heap by default (`--typed-array-max-size-in-heap`). Below it a seal
+ * copies into a locked region first, which costs little at that size.
+ */
+export const SEAL_DIRECT_MIN = 4096;
+
+/**
+ * As {@link sealAt}, into a box the caller provides (`size` + `SEAL_OVERHEAD` bytes of ordinary
+ * memory: a slot of an enclave-mode factory's arena). Returns the new container's id and the key
+ * epoch. On failure the box holds no ciphertext worth keeping (the caller zero-fills it).
+ * @throws {SecureMemoryError} as {@link useKey}; `ERR_BACKEND_UNAVAILABLE` when OpenSSL fails.
+ */
+export function sealInto(address: bigint, size: number, box: Uint8Array): { epoch: number; id: number } {
+  const key = useKey();
+  writeNonce(key, box);
+  const id = nextId;
+  nextId += 1;
+  if (key.lib.sealAt(key.state, address, size, box, id) !== 0) throw cryptoError('seal');
+  return { epoch, id };
+}
+
+/** Writes the next nonce of `key` into the first 12 bytes of `box` (big-endian prefix and counter). */
+function writeNonce(key: KeyState, box: Uint8Array): void {
   const counter = key.counter;
   key.counter = counter + 1;
-  box.writeUInt32BE(key.prefix, 0);
-  box.writeUInt32BE(Math.floor(counter / 0x1_0000_0000), 4);
-  box.writeUInt32BE(counter >>> 0, 8);
-  return box;
+  const words = [key.prefix, Math.floor(counter / 0x1_0000_0000), counter >>> 0];
+  for (let w = 0; w < 3; w += 1) {
+    const word = words[w] as number;
+    box[4 * w] = word >>> 24;
+    box[4 * w + 1] = (word >>> 16) & 0xff;
+    box[4 * w + 2] = (word >>> 8) & 0xff;
+    box[4 * w + 3] = word & 0xff;
+  }
 }
 
 /** True when `sealed` was made under the current key (no purge since). */

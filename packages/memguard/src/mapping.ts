@@ -15,6 +15,28 @@ export const MIN_CANARY = 16;
 /** The length of a buffer's random canary pattern, repeated across the slack. */
 const CANARY_PATTERN = 32;
 
+/** CSPRNG bytes that canary patterns are cut from, refilled when used up (one call per 128 mappings). */
+const canarySource = new Uint8Array(new ArrayBuffer(CANARY_PATTERN * 128));
+let canaryOffset = canarySource.byteLength;
+
+/**
+ * A fresh random canary pattern. Cut from a buffer of CSPRNG bytes that is refilled when used up:
+ * randomFillSync costs about as much for 4 KiB as for 32 bytes, and a mapping used to pay it
+ * whole. The bytes taken are zeroed in the source, so no pattern is kept twice.
+ */
+function newCanary(): Uint8Array {
+  if (canaryOffset === canarySource.byteLength) {
+    randomFillSync(canarySource);
+    canaryOffset = 0;
+  }
+  const end = canaryOffset + CANARY_PATTERN;
+  const canary = new Uint8Array(new ArrayBuffer(CANARY_PATTERN)); // off the heap, as native code reads it
+  canary.set(canarySource.subarray(canaryOffset, end));
+  canarySource.fill(0, canaryOffset, end);
+  canaryOffset = end;
+  return canary;
+}
+
 /** The protection of the inner pages. */
 export type Protection = 'none' | 'read' | 'readwrite';
 
@@ -56,9 +78,14 @@ export function unmapOrDefer(lib: Addon, base: bigint, total: number, ledger: Le
     if (counted) mapBudget.removed();
     return true;
   }
+  deferUnmap(base, total, ledger, counted);
+  return false;
+}
+
+/** Keeps a range whose munmap failed, to try again (see {@link retryUnmaps}). */
+function deferUnmap(base: bigint, total: number, ledger: Ledger | undefined, counted: boolean): void {
   pendingUnmaps.push({ base, total, ledger, counted });
   if (ledger !== undefined) ledger.leaked += 1;
-  return false;
 }
 
 /** Tries every deferred munmap again; returns how many are still pending. */
@@ -140,23 +167,23 @@ export function mapFresh(lib: Addon, innerLength: number, onFault = false): Mapp
   const base = lib.map(total);
   if (typeof base === 'number') throw systemError(ErrorCode.ALLOCATION_FAILED, 'mmap', base, total);
   const inner = base + BigInt(page);
-  try {
-    let errno = lib.protect(inner, innerLength, lib.PROT_READ | lib.PROT_WRITE);
-    if (errno !== 0) throw systemError(ErrorCode.PROTECTION_FAILED, 'mprotect', errno, innerLength);
-    errno = onFault ? lib.lockOnFault(inner, innerLength) : lib.lock(inner, innerLength);
-    if (errno !== 0) throw lockError(errno, innerLength);
-    errno = lib.advise(base, total, lib.MADV_DONTDUMP);
-    if (errno !== 0) throw systemError(ErrorCode.PROTECTION_FAILED, 'madvise', errno, total);
-    errno = lib.advise(base, total, lib.MADV_WIPEONFORK);
-    if (errno !== 0) throw systemError(ErrorCode.PROTECTION_FAILED, 'madvise', errno, total);
-  } catch (error) {
+  const status = lib.prepare(base, total, inner, innerLength, onFault);
+  if (status !== 0) {
     unmapOrDefer(lib, base, total, undefined, false); // unlocks too; nothing was written yet
-    throw error;
+    throw prepareError(status, innerLength, total);
   }
   mapBudget.added();
-  const canary = new Uint8Array(new ArrayBuffer(CANARY_PATTERN));
-  randomFillSync(canary);
+  const canary = newCanary();
   return { base, total, inner, innerLength, canary, slack: 0, pinned: false, outstanding: new Map(), entombed: false };
+}
+
+/** The error for the failed step of `prepare` (see {@link Addon.prepare}). */
+function prepareError(status: number, innerLength: number, total: number): Error {
+  const step = Math.floor(status / 65536);
+  const errno = status % 65536;
+  if (step === 1) return systemError(ErrorCode.PROTECTION_FAILED, 'mprotect', errno, innerLength);
+  if (step === 2) return lockError(errno, innerLength);
+  return systemError(ErrorCode.PROTECTION_FAILED, 'madvise', errno, total);
 }
 
 /**
@@ -165,9 +192,12 @@ export function mapFresh(lib: Addon, innerLength: number, onFault = false): Mapp
  * in `ledger.leaked` until then. A failed munlock is ignored: munmap unlocks too.
  */
 export function unmapMapping(lib: Addon, map: Mapping, ledger?: Ledger): boolean {
-  lib.unlock(map.inner, map.innerLength); // first, so that a failed munmap leaves nothing locked
-  if (unmapOrDefer(lib, map.base, map.total, ledger, true)) return true;
+  // munlock first (in the same call), so that a failed munmap leaves nothing locked
+  if (lib.release(map.inner, map.innerLength, map.base, map.total) === 0) {
+    mapBudget.removed();
+    return true;
+  }
+  deferUnmap(map.base, map.total, ledger, true);
   lib.protect(map.inner, map.innerLength, lib.PROT_NONE); // zeroed already; best effort
   return false;
 }
-

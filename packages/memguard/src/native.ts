@@ -24,13 +24,24 @@ export interface Addon {
   lock(address: bigint, length: number): number;
   /** mlock2(MLOCK_ONFAULT) (mlock where it is missing): 0 or the errno. */
   lockOnFault(address: bigint, length: number): number;
+  /**
+   * The calls that make a fresh guarded mapping ready, in one: mprotect(inner, READ|WRITE), mlock
+   * (mlock2 ONFAULT when `onFault`), madvise(base, DONTDUMP), madvise(base, WIPEONFORK); stops at
+   * the first that fails. 0, or step * 65536 + errno (step 1 to 4, in that order).
+   */
+  prepare(base: bigint, total: number, inner: bigint, innerLength: number, onFault: boolean): number;
+  /** munlock of the inner pages (failure ignored: munmap unlocks too), then munmap: 0 or munmap's errno. */
+  release(inner: bigint, innerLength: number, base: bigint, total: number): number;
   /** munlock: 0 or the errno. */
   unlock(address: bigint, length: number): number;
   /** madvise: 0 or the errno. */
   advise(address: bigint, length: number, advice: number): number;
   /** explicit_bzero of writable memory. */
   wipe(address: bigint, length: number): void;
-  /** An external ArrayBuffer over the memory; `token` is listed by releasedViews() once V8 releases its memory. */
+  /**
+   * An external ArrayBuffer over the memory; `token` is listed by releasedViews() once V8 releases
+   * its memory. Token 0: not listed (no finalizer), for views this package detaches itself.
+   */
   view(address: bigint, length: number, token: number): ArrayBuffer;
   /** The tokens of the views whose memory V8 released since the last call. */
   releasedViews(): number[];
@@ -42,6 +53,8 @@ export interface Addon {
   canaryFill(address: bigint, length: number, pattern: Uint8Array): void;
   /** 1 when the memory is still `pattern` repeated, else 0 (readable memory). */
   canaryIntact(address: bigint, length: number, pattern: Uint8Array): number;
+  /** canaryIntact, then explicit_bzero of `wipeLength` writable bytes at `wipeAddress`, in one call: 1 when intact, else 0 (wiped either way). */
+  canaryCheckWipe(address: bigint, length: number, pattern: Uint8Array, wipeAddress: bigint, wipeLength: number): number;
   /** setrlimit(RLIMIT_CORE, 0): 0 or the errno. */
   disableCoreDumps(): number;
   /**
@@ -63,6 +76,11 @@ export interface Addon {
    * 12 bytes), bound to the container `id` (associated data): 0, or -1.
    */
   sealAt(state: bigint, address: bigint, length: number, box: Uint8Array, id: number): number;
+  /**
+   * As sealAt, from the bytes of `source` (a Uint8Array far larger than V8 keeps inside the heap:
+   * see `SEAL_DIRECT_MIN`): 0, or -1.
+   */
+  sealFrom(state: bigint, source: Uint8Array, box: Uint8Array, id: number): number;
   /** Checks and decrypts `box`, bound to the container `id`, into the memory at `destination`: 0; 1 when the tag fails; -1. */
   open(state: bigint, box: Uint8Array, destination: bigint, id: number): number;
   /** Mappings this thread's environment has listed (made and not unmapped): wiped and unmapped when it ends. */

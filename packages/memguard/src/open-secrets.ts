@@ -4,9 +4,11 @@
  * @module
  */
 import type { Secret } from '@secure-memory/core';
+import { arenaSecrets } from './box-arena.js';
 
 /**
- * Every secret of every factory of this thread that is not closed yet, for {@link closeAllSecrets}:
+ * Every locked-mode secret of every factory of this thread that is not closed yet (enclave-mode
+ * secrets are found through their slots, box-arena.ts), for {@link closeAllSecrets}:
  * a purge destroys their memory, and closing them makes `closed` true (as memguard's IsClosed()).
  */
 const openSecrets = new Set<WeakRef<Secret>>();
@@ -34,13 +36,18 @@ export function forget(owner: object | undefined): void {
  */
 export function closeAllSecrets(): unknown[] {
   const errors: unknown[] = [];
-  for (const ref of [...openSecrets]) {
-    openSecrets.delete(ref);
+  const close = (secret: Secret | undefined): void => {
     try {
-      ref.deref()?.close();
+      secret?.close();
     } catch (error) {
       errors.push(error);
     }
+  };
+  for (const ref of [...openSecrets]) {
+    openSecrets.delete(ref);
+    close(ref.deref());
   }
+  // Enclave-mode secrets are held (weakly) by the slots of their sealed boxes, not listed here.
+  for (const secret of arenaSecrets()) close(secret);
   return errors;
 }

@@ -189,7 +189,8 @@ export class GuardedRegion {
    */
   view(internal = false): Uint8Array {
     if (!this.#alive) throw destroyed();
-    const token = newViewToken();
+    // An internal view is detached by revoke() or destroy(): V8 need not report its release.
+    const token = internal ? 0 : newViewToken();
     const buffer = externalView(this.#lib, this.data, this.size, token);
     setViewOwner(buffer, this);
     if (internal) {
@@ -280,12 +281,17 @@ export class GuardedRegion {
       this.#discard();
       throw error;
     }
-    const intact = this.#canaryIntact();
     const map = this.#map;
     const lib = this.#lib;
     const ledger = this.#ledger;
-    this.#retire();
     const viewed = map.outstanding.size > 0;
+    // An allocated region without views is wiped whole and unmapped below, whatever the canary
+    // says: check it and wipe in one call.
+    const wipedWhole = !this.#leased && !viewed;
+    const intact = wipedWhole
+      ? lib.canaryCheckWipe(map.inner, map.innerLength - this.size, map.canary, map.inner, map.innerLength) === 1
+      : this.#canaryIntact();
+    this.#retire();
     if (this.#leased && intact && !map.pinned && !viewed && pool.accepts(map.innerLength)) {
       lib.wipe(this.data, this.size);
       pool.give(map);
@@ -298,7 +304,7 @@ export class GuardedRegion {
       if (errno !== 0) throw systemError(ErrorCode.PROTECTION_FAILED, 'mprotect', errno, map.innerLength);
       return intact;
     }
-    lib.wipe(map.inner, map.innerLength);
+    if (!wipedWhole) lib.wipe(map.inner, map.innerLength);
     if (this.#leased) pool.stats.discarded += 1;
     if (map.pinned) {
       // A view could not be detached (never seen on Node; possible in a runtime that refuses to

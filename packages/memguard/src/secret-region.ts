@@ -4,9 +4,11 @@
  * opened into a region of the pool for each access (`mode: 'enclave'`).
  * @module
  */
+import type { Secret } from '@secure-memory/core';
 import type { RegionLocation, SecretRegion } from '@secure-memory/core/backend';
+import type { BoxSlab } from './box-arena.js';
 import { destroyed, integrityError } from './errors.js';
-import { type Sealed, isCurrent, openInto } from './key.js';
+import { isCurrent, openInto } from './key.js';
 import { track, untrack } from './lifetime.js';
 import type { Ledger } from './mapping.js';
 import { forget } from './open-secrets.js';
@@ -19,6 +21,14 @@ export class LockedRegion implements SecretRegion {
   #damaged = false;
   /** The secret it belongs to, to stop watching it for garbage collection once freed. */
   owner: object | undefined;
+  /**
+   * The view handed to every access: the data never moves, so one view serves them all. A view
+   * made per access would promise nothing more (a view kept from an earlier access reads the same
+   * bytes during a later one, and faults while idle, either way) and cost an external ArrayBuffer,
+   * its finalizer and its bookkeeping at each access. Made again when it lost its memory
+   * (`transfer()` moved it away).
+   */
+  #view: Uint8Array | undefined;
 
   constructor(region: GuardedRegion) {
     this.#region = region;
@@ -29,10 +39,14 @@ export class LockedRegion implements SecretRegion {
     return this.#region;
   }
 
-  /** Makes the data readable (not writable) and hands out a fresh view. */
+  /** Makes the data readable (not writable) and hands out the secret's view (see {@link #view}). */
   protectRead(): Uint8Array {
-    this.#region.protect('read');
-    return this.#region.view();
+    const region = this.#region;
+    region.protect('read');
+    const view = this.#view;
+    if (view !== undefined && view.byteLength === region.size) return view;
+    this.#view = region.view();
+    return this.#view;
   }
 
   /**
@@ -46,10 +60,11 @@ export class LockedRegion implements SecretRegion {
   protectIdle(view: Uint8Array): void {
     const region = this.#region;
     if (!region.alive) return;
-    region.revoke(view);
+    region.revoke(view); // a view handed out is not detached (see region.ts): nothing to do for it
     try {
       region.protect('none');
     } catch (error) {
+      this.#view = undefined;
       try {
         if (!region.destroy()) this.#damaged = true;
       } catch {
@@ -60,23 +75,24 @@ export class LockedRegion implements SecretRegion {
   }
 
   /**
-   * Zero-fills the data (before `free`, which wipes the whole allocation again). Best effort: when
-   * the pages cannot be made writable, `free` deals with it (and reports it).
+   * Makes the data writable for `free`, which core calls right after and which checks the canary
+   * and wipes the whole allocation (so the data is not wiped twice). Best effort: when the pages
+   * cannot be made writable, `free` deals with it (it unmaps them unwiped, and reports it).
    */
   wipe(): void {
     if (!this.#region.alive) return;
     try {
       this.#region.protect('readwrite');
     } catch {
-      return;
+      // free() tries again, and discards the pages if it fails too
     }
-    this.#region.wipeData();
   }
 
   /** Checks the canary, wipes, unlocks, unmaps; throws `ERR_INTEGRITY` afterwards when the canary was damaged. */
   free(): void {
     forget(this.owner);
     if (this.owner !== undefined) untrack(this.owner);
+    this.#view = undefined; // its memory is released once V8 releases it (a tombstone until then)
     if (this.#region.alive && !this.#region.destroy()) this.#damaged = true;
     if (this.#damaged) throw integrityError();
   }
@@ -88,17 +104,16 @@ export class LockedRegion implements SecretRegion {
   }
 }
 
-/** The counters an enclave-mode factory keeps beyond its ledger. */
-export interface EnclaveCounters {
-  ciphertextBytes: number;
-}
+/** Bits of {@link EnclaveRegion}'s flags. */
+const ANCHORED = 1;
+const DAMAGED = 2;
 
 /**
- * One enclave-mode secret, as core drives it. At rest it is a sealed box on the heap and nothing
- * else. An access leases a guarded region from the pool, decrypts into it, makes it read-only and
- * hands out a view; when the access ends the region is wiped and made inaccessible, and goes back to the pool
- * once V8 releases the view
- * (canary checked, data wiped).
+ * One enclave-mode secret, as core drives it. At rest it is a sealed box in a slot of its factory's
+ * arena (box-arena.ts) and nothing else: this object holds the slab and the slot number, and the
+ * region of an access in progress. An access leases a guarded region from the pool, decrypts into
+ * it, makes it read-only and hands out a view; when the access ends the region is wiped and made
+ * inaccessible, and goes back to the pool once V8 releases the view (canary checked, data wiped).
  *
  * A native probe that asks where the data is (`location()`) while the secret is idle anchors a
  * region to it: from then on every access decrypts into that same region, which is wiped and made
@@ -107,24 +122,32 @@ export interface EnclaveCounters {
  * there, during the next access.
  */
 export class EnclaveRegion implements SecretRegion {
-  #sealed: Sealed | undefined;
-  readonly #size: number;
-  readonly #ledger: Ledger;
-  readonly #counters: EnclaveCounters;
+  /** The slab of the sealed box; `undefined` once wiped. */
+  #slab: BoxSlab | undefined;
+  readonly #slot: number;
   /** The region of the current access, or the anchored one. */
   #lease: GuardedRegion | undefined;
-  #anchored = false;
-  /** A canary was found damaged when an access ended: close() reports it. */
-  #damaged = false;
-  /** The secret it belongs to, to watch an anchored region for garbage collection. */
-  owner: object | undefined;
+  /** {@link ANCHORED}, {@link DAMAGED} (a canary was found damaged when an access ended: close() reports it). */
+  #flags = 0;
 
-  constructor(sealed: Sealed, ledger: Ledger, counters: EnclaveCounters) {
-    this.#sealed = sealed;
-    this.#size = sealed.size;
-    this.#ledger = ledger;
-    this.#counters = counters;
-    counters.ciphertextBytes += sealed.box.byteLength;
+  constructor(slab: BoxSlab, slot: number) {
+    this.#slab = slab;
+    this.#slot = slot;
+  }
+
+  /** The secret it belongs to (weakly held by its slot), to watch an anchored region for garbage collection. */
+  get owner(): object | undefined {
+    const owner = this.#slab?.owners[this.#slot];
+    return owner instanceof WeakRef ? owner.deref() : undefined;
+  }
+
+  set owner(secret: Secret) {
+    const slab = this.#slab;
+    if (slab !== undefined) slab.arena.setOwner(slab, this.#slot, secret);
+  }
+
+  get #ledger(): Ledger {
+    return (this.#slab as BoxSlab).arena.ledger;
   }
 
   /** The live lease, forgetting one that a purge destroyed. */
@@ -132,18 +155,19 @@ export class EnclaveRegion implements SecretRegion {
     const lease = this.#lease;
     if (lease !== undefined && !lease.alive) {
       this.#lease = undefined;
-      this.#anchored = false;
+      this.#flags &= ~ANCHORED;
     }
     return this.#lease;
   }
 
   /** Decrypts into a region (the anchored one, or one from the pool), makes it read-only, hands out a view. */
   protectRead(): Uint8Array {
-    const sealed = this.#sealed;
+    const slab = this.#slab;
+    const sealed = slab?.sealed(this.#slot);
     // Purged: the key it was sealed under is gone; as in locked mode, a purged secret is closed.
-    if (sealed === undefined || !isCurrent(sealed)) throw destroyed();
+    if (slab === undefined || sealed === undefined || !isCurrent(sealed)) throw destroyed();
     const anchored = this.#current();
-    const lease = anchored ?? GuardedRegion.lease(this.#size, this.#ledger);
+    const lease = anchored ?? GuardedRegion.lease(sealed.size, slab.arena.ledger);
     try {
       if (anchored !== undefined) lease.protect('readwrite');
       openInto(sealed, lease.data);
@@ -180,45 +204,49 @@ export class EnclaveRegion implements SecretRegion {
    * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when mprotect failed (after the release).
    */
   #end(lease: GuardedRegion): void {
-    if (this.#anchored) {
+    if ((this.#flags & ANCHORED) !== 0) {
       let intact: boolean;
       try {
         intact = lease.scrub();
       } catch (error) {
         this.#lease = undefined;
-        this.#anchored = false;
+        this.#flags &= ~ANCHORED;
         try {
-          if (!lease.destroy()) this.#damaged = true;
+          if (!lease.destroy()) this.#flags |= DAMAGED;
         } catch {
           // unmapped unwiped, or (munmap failing too) left listed for purge and exit to retry
         }
         throw error;
       }
-      if (!intact) this.#damaged = true;
+      if (!intact) this.#flags |= DAMAGED;
       return;
     }
     this.#lease = undefined;
-    if (!lease.destroy()) this.#damaged = true;
+    if (!lease.destroy()) this.#flags |= DAMAGED;
   }
 
-  /** Drops the ciphertext (there is no plaintext at rest). */
+  /** Drops the ciphertext: its slot is zero-filled and freed (there is no plaintext at rest). */
   wipe(): void {
-    const sealed = this.#sealed;
-    if (sealed === undefined) return;
-    this.#sealed = undefined;
-    this.#counters.ciphertextBytes -= sealed.box.byteLength;
-    sealed.box.fill(0);
+    const slab = this.#slab;
+    if (slab === undefined) return;
+    const owner = this.owner;
+    if (owner !== undefined) untrack(owner);
+    this.#slab = undefined;
+    slab.arena.release(slab, this.#slot);
   }
 
   /** Releases an anchored region; throws `ERR_INTEGRITY` afterwards when a canary was found damaged. */
   free(): void {
-    forget(this.owner);
-    if (this.owner !== undefined) untrack(this.owner);
+    const owner = this.owner;
+    if (owner !== undefined) untrack(owner);
     const lease = this.#current();
     this.#lease = undefined;
-    this.#anchored = false;
-    if (lease !== undefined && !lease.destroy()) this.#damaged = true;
-    if (this.#damaged) throw integrityError();
+    this.#flags &= ~ANCHORED;
+    if (lease !== undefined && !lease.destroy()) this.#flags |= DAMAGED;
+    const slab = this.#slab;
+    this.#slab = undefined;
+    if (slab !== undefined) slab.arena.release(slab, this.#slot);
+    if ((this.#flags & DAMAGED) !== 0) throw integrityError();
   }
 
   /**
@@ -226,10 +254,12 @@ export class EnclaveRegion implements SecretRegion {
    * comment) and says where it is.
    */
   location(): RegionLocation {
-    if (this.#sealed === undefined) throw destroyed();
+    const slab = this.#slab;
+    if (slab === undefined) throw destroyed();
+    const size = slab.boxLength - slab.arena.overhead;
     let lease = this.#current();
     if (lease === undefined) {
-      lease = GuardedRegion.lease(this.#size, this.#ledger);
+      lease = GuardedRegion.lease(size, this.#ledger);
       try {
         lease.protect('none');
       } catch (error) {
@@ -237,9 +267,10 @@ export class EnclaveRegion implements SecretRegion {
         throw error;
       }
       this.#lease = lease;
-      this.#anchored = true;
-      if (this.owner !== undefined) track(this.owner, lease, 'secret', false);
+      this.#flags |= ANCHORED;
+      const owner = this.owner;
+      if (owner !== undefined) track(owner, lease, 'secret', false);
     }
-    return { address: lease.data, size: this.#size };
+    return { address: lease.data, size };
   }
 }

@@ -282,6 +282,21 @@ describe('the garbage collector releases what nobody destroyed', () => {
   });
 });
 
+describe("enclave mode: sealed boxes packed into shared slabs", () => {
+  it('the slots of secrets collected without close() are taken back before a slab is added; close frees them at once', () => {
+    const report = lastJson<{ afterDrop: number; afterAgain: number; afterClose: number; end: number; readable: boolean }>(
+      runFixture('arena.mjs', [], { node: ['--expose-gc'] }),
+    );
+    const box = 32 + 28;
+    expect(report.afterDrop).toBe(3001 * box);
+    // the 3000 dropped secrets' slots were swept (and reused): only the live ones count
+    expect(report.afterAgain).toBe(3001 * box);
+    expect(report.afterClose).toBe(box);
+    expect(report.end).toBe(0);
+    expect(report.readable).toBe(true);
+  });
+});
+
 describe.skipIf(!isRoot || !hasSetpriv)('RLIMIT_MEMLOCK of 8 MiB, as nobody', () => {
   const EIGHT_MIB = 8 * 1024 * 1024;
   let tmp: string;

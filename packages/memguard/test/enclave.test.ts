@@ -38,6 +38,25 @@ const secretMemory = existsSync('/proc/self/maps') && process.platform === 'linu
 })();
 
 describe('newEnclave, newEnclaveRandom, seal', () => {
+  it('a source of a page or more is sealed straight from where it is (no locked staging copy); smaller ones through the pool', () => {
+    for (const size of [4095, 4096, 1 << 20]) {
+      const source = Uint8Array.from({ length: size }, (_, i) => (i * 7 + 3) & 0xff);
+      const expected = Uint8Array.from(source);
+      const before = poolStats();
+      const enclave = newEnclave(source);
+      const after = poolStats();
+      const leases = after.hits + after.misses - (before.hits + before.misses);
+      expect(leases, `${size} bytes`).toBe(size < 4096 ? 1 : 0);
+      expect(source.every((b) => b === 0), `${size} bytes: the source is zero-filled`).toBe(true);
+      const opened = enclave.open();
+      try {
+        expect(Buffer.from(opened.bytes()).equals(Buffer.from(expected)), `${size} bytes round-trip`).toBe(true);
+      } finally {
+        opened.destroy();
+      }
+    }
+  });
+
   it('newEnclave seals a copy, wipes the source, and opens into a frozen LockedBuffer of the same bytes', () => {
     const src = randomBytes(48);
     const expected = Buffer.from(src);
