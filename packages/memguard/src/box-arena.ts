@@ -18,7 +18,7 @@ import type { Sealed } from './key.js';
 import type { Ledger } from './mapping.js';
 
 /** Bytes of ciphertext a slab holds at most (a single box larger than that gets a slab of its own). */
-export const SLAB_BYTES = 64 * 1024;
+const SLAB_BYTES = 64 * 1024;
 
 /** The owner of a slot: its secret (weakly), `null` while the secret is being made, `undefined` when free. */
 type Owner = WeakRef<Secret> | null | undefined;

@@ -166,9 +166,9 @@ export class MemguardSecretFactory extends SecretFactoryBase {
       if (slot !== undefined) arena.release(slot.slab, slot.slot);
       throw error;
     } finally {
-      // biome-ignore lint/correctness/noUnsafeFinally: a damaged canary outranks the error in flight: ERR_INTEGRITY must surface
       if (!staging.destroy()) {
         if (slot !== undefined) arena.release(slot.slab, slot.slot);
+        // biome-ignore lint/correctness/noUnsafeFinally: a damaged canary outranks the error in flight: ERR_INTEGRITY must surface
         throw integrityError();
       }
     }
