@@ -46,6 +46,8 @@ export class Slab {
   readonly capacity: number;
   readonly #lib: Libc;
   readonly #groupBytes: number;
+  /** The address of each group (computed once: no bigint arithmetic per access). */
+  readonly #groupAddresses: bigint[];
   readonly #slotsPerGroup: number;
   /** Open accesses per group. */
   readonly #opens: Uint32Array;
@@ -73,6 +75,7 @@ export class Slab {
     const groups = mapping.length / groupBytes;
     this.capacity = groups * this.#slotsPerGroup;
     this.#opens = new Uint32Array(groups);
+    this.#groupAddresses = Array.from({ length: groups }, (_, group) => mapping.address + BigInt(group * groupBytes));
     for (let slot = this.capacity - 1; slot >= 0; slot -= 1) this.#free.push(slot);
     randomFillSync(this.#canary);
     // Up to the end of the last slot. (A large secret's stride is more than half its mapping, so its slab has one slot.)
@@ -109,7 +112,7 @@ export class Slab {
   }
 
   #mprotect(group: number, prot: number): number {
-    return this.#lib.mprotect(this.mapping.address + BigInt(group * this.#groupBytes), this.#groupBytes, prot);
+    return this.#lib.mprotect(this.#groupAddresses[group] as bigint, this.#groupBytes, prot);
   }
 
   /**
@@ -119,7 +122,7 @@ export class Slab {
    */
   settle(group: number): void {
     if (this.#mprotect(group, (this.#opens[group] as number) > 0 ? PROT_READ : PROT_NONE) === 0) {
-      this.stale.delete(group);
+      if (this.stale.size !== 0) this.stale.delete(group);
       return;
     }
     this.stale.add(group);
@@ -153,11 +156,12 @@ export class Slab {
   open(slot: number): void {
     const group = this.group(slot);
     const opens = this.#opens[group] as number;
-    if (opens === 0 || this.stale.has(group)) {
+    const stale = this.stale.size !== 0 && this.stale.has(group);
+    if (opens === 0 || stale) {
       if (this.#mprotect(group, PROT_READ) !== 0) {
         throw systemError(ErrorCode.PROTECTION_FAILED, 'mprotect', this.#lib.errno());
       }
-      this.stale.delete(group);
+      if (stale) this.stale.delete(group);
     }
     this.#opens[group] = opens + 1;
   }
