@@ -9,11 +9,11 @@
  * @module
  */
 import { ErrorCode, SecureMemoryError, isSecureMemoryError } from '@secure-memory/core';
-import { type RegionLocation, type SecretRegion, secretClosed } from '@secure-memory/core/backend';
+import type { RegionLocation, SecretRegion } from '@secure-memory/core/backend';
 import { BACKEND, systemError } from './errors.js';
 import { type Libc, PROT_NONE } from './libc.js';
 import { mapBudget } from './map-budget.js';
-import type { Mapping } from './region.js';
+import { type Mapping, ViewRegion } from './region.js';
 import { CANARY_BYTES, MAX_SLAB_BYTES, SLOT_STRIDES, SIZE_CLASSES, Slab, sizeClassOf } from './slab-slots.js';
 
 export { CANARY_BYTES, MAX_SLAB_BYTES, SIZE_CLASSES, SLOT_STRIDES } from './slab-slots.js';
@@ -284,28 +284,24 @@ export class SlabAllocator {
  * The {@link SecretRegion} of one slot. Opening an access makes the slot's whole page readable (the
  * other secrets on that page too) until the page's last open access ends.
  */
-class SlotRegion implements SecretRegion {
+class SlotRegion extends ViewRegion implements SecretRegion {
   readonly #allocator: SlabAllocator;
   readonly #slab: Slab;
   readonly #slot: number;
-  readonly #size: number;
-  #view: Uint8Array | undefined;
   #wiped = false;
   #damaged = false;
   #retired = false;
 
   constructor(allocator: SlabAllocator, slab: Slab, slot: number, size: number, view: Uint8Array) {
+    super(size, view);
     this.#allocator = allocator;
     this.#slab = slab;
     this.#slot = slot;
-    this.#size = size;
-    this.#view = view;
   }
 
   /** Makes the slot's page readable (not writable) and returns the view of the data. */
   protectRead(): Uint8Array {
-    const view = this.#view;
-    if (view === undefined) throw secretClosed(BACKEND); // unreachable: core never touches a freed region
+    const view = this.view();
     this.#slab.open(this.#slot);
     return view;
   }
@@ -336,7 +332,7 @@ class SlotRegion implements SecretRegion {
 
   /** A fresh view of the data on an ArrayBuffer of its own (core hands it to actions). */
   exposeView(): Uint8Array {
-    return this.#allocator.view(this.#slab, this.#slot, this.#size);
+    return this.#allocator.view(this.#slab, this.#slot, this.size);
   }
 
   /**
@@ -344,7 +340,7 @@ class SlotRegion implements SecretRegion {
    * failed wipe defers the slot to the allocator and rethrows.
    */
   #clearSlot(): void {
-    this.#view = undefined;
+    this.dropView();
     this.#allocator.retry();
     if (!this.#wiped) {
       try {
@@ -399,6 +395,6 @@ class SlotRegion implements SecretRegion {
 
   /** The address of the first data byte (right after the slot's canary) and the secret's size. */
   location(): RegionLocation {
-    return { address: this.#slab.dataAddress(this.#slot), size: this.#size };
+    return { address: this.#slab.dataAddress(this.#slot), size: this.size };
   }
 }
