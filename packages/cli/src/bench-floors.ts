@@ -15,7 +15,7 @@ const rw = (page: number, pages = 1): FloorStep => ({ call: 'mprotect', page, pa
 const none = (page: number, pages = 1): FloorStep => ({ call: 'mprotect', page, pages, prot: 'none' });
 
 /** An access: the protection pair and a read of every page between (the secret's page is locked). */
-export function accessFloor(pages: number): FloorScript {
+function accessFloor(pages: number): FloorScript {
   return {
     prologue: [{ call: 'mmap', pages, prot: 'readwrite' }, { call: 'mlock', page: 0, pages }, none(0, pages)],
     body: [{ call: 'mprotect', page: 0, pages, prot: 'read' }, { call: 'read', page: 0, pages }, none(0, pages)],
@@ -32,7 +32,7 @@ const PROTECTED_MAP: FloorStep[] = [
 ];
 
 /** protected-memory, one page per secret: mmap, mlock, two madvise, mprotect NONE; close: mprotect RW, wipe, munlock, munmap (8 calls). */
-export const PROTECTED_PAGE: FloorScript = {
+const PROTECTED_PAGE: FloorScript = {
   body: [
     ...PROTECTED_MAP,
     { call: 'write', offset: 0, bytes: 32 },
@@ -45,7 +45,7 @@ export const PROTECTED_PAGE: FloorScript = {
 };
 
 /** protected-memory slab packing, on a slab that is already mapped and locked: the slot's page opened and closed twice (4 calls). */
-export const PROTECTED_SLAB: FloorScript = {
+const PROTECTED_SLAB: FloorScript = {
   prologue: [
     ...PROTECTED_MAP,
     none(0),
@@ -66,7 +66,7 @@ const MEMGUARD_NEW: FloorStep[] = [
 ];
 
 /** memguard, locked: its new buffer; close: mprotect RW, wipe, munlock, munmap (9 calls). */
-export const MEMGUARD_LOCKED: FloorScript = {
+const MEMGUARD_LOCKED: FloorScript = {
   body: [
     ...MEMGUARD_NEW,
     rw(1),
