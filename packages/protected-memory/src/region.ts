@@ -122,27 +122,50 @@ export class MappingTable {
 }
 
 /**
- * The {@link SecretRegion} of one secret: `PROT_NONE` when idle, `PROT_READ` during an access,
- * writable only to be wiped. Core calls it; nothing else does.
+ * What every region of this backend keeps: the secret's size, and its view until the region is
+ * retired or freed (core never touches a region after that).
  */
-export class ProtectedRegion implements SecretRegion {
-  readonly #lib: Libc;
-  readonly #table: MappingTable;
-  readonly #mapping: Mapping;
-  readonly #size: number;
+export abstract class ViewRegion {
+  /** The secret's size in bytes. */
+  protected readonly size: number;
   #view: Uint8Array | undefined;
 
-  constructor(lib: Libc, table: MappingTable, mapping: Mapping, size: number, view: Uint8Array) {
-    this.#lib = lib;
-    this.#table = table;
-    this.#mapping = mapping;
-    this.#size = size;
+  constructor(size: number, view: Uint8Array) {
+    this.size = size;
     this.#view = view;
   }
 
-  #protect(prot: number): Uint8Array {
+  /** The view of the data. @throws {SecureMemoryError} `ERR_SECRET_CLOSED` once dropped (unreachable: core never touches a freed region). */
+  protected view(): Uint8Array {
     const view = this.#view;
-    if (view === undefined) throw secretClosed(BACKEND); // unreachable: core never touches a freed region
+    if (view === undefined) throw secretClosed(BACKEND);
+    return view;
+  }
+
+  /** Drops the view (at retire or free). */
+  protected dropView(): void {
+    this.#view = undefined;
+  }
+}
+
+/**
+ * The {@link SecretRegion} of one secret: `PROT_NONE` when idle, `PROT_READ` during an access,
+ * writable only to be wiped. Core calls it; nothing else does.
+ */
+export class ProtectedRegion extends ViewRegion implements SecretRegion {
+  readonly #lib: Libc;
+  readonly #table: MappingTable;
+  readonly #mapping: Mapping;
+
+  constructor(lib: Libc, table: MappingTable, mapping: Mapping, size: number, view: Uint8Array) {
+    super(size, view);
+    this.#lib = lib;
+    this.#table = table;
+    this.#mapping = mapping;
+  }
+
+  #protect(prot: number): Uint8Array {
+    const view = this.view();
     if (this.#lib.mprotect(this.#mapping.address, this.#mapping.length, prot) !== 0) {
       throw systemError(ErrorCode.PROTECTION_FAILED, 'mprotect', this.#lib.errno());
     }
@@ -166,7 +189,7 @@ export class ProtectedRegion implements SecretRegion {
 
   /** A fresh view of the data on an ArrayBuffer of its own (core hands it to actions). */
   exposeView(): Uint8Array {
-    return this.#lib.view(this.#mapping.address, this.#size);
+    return this.#lib.view(this.#mapping.address, this.size);
   }
 
   /**
@@ -174,20 +197,20 @@ export class ProtectedRegion implements SecretRegion {
    * reservation until {@link free}, so that a kept view faults instead of reading a later secret.
    */
   retire(): void {
-    this.#view = undefined;
+    this.dropView();
     this.#table.retryDeferred(this.#lib);
     this.#table.retire(this.#lib, this.#mapping);
   }
 
   /** Unlocks and unmaps; the region is gone afterwards. */
   free(): void {
-    this.#view = undefined;
+    this.dropView();
     this.#table.retryDeferred(this.#lib);
     this.#table.release(this.#lib, this.#mapping);
   }
 
   /** The address of the first data byte (the start of the mapping) and the secret's size. */
   location(): RegionLocation {
-    return { address: this.#mapping.address, size: this.#size };
+    return { address: this.#mapping.address, size: this.size };
   }
 }
