@@ -1,0 +1,7 @@
+/**
+ * `@secure-memory/system`: the one thin system layer the secure-memory packages share: the libc
+ * calls through koffi ({@link libc}, loaded on first use, never at import). Tests replace it (for
+ * example with `vi.mock`); the shipped code has no switch that weakens it.
+ * @module
+ */
+export * from './libc.js';
