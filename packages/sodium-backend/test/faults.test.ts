@@ -1,6 +1,6 @@
 // The fault table: every native call the backend makes, at every point where it makes it (allocate,
 // the start and the end of an access, close), made to fail with a chosen errno through the native
-// layer's test seam (src/testing.ts). Each failure must give a typed error with errno and syscall (or,
+// layer's test seam (test/fault-seam.ts, which replaces src/native.ts's native()). Each failure must give a typed error with errno and syscall (or,
 // where nothing is lost, no error at all), leak nothing (the factory's counters, VmLck, the process's
 // mappings and the very addresses the backend mapped are back to what they were, once the next
 // operation and a turn of the event loop have run), and leave every other live secret readable with
@@ -27,11 +27,16 @@ vi.mock('@secure-memory/core/backend', async (importOriginal) => {
   };
 });
 
+vi.mock('../src/native.ts', async (importOriginal) => {
+  const { faultyModule } = await import('./fault-seam.ts');
+  return faultyModule(await importOriginal<typeof import('../src/native.ts')>());
+});
+
 const { createFactory } = await import('../src/index.ts');
 const { native, MAPPINGS_PER_SECRET } = await import('../src/native.ts');
-const seam = await import('../src/testing.ts');
-type FaultPoint = import('../src/testing.ts').FaultPoint;
-type FaultSpec = import('../src/testing.ts').FaultSpec;
+const seam = await import('./fault-seam.ts');
+type FaultPoint = import('./fault-seam.ts').FaultPoint;
+type FaultSpec = import('./fault-seam.ts').FaultSpec;
 type Factory = ReturnType<typeof createFactory>;
 
 const EPERM = 1;
@@ -620,7 +625,7 @@ describe('the first factory of a process: faults in its sentinel allocation are 
   ] as const)('%s', async (_label, faults, outcome) => {
     vi.resetModules();
     const fresh = await import('../src/index.ts');
-    const freshSeam = await import('../src/testing.ts');
+    const freshSeam = seam; // the replaced native module outlives vi.resetModules(), and with it the seam it calls
     try {
       for (const [point, spec] of faults) freshSeam.failCall(point as FaultPoint, spec as FaultSpec);
       const error = thrown(() => fresh.createFactory());
