@@ -147,6 +147,32 @@ const protectionFault = (nth: number, errno: number, pairs = 1): Array<[FaultPoi
   ['mprotect', { errno, times: pairs }],
 ];
 
+/** sodium_mprotect_* alone fails (the `nth` of the phase): the mprotect made again passes, and nothing is lost. */
+const retryPasses = (phase: Phase, call: string, nth: number): Case => ({
+  phase,
+  call,
+  errno: ENOMEM,
+  variant: 'sodium_mprotect only: the mprotect made again passes',
+  faults: [['sodium_mprotect', { errno: ENOMEM, nth }]],
+  outcome: 'ok',
+});
+/**
+ * sodium_mprotect_* (the `nth` of the phase) and the mprotect made again both fail, `pairs` times in a
+ * row, once for each of ENOMEM, EINVAL and EACCES; an error outcome carries that errno.
+ */
+const protectionFails = (phase: Phase, call: string, nth: number, pairs: number, variant: string, outcome: Outcome, check?: Case['check']): Case[] =>
+  [ENOMEM, EINVAL, EACCES].map((errno) => ({
+    phase,
+    call,
+    errno,
+    variant,
+    faults: protectionFault(nth, errno, pairs),
+    outcome: outcome === 'ok' ? outcome : { ...outcome, errno },
+    ...(check === undefined ? {} : { check }),
+  }));
+/** The secret was closed all the same. */
+const closed: Case['check'] = ({ target }) => expect((target as Secret).closed).toBe(true);
+
 const TABLE: Case[] = [
   // allocate: the mmap probe before sodium_malloc
   ...[ENOMEM, EAGAIN, EPERM, EINVAL].map(
@@ -223,100 +249,46 @@ const TABLE: Case[] = [
     (errno): Case => ({ phase: 'allocate', call: 'madvise', errno, variant: '', faults: [['madvise', { errno }]], outcome: err('ERR_PROTECTION_FAILED', errno, 'madvise') }),
   ),
   // allocate: sodium_mprotect_noaccess after the fill
-  {
-    phase: 'allocate',
-    call: 'mprotect (noaccess)',
-    errno: ENOMEM,
-    variant: 'sodium_mprotect only: the mprotect made again passes',
-    faults: [['sodium_mprotect', { errno: ENOMEM }]],
-    outcome: 'ok',
-  },
-  ...[ENOMEM, EINVAL, EACCES].map(
-    (errno): Case => ({ phase: 'allocate', call: 'mprotect (noaccess)', errno, variant: '', faults: protectionFault(1, errno), outcome: err('ERR_PROTECTION_FAILED', errno, 'mprotect') }),
-  ),
+  retryPasses('allocate', 'mprotect (noaccess)', 1),
+  ...protectionFails('allocate', 'mprotect (noaccess)', 1, 1, '', err('ERR_PROTECTION_FAILED', 0, 'mprotect')),
   // access: sodium_mprotect_readonly when the first access opens
-  {
-    phase: 'access: open',
-    call: 'mprotect (readonly)',
-    errno: ENOMEM,
-    variant: 'sodium_mprotect only: the mprotect made again passes',
-    faults: [['sodium_mprotect', { errno: ENOMEM }]],
-    outcome: 'ok',
-  },
-  ...[ENOMEM, EINVAL, EACCES].map(
-    (errno): Case => ({
-      phase: 'access: open',
-      call: 'mprotect (readonly)',
-      errno,
-      variant: 'the access does not start; the pages stay PROT_NONE',
-      faults: protectionFault(1, errno),
-      outcome: err('ERR_PROTECTION_FAILED', errno, 'mprotect'),
-      check: ({ target, factory }) => {
-        expect(mappingAt(locate(target as Secret).address)?.perms).toBe('---p');
-        expect(factory.stats().exposed).toBe(0);
-      },
-    }),
-  ),
+  retryPasses('access: open', 'mprotect (readonly)', 1),
+  ...protectionFails('access: open', 'mprotect (readonly)', 1, 1, 'the access does not start; the pages stay PROT_NONE', err('ERR_PROTECTION_FAILED', 0, 'mprotect'), ({ target, factory }) => {
+    expect(mappingAt(locate(target as Secret).address)?.perms).toBe('---p');
+    expect(factory.stats().exposed).toBe(0);
+  }),
   // access: sodium_mprotect_noaccess when the last access ends
-  {
-    phase: 'access: end',
-    call: 'mprotect (noaccess)',
-    errno: ENOMEM,
-    variant: 'sodium_mprotect only: the mprotect made again passes',
-    faults: [['sodium_mprotect', { errno: ENOMEM, nth: 2 }]],
-    outcome: 'ok',
-  },
-  ...[ENOMEM, EINVAL, EACCES].map(
-    (errno): Case => ({
-      phase: 'access: end',
-      call: 'mprotect (noaccess)',
-      errno,
-      variant: 'the access ends; the secret stays usable, read-only and exposed until PROT_NONE holds again',
-      faults: protectionFault(2, errno),
-      outcome: err('ERR_PROTECTION_FAILED', errno, 'mprotect'),
-      check: ({ target, targetBytes, factory }) => {
-        const secret = target as Secret;
-        const { address } = locate(secret);
-        expect(secret.closed).toBe(false);
-        expect(factory.stats().exposed).toBe(1);
-        expect(mappingAt(address)?.perms).toBe('r--p'); // readable, never writable
-        // the next access of this secret works, and its end protects the pages again
-        expect(secret.withBytes((bytes) => Buffer.from(bytes).equals(targetBytes))).toBe(true);
-        expect(factory.stats().exposed).toBe(0);
-        expect(mappingAt(address)?.perms).toBe('---p');
-      },
-    }),
+  retryPasses('access: end', 'mprotect (noaccess)', 2),
+  ...protectionFails(
+    'access: end',
+    'mprotect (noaccess)',
+    2,
+    1,
+    'the access ends; the secret stays usable, read-only and exposed until PROT_NONE holds again',
+    err('ERR_PROTECTION_FAILED', 0, 'mprotect'),
+    ({ target, targetBytes, factory }) => {
+      const secret = target as Secret;
+      const { address } = locate(secret);
+      expect(secret.closed).toBe(false);
+      expect(factory.stats().exposed).toBe(1);
+      expect(mappingAt(address)?.perms).toBe('r--p'); // readable, never writable
+      // the next access of this secret works, and its end protects the pages again
+      expect(secret.withBytes((bytes) => Buffer.from(bytes).equals(targetBytes))).toBe(true);
+      expect(factory.stats().exposed).toBe(0);
+      expect(mappingAt(address)?.perms).toBe('---p');
+    },
   ),
   // close: sodium_mprotect_readwrite for the wipe, then munlock
-  {
-    phase: 'close',
-    call: 'mprotect (readwrite)',
-    errno: ENOMEM,
-    variant: 'sodium_mprotect only: the mprotect made again passes',
-    faults: [['sodium_mprotect', { errno: ENOMEM }]],
-    outcome: 'ok',
-  },
-  ...[ENOMEM, EINVAL, EACCES].map(
-    (errno): Case => ({
-      phase: 'close',
-      call: 'mprotect (readwrite)',
-      errno,
-      variant: "the wipe's attempt fails, free's passes: zeroed at close",
-      faults: protectionFault(1, errno),
-      outcome: 'ok',
-      check: ({ target }) => expect((target as Secret).closed).toBe(true),
-    }),
-  ),
-  ...[ENOMEM, EINVAL, EACCES].map(
-    (errno): Case => ({
-      phase: 'close',
-      call: 'mprotect (readwrite)',
-      errno,
-      variant: 'every attempt fails: freed all the same (libsodium zeroes it one turn later)',
-      faults: protectionFault(1, errno, 2),
-      outcome: err('ERR_PROTECTION_FAILED', errno, 'mprotect'),
-      check: ({ target }) => expect((target as Secret).closed).toBe(true),
-    }),
+  retryPasses('close', 'mprotect (readwrite)', 1),
+  ...protectionFails('close', 'mprotect (readwrite)', 1, 1, "the wipe's attempt fails, free's passes: zeroed at close", 'ok', closed),
+  ...protectionFails(
+    'close',
+    'mprotect (readwrite)',
+    1,
+    2,
+    'every attempt fails: freed all the same (libsodium zeroes it one turn later)',
+    err('ERR_PROTECTION_FAILED', 0, 'mprotect'),
+    closed,
   ),
   ...[ENOMEM, EINVAL, EPERM].map(
     (errno): Case => ({
@@ -327,7 +299,7 @@ const TABLE: Case[] = [
       faults: [['munlock', { errno }]],
       outcome: 'ok',
       lockedUntilFree: true,
-      check: ({ target }) => expect((target as Secret).closed).toBe(true),
+      check: closed,
     }),
   ),
 ];
