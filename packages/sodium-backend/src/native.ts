@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
+import { readResourceLimit } from '@secure-memory/core/backend';
 import { type Libc, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SUPPORTED_ARCHES, isSupportedPlatform, libc } from '@secure-memory/system';
 
 /** The backend's short name, as errors and secrets show it. */
@@ -117,11 +118,10 @@ const PROT: Record<Protection, number> = { noaccess: 0, readonly: PROT_READ, rea
  * When either cannot be read, true.
  */
 function addressSpaceLimited(): boolean {
+  const { soft, hard } = readResourceLimit('Max address space');
+  if (soft !== Number.POSITIVE_INFINITY || hard !== Number.POSITIVE_INFINITY) return true;
   try {
-    const limits = readFileSync('/proc/self/limits', 'utf8');
-    const line = limits.split('\n').find((l) => l.startsWith('Max address space'));
-    const overcommit = readFileSync('/proc/sys/vm/overcommit_memory', 'utf8').trim();
-    return line === undefined || !/\sunlimited\s+unlimited\s/.test(`${line} `) || overcommit === '2';
+    return readFileSync('/proc/sys/vm/overcommit_memory', 'utf8').trim() === '2';
   } catch {
     return true;
   }
