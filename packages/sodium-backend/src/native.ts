@@ -131,6 +131,8 @@ function addressSpaceLimited(): boolean {
  * The backend's native layer over a sodium-native and a libc: {@link native} gives it the real ones,
  * tests give it wrapped ones (to fail a chosen call, or to log the calls).
  * @param mapsMayBeRefused - what {@link Native.mapMayFail} answers.
+ * @public Exported for the package's tests (test/fault-seam.ts reaches it through `vi.mock`'s
+ * `importOriginal`, which knip cannot follow); not exported from the package entry.
  */
 export function createNative(sodium: SodiumNative, lib: Libc, mapsMayBeRefused: boolean): Native {
   const mprotects: Record<Protection, (buf: SodiumBuffer) => void> = {
@@ -206,7 +208,8 @@ export function native(): Native {
   }
   if (loadError !== undefined) throw loadError;
   try {
-    cached = createNative(createRequire(import.meta.url)('sodium-native') as SodiumNative, libc(BACKEND), addressSpaceLimited());
+    const require = createRequire(import.meta.url);
+    cached = createNative(require('sodium-native') as SodiumNative, libc(BACKEND), addressSpaceLimited());
     return cached;
   } catch (error) {
     loadError = new SecureMemoryError(ErrorCode.BACKEND_UNAVAILABLE, 'The sodium backend cannot load sodium-native, koffi or libc', {
