@@ -6,24 +6,7 @@
  */
 import { type Libc, libc as systemLibc } from '@secure-memory/system';
 
-export {
-  EAGAIN,
-  ENOMEM,
-  EPERM,
-  type Libc,
-  MADV_DONTDUMP,
-  MADV_DONTFORK,
-  MADV_WIPEONFORK,
-  MAP_ANONYMOUS,
-  MAP_PRIVATE,
-  MAP_SHARED,
-  O_CLOEXEC,
-  PR_SET_DUMPABLE,
-  PROT_NONE,
-  PROT_READ,
-  PROT_WRITE,
-  RLIMIT_CORE,
-} from '@secure-memory/system';
+export * from '@secure-memory/system';
 
 /**
  * The bound libc, loaded on first use and cached.

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
 import { readResourceLimit } from '@secure-memory/core/backend';
-import { type Libc, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SUPPORTED_ARCHES, isSupportedPlatform, libc } from '@secure-memory/system';
+import { ENOMEM, type Libc, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SUPPORTED_ARCHES, isSupportedPlatform, libc } from '@secure-memory/system';
 
 /** The backend's short name, as errors and secrets show it. */
 export const BACKEND = 'sodium';
@@ -23,14 +23,8 @@ export const CANARY_SIZE = 16;
 /** The mappings one `sodium_malloc` adds: base page, leading guard page, unprotected pages, trailing guard page. */
 export const MAPPINGS_PER_SECRET = 4;
 
-/** madvise(2) advice: leave the range out of core dumps. */
-export const MADV_DONTDUMP = 16;
-/** errno: no CAP_IPC_LOCK and a zero RLIMIT_MEMLOCK. */
-export const EPERM = 1;
-/** errno: some of the range could not be locked. */
-export const EAGAIN = 11;
-/** errno: out of memory, over RLIMIT_MEMLOCK, or at vm.max_map_count. */
-export const ENOMEM = 12;
+/** madvise(2)'s MADV_DONTDUMP, and the errnos the backend tells apart (EPERM, EAGAIN, ENOMEM): the system layer's. */
+export { EAGAIN, ENOMEM, EPERM, MADV_DONTDUMP } from '@secure-memory/system';
 
 /** A buffer from sodium-native's `sodium_malloc`: a Buffer over an external ArrayBuffer of exactly the size asked for. */
 export type SodiumBuffer = Buffer & { secure?: boolean };
