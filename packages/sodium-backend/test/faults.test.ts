@@ -8,9 +8,10 @@
 import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { type Secret, SecureMemoryError } from '@secure-memory/core';
 import { type RegionLocation, readStatusBytes } from '@secure-memory/core/backend';
+import { type Mapping, findMapping, readMappings } from '@secure-memory/system';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
 // The map count, with a fault's view of "the process is at vm.max_map_count" switched on by the test.
@@ -73,29 +74,14 @@ async function settle(): Promise<void> {
   }
 }
 
-interface Mapping {
-  start: bigint;
-  end: bigint;
-  perms: string;
-}
-function maps(): Mapping[] {
-  return readFileSync('/proc/self/maps', 'utf8')
-    .split('\n')
-    .flatMap((line) => {
-      const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+)/.exec(line);
-      return m === null ? [] : [{ start: BigInt(`0x${m[1]}`), end: BigInt(`0x${m[2]}`), perms: m[3] as string }];
-    });
-}
-const mappingAt = (address: bigint): Mapping | undefined => maps().find((m) => address >= m.start && address < m.end);
+const mappingAt = (address: bigint): Mapping | undefined => findMapping(readMappings('self'), address);
 /**
  * Mappings with `lo` (VM_LOCKED) in their smaps VmFlags. Only this backend locks memory in this
  * process, so unlike the whole map count (which moves whenever V8 grows or shrinks its heap) this
  * count is exact.
  */
 function lockedMappings(): number {
-  return readFileSync('/proc/self/smaps', 'utf8')
-    .split('\n')
-    .filter((line) => line.startsWith('VmFlags:') && line.split(/\s+/).includes('lo')).length;
+  return readMappings('self').filter((m) => m.vmFlags.includes('lo')).length;
 }
 
 function thrown(action: () => unknown): unknown {
