@@ -4,9 +4,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { release } from 'node:os';
 import { readMapCount, readMaxMapCount, readMemlockLimit, readResourceLimit, readStatusBytes } from '@secure-memory/core/backend';
+import { PR_GET_DUMPABLE, libc } from '@secure-memory/system';
 import { coreDumpUnavailable } from '@secure-memory/testkit';
 
 /** One line of the doctor's findings. */
@@ -38,13 +38,10 @@ function pageSize(): number | undefined {
   return out.status === 0 && Number.isFinite(n) ? n : undefined;
 }
 
-/** PR_GET_DUMPABLE through libc (koffi): 1 dumpable, 0 not, 2 readable by root only; null off Linux. */
+/** PR_GET_DUMPABLE through the shared libc binding: 1 dumpable, 0 not, 2 readable by root only; null off Linux. */
 function dumpable(): number | null {
   try {
-    const koffi = createRequire(import.meta.url)('koffi') as { load(name: string): { func(proto: string): (...args: number[]) => number } };
-    const prctl = koffi.load('libc.so.6').func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)');
-    const PR_GET_DUMPABLE = 3;
-    const value = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+    const value = libc('cli').prctl(PR_GET_DUMPABLE, 0);
     return value < 0 ? null : value;
   } catch {
     return null;

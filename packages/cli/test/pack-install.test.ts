@@ -13,7 +13,7 @@ import { BACKENDS as REGISTRY } from '@secure-memory/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const PACKAGES = ['core', 'addon-build', 'protected-memory', 'sodium-backend', 'memguard', 'crypto', 'testkit', 'cli'];
+const PACKAGES = ['core', 'system', 'addon-build', 'protected-memory', 'sodium-backend', 'memguard', 'crypto', 'testkit', 'cli'];
 const BACKENDS = REGISTRY.map((b) => b.name);
 /** The packages with a native addon, whose tarballs carry prebuilds. */
 const ADDONS = ['memguard', 'crypto'];

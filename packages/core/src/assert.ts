@@ -90,6 +90,34 @@ export function assertOptions(value: unknown, label: string): asserts value is R
   );
 }
 
+/** `lock` option of a backend that locks its memory: fail when it cannot be locked (`'require'`), or go on unlocked (`'best-effort'`). */
+export type LockOption = 'require' | 'best-effort';
+/** The values of {@link LockOption}, `'require'` (the default) first. */
+export const LOCK_CHOICES: readonly LockOption[] = ['require', 'best-effort'];
+
+/** For {@link readChoiceOptions}: each option's allowed values, and the value it takes when absent. */
+export type ChoiceSpec = Readonly<Record<string, { readonly choices: readonly string[]; readonly fallback: string }>>;
+
+/**
+ * Reads a backend's options object whose options each take one of a few string values: asserts
+ * that `options` is undefined or a plain object, then each option of `spec` in order (absent: its
+ * `fallback`). Keys `spec` does not name are ignored.
+ * @throws {TypeError} `ERR_INVALID_ARG_TYPE` when `options` is not an object, `ERR_INVALID_ARG_VALUE`
+ * naming the first option outside its choices.
+ * @example
+ * const { lock } = readChoiceOptions(options, { lock: { choices: LOCK_CHOICES, fallback: 'require' } });
+ */
+export function readChoiceOptions<const S extends ChoiceSpec>(options: unknown, spec: S): { -readonly [K in keyof S]: S[K]['choices'][number] } {
+  assertOptions(options, 'options');
+  const read: Record<string, string> = {};
+  for (const [key, { choices, fallback }] of Object.entries(spec)) {
+    const value: unknown = options?.[key] === undefined ? fallback : options[key];
+    assertOneOf(value, key, choices);
+    read[key] = value;
+  }
+  return read as { -readonly [K in keyof S]: S[K]['choices'][number] };
+}
+
 /** The error for a method called on something that is not one of ours. */
 export function invalidThis(className: string): TypeError {
   return new SecureMemoryTypeError(ErrorCode.INVALID_THIS, `Value of "this" must be a ${className}`);

@@ -7,7 +7,20 @@
  * @module
  */
 export { secretClosed } from './errors.js';
-export { MAX_SECRET_SIZE, assertFd, assertFunction, assertOneOf, assertOptions, assertSize, describeType, invalidThis } from './assert.js';
+export {
+  type ChoiceSpec,
+  LOCK_CHOICES,
+  type LockOption,
+  MAX_SECRET_SIZE,
+  assertFd,
+  assertFunction,
+  assertOneOf,
+  assertOptions,
+  assertSize,
+  describeType,
+  invalidThis,
+  readChoiceOptions,
+} from './assert.js';
 export {
   MAX_ON_HEAP_BYTES,
   assertBytes,

@@ -11,14 +11,7 @@ import {
   SecureMemoryTypeError,
   isSecureMemoryError,
 } from '@secure-memory/core';
-import {
-  type RegionFill,
-  SecretFactoryBase,
-  type SecretRegion,
-  assertOneOf,
-  assertOptions,
-  defineGuarantees,
-} from '@secure-memory/core/backend';
+import { LOCK_CHOICES, type LockOption, type RegionFill, SecretFactoryBase, type SecretRegion, defineGuarantees, readChoiceOptions } from '@secure-memory/core/backend';
 import { BACKEND, lockError, systemError } from './errors.js';
 import {
   type Libc,
@@ -40,10 +33,10 @@ import { secretMemoryAvailable } from './secret-memory.js';
 import { reapDeadThreads, watchWorkers } from './threads.js';
 import { SlabAllocator, type SlabStats } from './slab.js';
 
+export type { LockOption };
+
 /** `secretMemory` option: use memfd_secret where the kernel has it (`'auto'`), insist on it, or never. */
 export type SecretMemoryOption = 'auto' | 'require' | 'off';
-/** `lock` option: fail when memory cannot be locked (`'require'`), or go on unlocked (`'best-effort'`). */
-export type LockOption = 'require' | 'best-effort';
 /** The kind of memory a factory maps: memfd_secret pages, or private anonymous pages. */
 export type ProtectedMemoryMode = 'secret-memory' | 'anonymous';
 /** `packing` option: one mapping per secret (`'page'`), or small secrets packed into shared slabs (`'slab'`). */
@@ -74,7 +67,6 @@ export interface ProtectedMemoryOptions {
 }
 
 const SECRET_MEMORY_CHOICES: readonly SecretMemoryOption[] = ['auto', 'require', 'off'];
-const LOCK_CHOICES: readonly LockOption[] = ['require', 'best-effort'];
 const PACKING_CHOICES: readonly PackingOption[] = ['page', 'slab'];
 
 /**
@@ -108,14 +100,11 @@ export class ProtectedMemorySecretFactory extends SecretFactoryBase {
    */
   constructor(options?: ProtectedMemoryOptions) {
     super();
-    const given: unknown = options;
-    assertOptions(given, 'options');
-    const secretMemory = given?.['secretMemory'] === undefined ? 'auto' : given['secretMemory'];
-    const lock = given?.['lock'] === undefined ? 'require' : given['lock'];
-    const packing = given?.['packing'] === undefined ? 'page' : given['packing'];
-    assertOneOf(secretMemory, 'secretMemory', SECRET_MEMORY_CHOICES);
-    assertOneOf(lock, 'lock', LOCK_CHOICES);
-    assertOneOf(packing, 'packing', PACKING_CHOICES);
+    const { secretMemory, lock, packing } = readChoiceOptions(options, {
+      secretMemory: { choices: SECRET_MEMORY_CHOICES, fallback: 'auto' },
+      lock: { choices: LOCK_CHOICES, fallback: 'require' },
+      packing: { choices: PACKING_CHOICES, fallback: 'page' },
+    });
     if (secretMemory === 'require' && lock === 'best-effort') {
       throw new SecureMemoryTypeError(
         ErrorCode.INVALID_ARG_VALUE,

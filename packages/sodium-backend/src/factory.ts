@@ -4,27 +4,14 @@
  * limit, an mmap probe before libsodium's mmap, a checked mlock, and a canary check at close.
  * @module
  */
-import {
-  ErrorCode,
-  type Guarantees,
-  SecureMemoryError,
-} from '@secure-memory/core';
-import {
-  type RegionFill,
-  SecretFactoryBase,
-  type SecretRegion,
-  assertOneOf,
-  assertOptions,
-  defineGuarantees,
-  memlockLimitError,
-} from '@secure-memory/core/backend';
+import { ErrorCode, type Guarantees, SecureMemoryError } from '@secure-memory/core';
+import { LOCK_CHOICES, type LockOption, type RegionFill, SecretFactoryBase, type SecretRegion, defineGuarantees, memlockLimitError, readChoiceOptions } from '@secure-memory/core/backend';
 import { kernelMapLimit, releaseMappings, takeMappings } from './budget.js';
 import { type Libsodium, libsodium, lockedLength, mappedLength, unprotectedStart } from './layout.js';
 import { BACKEND, EAGAIN, ENOMEM, EPERM, MADV_DONTDUMP, MAPPINGS_PER_SECRET, errnoOf } from './native.js';
 import { type RegionEvents, SodiumRegion, protectionFailed } from './region.js';
 
-/** `lock` option: fail when memory cannot be locked (`'require'`), or go on unlocked (`'best-effort'`). */
-export type LockOption = 'require' | 'best-effort';
+export type { LockOption };
 
 /** Options of {@link createFactory}. Keys it does not know are ignored (core's "auto" passes one options object to every backend). */
 export interface SodiumOptions {
@@ -53,8 +40,6 @@ export interface SodiumStats {
   exposed: number;
   [counter: string]: number;
 }
-
-const LOCK_CHOICES: readonly LockOption[] = ['require', 'best-effort'];
 
 function allocationFailed(syscall: string, errno: number | undefined, requested: number, cause?: unknown): SecureMemoryError {
   return new SecureMemoryError(ErrorCode.ALLOCATION_FAILED, `${syscall} failed${errno === undefined ? '' : ` with errno ${errno}`}`, {
@@ -115,10 +100,7 @@ export class SodiumSecretFactory extends SecretFactoryBase {
    */
   constructor(options?: SodiumOptions) {
     super();
-    const given: unknown = options;
-    assertOptions(given, 'options');
-    const lock = given?.['lock'] === undefined ? 'require' : given['lock'];
-    assertOneOf(lock, 'lock', LOCK_CHOICES);
+    const { lock } = readChoiceOptions(options, { lock: { choices: LOCK_CHOICES, fallback: 'require' } });
     this.#lib = libsodium();
     this.lock = lock;
     this.guarantees = defineGuarantees({

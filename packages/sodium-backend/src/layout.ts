@@ -11,8 +11,8 @@
  * 16-byte canary sits right before its first byte. Four mappings per allocation.
  * @module
  */
-import { readFileSync } from 'node:fs';
 import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
+import { findMapping, readMappings } from '@secure-memory/system';
 import { kernelMapLimit, takeMappings } from './budget.js';
 import { BACKEND, CANARY_SIZE, ENOMEM, type Native, errnoOf, native } from './native.js';
 
@@ -49,23 +49,11 @@ interface MappingFacts {
 
 /** The perms and VmFlags of the mapping holding each address, from one read of /proc/self/smaps. */
 function mappingsAt(addresses: bigint[]): (MappingFacts | undefined)[] {
-  const found: (MappingFacts | undefined)[] = addresses.map(() => undefined);
-  let current: number[] = [];
-  let perms = '';
-  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    const header = /^([0-9a-f]+)-([0-9a-f]+) (\S+) /.exec(line);
-    if (header !== null) {
-      const start = BigInt(`0x${header[1] as string}`);
-      const end = BigInt(`0x${header[2] as string}`);
-      perms = header[3] as string;
-      current = addresses.flatMap((a, i) => (a >= start && a < end ? [i] : []));
-      for (const i of current) found[i] = { perms, flags: [] };
-    } else if (line.startsWith('VmFlags:') && current.length > 0) {
-      const flags = line.slice('VmFlags:'.length).trim().split(/\s+/);
-      for (const i of current) found[i] = { perms, flags };
-    }
-  }
-  return found;
+  const mappings = readMappings('self');
+  return addresses.map((address) => {
+    const m = findMapping(mappings, address);
+    return m === undefined ? undefined : { perms: m.perms, flags: m.vmFlags };
+  });
 }
 
 let cached: Libsodium | undefined;

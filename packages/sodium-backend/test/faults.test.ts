@@ -1,6 +1,6 @@
 // The fault table: every native call the backend makes, at every point where it makes it (allocate,
 // the start and the end of an access, close), made to fail with a chosen errno through the native
-// layer's test seam (src/testing.ts). Each failure must give a typed error with errno and syscall (or,
+// layer's test seam (test/fault-seam.ts, which replaces src/native.ts's native()). Each failure must give a typed error with errno and syscall (or,
 // where nothing is lost, no error at all), leak nothing (the factory's counters, VmLck, the process's
 // mappings and the very addresses the backend mapped are back to what they were, once the next
 // operation and a turn of the event loop have run), and leave every other live secret readable with
@@ -8,9 +8,10 @@
 import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { type Secret, SecureMemoryError } from '@secure-memory/core';
 import { type RegionLocation, readStatusBytes } from '@secure-memory/core/backend';
+import { type Mapping, findMapping, readMappings } from '@secure-memory/system';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
 // The map count, with a fault's view of "the process is at vm.max_map_count" switched on by the test.
@@ -27,11 +28,16 @@ vi.mock('@secure-memory/core/backend', async (importOriginal) => {
   };
 });
 
+vi.mock('../src/native.ts', async (importOriginal) => {
+  const { faultyModule } = await import('./fault-seam.ts');
+  return faultyModule(await importOriginal<typeof import('../src/native.ts')>());
+});
+
 const { createFactory } = await import('../src/index.ts');
 const { native, MAPPINGS_PER_SECRET } = await import('../src/native.ts');
-const seam = await import('../src/testing.ts');
-type FaultPoint = import('../src/testing.ts').FaultPoint;
-type FaultSpec = import('../src/testing.ts').FaultSpec;
+const seam = await import('./fault-seam.ts');
+type FaultPoint = import('./fault-seam.ts').FaultPoint;
+type FaultSpec = import('./fault-seam.ts').FaultSpec;
 type Factory = ReturnType<typeof createFactory>;
 
 const EPERM = 1;
@@ -68,29 +74,14 @@ async function settle(): Promise<void> {
   }
 }
 
-interface Mapping {
-  start: bigint;
-  end: bigint;
-  perms: string;
-}
-function maps(): Mapping[] {
-  return readFileSync('/proc/self/maps', 'utf8')
-    .split('\n')
-    .flatMap((line) => {
-      const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+)/.exec(line);
-      return m === null ? [] : [{ start: BigInt(`0x${m[1]}`), end: BigInt(`0x${m[2]}`), perms: m[3] as string }];
-    });
-}
-const mappingAt = (address: bigint): Mapping | undefined => maps().find((m) => address >= m.start && address < m.end);
+const mappingAt = (address: bigint): Mapping | undefined => findMapping(readMappings('self'), address);
 /**
  * Mappings with `lo` (VM_LOCKED) in their smaps VmFlags. Only this backend locks memory in this
  * process, so unlike the whole map count (which moves whenever V8 grows or shrinks its heap) this
  * count is exact.
  */
 function lockedMappings(): number {
-  return readFileSync('/proc/self/smaps', 'utf8')
-    .split('\n')
-    .filter((line) => line.startsWith('VmFlags:') && line.split(/\s+/).includes('lo')).length;
+  return readMappings('self').filter((m) => m.vmFlags.includes('lo')).length;
 }
 
 function thrown(action: () => unknown): unknown {
@@ -141,6 +132,32 @@ const protectionFault = (nth: number, errno: number, pairs = 1): Array<[FaultPoi
   ['sodium_mprotect', { errno, nth, times: pairs }],
   ['mprotect', { errno, times: pairs }],
 ];
+
+/** sodium_mprotect_* alone fails (the `nth` of the phase): the mprotect made again passes, and nothing is lost. */
+const retryPasses = (phase: Phase, call: string, nth: number): Case => ({
+  phase,
+  call,
+  errno: ENOMEM,
+  variant: 'sodium_mprotect only: the mprotect made again passes',
+  faults: [['sodium_mprotect', { errno: ENOMEM, nth }]],
+  outcome: 'ok',
+});
+/**
+ * sodium_mprotect_* (the `nth` of the phase) and the mprotect made again both fail, `pairs` times in a
+ * row, once for each of ENOMEM, EINVAL and EACCES; an error outcome carries that errno.
+ */
+const protectionFails = (phase: Phase, call: string, nth: number, pairs: number, variant: string, outcome: Outcome, check?: Case['check']): Case[] =>
+  [ENOMEM, EINVAL, EACCES].map((errno) => ({
+    phase,
+    call,
+    errno,
+    variant,
+    faults: protectionFault(nth, errno, pairs),
+    outcome: outcome === 'ok' ? outcome : { ...outcome, errno },
+    ...(check === undefined ? {} : { check }),
+  }));
+/** The secret was closed all the same. */
+const closed: Case['check'] = ({ target }) => expect((target as Secret).closed).toBe(true);
 
 const TABLE: Case[] = [
   // allocate: the mmap probe before sodium_malloc
@@ -218,100 +235,46 @@ const TABLE: Case[] = [
     (errno): Case => ({ phase: 'allocate', call: 'madvise', errno, variant: '', faults: [['madvise', { errno }]], outcome: err('ERR_PROTECTION_FAILED', errno, 'madvise') }),
   ),
   // allocate: sodium_mprotect_noaccess after the fill
-  {
-    phase: 'allocate',
-    call: 'mprotect (noaccess)',
-    errno: ENOMEM,
-    variant: 'sodium_mprotect only: the mprotect made again passes',
-    faults: [['sodium_mprotect', { errno: ENOMEM }]],
-    outcome: 'ok',
-  },
-  ...[ENOMEM, EINVAL, EACCES].map(
-    (errno): Case => ({ phase: 'allocate', call: 'mprotect (noaccess)', errno, variant: '', faults: protectionFault(1, errno), outcome: err('ERR_PROTECTION_FAILED', errno, 'mprotect') }),
-  ),
+  retryPasses('allocate', 'mprotect (noaccess)', 1),
+  ...protectionFails('allocate', 'mprotect (noaccess)', 1, 1, '', err('ERR_PROTECTION_FAILED', 0, 'mprotect')),
   // access: sodium_mprotect_readonly when the first access opens
-  {
-    phase: 'access: open',
-    call: 'mprotect (readonly)',
-    errno: ENOMEM,
-    variant: 'sodium_mprotect only: the mprotect made again passes',
-    faults: [['sodium_mprotect', { errno: ENOMEM }]],
-    outcome: 'ok',
-  },
-  ...[ENOMEM, EINVAL, EACCES].map(
-    (errno): Case => ({
-      phase: 'access: open',
-      call: 'mprotect (readonly)',
-      errno,
-      variant: 'the access does not start; the pages stay PROT_NONE',
-      faults: protectionFault(1, errno),
-      outcome: err('ERR_PROTECTION_FAILED', errno, 'mprotect'),
-      check: ({ target, factory }) => {
-        expect(mappingAt(locate(target as Secret).address)?.perms).toBe('---p');
-        expect(factory.stats().exposed).toBe(0);
-      },
-    }),
-  ),
+  retryPasses('access: open', 'mprotect (readonly)', 1),
+  ...protectionFails('access: open', 'mprotect (readonly)', 1, 1, 'the access does not start; the pages stay PROT_NONE', err('ERR_PROTECTION_FAILED', 0, 'mprotect'), ({ target, factory }) => {
+    expect(mappingAt(locate(target as Secret).address)?.perms).toBe('---p');
+    expect(factory.stats().exposed).toBe(0);
+  }),
   // access: sodium_mprotect_noaccess when the last access ends
-  {
-    phase: 'access: end',
-    call: 'mprotect (noaccess)',
-    errno: ENOMEM,
-    variant: 'sodium_mprotect only: the mprotect made again passes',
-    faults: [['sodium_mprotect', { errno: ENOMEM, nth: 2 }]],
-    outcome: 'ok',
-  },
-  ...[ENOMEM, EINVAL, EACCES].map(
-    (errno): Case => ({
-      phase: 'access: end',
-      call: 'mprotect (noaccess)',
-      errno,
-      variant: 'the access ends; the secret stays usable, read-only and exposed until PROT_NONE holds again',
-      faults: protectionFault(2, errno),
-      outcome: err('ERR_PROTECTION_FAILED', errno, 'mprotect'),
-      check: ({ target, targetBytes, factory }) => {
-        const secret = target as Secret;
-        const { address } = locate(secret);
-        expect(secret.closed).toBe(false);
-        expect(factory.stats().exposed).toBe(1);
-        expect(mappingAt(address)?.perms).toBe('r--p'); // readable, never writable
-        // the next access of this secret works, and its end protects the pages again
-        expect(secret.withBytes((bytes) => Buffer.from(bytes).equals(targetBytes))).toBe(true);
-        expect(factory.stats().exposed).toBe(0);
-        expect(mappingAt(address)?.perms).toBe('---p');
-      },
-    }),
+  retryPasses('access: end', 'mprotect (noaccess)', 2),
+  ...protectionFails(
+    'access: end',
+    'mprotect (noaccess)',
+    2,
+    1,
+    'the access ends; the secret stays usable, read-only and exposed until PROT_NONE holds again',
+    err('ERR_PROTECTION_FAILED', 0, 'mprotect'),
+    ({ target, targetBytes, factory }) => {
+      const secret = target as Secret;
+      const { address } = locate(secret);
+      expect(secret.closed).toBe(false);
+      expect(factory.stats().exposed).toBe(1);
+      expect(mappingAt(address)?.perms).toBe('r--p'); // readable, never writable
+      // the next access of this secret works, and its end protects the pages again
+      expect(secret.withBytes((bytes) => Buffer.from(bytes).equals(targetBytes))).toBe(true);
+      expect(factory.stats().exposed).toBe(0);
+      expect(mappingAt(address)?.perms).toBe('---p');
+    },
   ),
   // close: sodium_mprotect_readwrite for the wipe, then munlock
-  {
-    phase: 'close',
-    call: 'mprotect (readwrite)',
-    errno: ENOMEM,
-    variant: 'sodium_mprotect only: the mprotect made again passes',
-    faults: [['sodium_mprotect', { errno: ENOMEM }]],
-    outcome: 'ok',
-  },
-  ...[ENOMEM, EINVAL, EACCES].map(
-    (errno): Case => ({
-      phase: 'close',
-      call: 'mprotect (readwrite)',
-      errno,
-      variant: "the wipe's attempt fails, free's passes: zeroed at close",
-      faults: protectionFault(1, errno),
-      outcome: 'ok',
-      check: ({ target }) => expect((target as Secret).closed).toBe(true),
-    }),
-  ),
-  ...[ENOMEM, EINVAL, EACCES].map(
-    (errno): Case => ({
-      phase: 'close',
-      call: 'mprotect (readwrite)',
-      errno,
-      variant: 'every attempt fails: freed all the same (libsodium zeroes it one turn later)',
-      faults: protectionFault(1, errno, 2),
-      outcome: err('ERR_PROTECTION_FAILED', errno, 'mprotect'),
-      check: ({ target }) => expect((target as Secret).closed).toBe(true),
-    }),
+  retryPasses('close', 'mprotect (readwrite)', 1),
+  ...protectionFails('close', 'mprotect (readwrite)', 1, 1, "the wipe's attempt fails, free's passes: zeroed at close", 'ok', closed),
+  ...protectionFails(
+    'close',
+    'mprotect (readwrite)',
+    1,
+    2,
+    'every attempt fails: freed all the same (libsodium zeroes it one turn later)',
+    err('ERR_PROTECTION_FAILED', 0, 'mprotect'),
+    closed,
   ),
   ...[ENOMEM, EINVAL, EPERM].map(
     (errno): Case => ({
@@ -322,7 +285,7 @@ const TABLE: Case[] = [
       faults: [['munlock', { errno }]],
       outcome: 'ok',
       lockedUntilFree: true,
-      check: ({ target }) => expect((target as Secret).closed).toBe(true),
+      check: closed,
     }),
   ),
 ];
@@ -620,7 +583,7 @@ describe('the first factory of a process: faults in its sentinel allocation are 
   ] as const)('%s', async (_label, faults, outcome) => {
     vi.resetModules();
     const fresh = await import('../src/index.ts');
-    const freshSeam = await import('../src/testing.ts');
+    const freshSeam = seam; // the replaced native module outlives vi.resetModules(), and with it the seam it calls
     try {
       for (const [point, spec] of faults) freshSeam.failCall(point as FaultPoint, spec as FaultSpec);
       const error = thrown(() => fresh.createFactory());

@@ -4,7 +4,6 @@
  * testkit must catch. Never use it for real secrets.
  * @module
  */
-import { createRequire } from 'node:module';
 import {
   type BackendStats,
   type GuaranteeFlag,
@@ -20,6 +19,7 @@ import {
   defineGuarantees,
   isGuaranteeFlag,
 } from '@secure-memory/core/backend';
+import { libc } from '@secure-memory/system';
 
 /** Options of the control backend. */
 export interface ControlOptions {
@@ -27,7 +27,7 @@ export interface ControlOptions {
   claim?: GuaranteeFlag[];
   /** Zero-fill on close (default false: the plaintext stays behind, as in an ordinary Buffer). */
   wipe?: boolean;
-  /** Say where each secret's bytes are (through koffi), so that native probes can aim at them. */
+  /** Say where each secret's bytes are (through the shared libc binding), so that native probes can aim at them. */
   region?: boolean;
 }
 
@@ -51,7 +51,7 @@ export class ControlSecretFactory extends SecretFactoryBase {
       }
     }
     this.#wipe = options.wipe ?? false;
-    this.#address = options.region === true ? (createRequire(import.meta.url)('koffi') as { address(b: Uint8Array): bigint }).address : undefined;
+    this.#address = options.region === true ? libc('testkit').address : undefined;
     this.name = claim.length > 0 ? 'liar' : 'control';
     this.guarantees = defineGuarantees(Object.fromEntries(claim.map((f) => [f, true])));
   }
