@@ -171,8 +171,8 @@ describe('installed from tarballs outside the workspace', () => {
       if (found === undefined) throw new Error(`no tarball for ${pkg}`);
       return join(dir, 'tarballs', found);
     };
-    run(join(dir, 'bin', 'npm'), ['install', '--no-audit', '--no-fund', tarball('testkit'), tarball('core')], alone, bare, true);
-    expect(readdirSync(join(alone, 'node_modules/@secure-memory')).sort()).toEqual(['core', 'testkit']);
+    run(join(dir, 'bin', 'npm'), ['install', '--no-audit', '--no-fund', tarball('testkit'), tarball('core'), tarball('system')], alone, bare, true);
+    expect(readdirSync(join(alone, 'node_modules/@secure-memory')).sort()).toEqual(['core', 'system', 'testkit']);
     writeFileSync(
       join(alone, 'check.mjs'),
       [
