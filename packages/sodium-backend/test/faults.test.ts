@@ -8,11 +8,11 @@
 import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { closeSync, openSync, readSync } from 'node:fs';
 import { type Secret, SecureMemoryError } from '@secure-memory/core';
 import { type RegionLocation, readStatusBytes } from '@secure-memory/core/backend';
 import { type Mapping, findMapping, readMappings } from '@secure-memory/system';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { readSelf } from '../../testkit/test/self.js';
 
 // The map count, with a fault's view of "the process is at vm.max_map_count" switched on by the test.
 const mapCount = vi.hoisted(() => ({ atLimit: (): boolean => false }));
@@ -51,18 +51,6 @@ const REGION = Symbol.for('secure-memory.region');
 const locate = (secret: Secret): RegionLocation => (secret as unknown as Record<symbol, () => RegionLocation>)[REGION]!.call(secret);
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** libsodium frees (munlock, munmap) from the buffer's finalizer, on a later turn of the event loop. */
-/** Reads this process's memory through /proc/self/mem (which ignores page protections). */
-function readProcMem(address: bigint, size: number): Buffer {
-  const out = Buffer.alloc(size, 0x55);
-  const fd = openSync('/proc/self/mem', 'r');
-  try {
-    readSync(fd, out, 0, size, address);
-  } finally {
-    closeSync(fd);
-  }
-  return out;
-}
-
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
@@ -526,7 +514,7 @@ describe('defined states, looked at more closely', () => {
     // Wiped, and (a view was handed to the action) retired: PROT_NONE until that view is collected,
     // so it is read through /proc/self/mem, which ignores page protections.
     expect(mappingAt(address)?.perms).toBe('---p');
-    expect(readProcMem(address, 32).every((b) => b === 0)).toBe(true);
+    expect(readSelf(address, 32, 0x55).every((b) => b === 0)).toBe(true);
     await settle();
     expect(mappingAt(address)).toBeUndefined();
   });
