@@ -48,12 +48,6 @@ void WipeEnvironment(void* arg) {
   mappings->live.clear();
 }
 
-// liveMappings(): how many mappings this environment has listed (for tests and stats).
-Napi::Value LiveMappings(const Napi::CallbackInfo& info) {
-  EnvMappings* mappings = MappingsOf(info.Env());
-  return Napi::Number::New(info.Env(), mappings == nullptr ? 0 : static_cast<double>(mappings->live.size()));
-}
-
 // pageSize(): the system page size.
 Napi::Value PageSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE)));
@@ -83,15 +77,9 @@ Napi::Value Protect(const Napi::CallbackInfo& info) {
   return RangeStatus(info, [prot](uint8_t* address, size_t length) { return SeamMprotect(address, length, prot); });
 }
 
-// lock(address, length): mlock; 0 or the errno.
-Napi::Value Lock(const Napi::CallbackInfo& info) {
-  return RangeStatus(info, [](uint8_t* address, size_t length) { return SeamMlock(address, length); });
-}
-
-// lockOnFault(address, length): mlock2(MLOCK_ONFAULT): the range is locked (and charged to
-// RLIMIT_MEMLOCK) now, its pages as they are touched, so that making it writable again does not
-// walk it to populate it. Falls back to mlock where mlock2 is missing; 0 or the errno.
-// mlock2(MLOCK_ONFAULT), or mlock where the kernel has no mlock2: 0 or the errno.
+// mlock2(MLOCK_ONFAULT): the range is locked (and charged to RLIMIT_MEMLOCK) now, its pages as
+// they are touched, so that making it writable again does not walk it to populate it. Falls back
+// to mlock where the kernel has no mlock2: 0 or the errno.
 int LockOnFaultRange(uint8_t* address, size_t length) {
 #if defined(__linux__) && defined(SYS_mlock2)
   int fault = Fault(kFaultMlock2);
@@ -100,10 +88,6 @@ int LockOnFaultRange(uint8_t* address, size_t length) {
   if (errno != ENOSYS && errno != EINVAL) return errno;
 #endif
   return ErrnoOf(SeamMlock(address, length));
-}
-
-Napi::Value LockOnFault(const Napi::CallbackInfo& info) {
-  return Status(info.Env(), LockOnFaultRange(AddressOf(info[0]), LengthOf(info[1])));
 }
 
 // prepare(base, total, inner, innerLength, onFault): the calls that make a fresh guarded mapping
@@ -135,10 +119,6 @@ Napi::Value Release(const Napi::CallbackInfo& info) {
   int error = ErrnoOf(SeamMunmap(base, LengthOf(info[3])));
   if (error == 0) Unlisted(info.Env(), base);
   return Status(info.Env(), error);
-}
-
-Napi::Value Unlock(const Napi::CallbackInfo& info) {
-  return RangeStatus(info, [](uint8_t* address, size_t length) { return SeamMunlock(address, length); });
 }
 
 // advise(address, length, advice): madvise; 0 or the errno.
@@ -320,7 +300,6 @@ Napi::Value MapSecret(const Napi::CallbackInfo& info) {
 }
 
 void RegisterMemory(Napi::Env env, Napi::Object& exports) {
-  Export(env, exports, "liveMappings", LiveMappings);
   Export(env, exports, "releasedViews", ReleasedViews);
   Export(env, exports, "prepare", Prepare);
   Export(env, exports, "release", Release);
@@ -328,9 +307,6 @@ void RegisterMemory(Napi::Env env, Napi::Object& exports) {
   Export(env, exports, "map", Map);
   Export(env, exports, "unmap", Unmap);
   Export(env, exports, "protect", Protect);
-  Export(env, exports, "lock", Lock);
-  Export(env, exports, "lockOnFault", LockOnFault);
-  Export(env, exports, "unlock", Unlock);
   Export(env, exports, "advise", Advise);
   Export(env, exports, "wipe", WipeMemory);
   Export(env, exports, "view", View);

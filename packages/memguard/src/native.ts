@@ -20,10 +20,6 @@ export interface Addon {
   unmap(address: bigint, length: number): number;
   /** mprotect: 0 or the errno. */
   protect(address: bigint, length: number, prot: number): number;
-  /** mlock: 0 or the errno. */
-  lock(address: bigint, length: number): number;
-  /** mlock2(MLOCK_ONFAULT) (mlock where it is missing): 0 or the errno. */
-  lockOnFault(address: bigint, length: number): number;
   /**
    * The calls that make a fresh guarded mapping ready, in one: mprotect(inner, READ|WRITE), mlock
    * (mlock2 ONFAULT when `onFault`), madvise(base, DONTDUMP), madvise(base, WIPEONFORK); stops at
@@ -32,8 +28,6 @@ export interface Addon {
   prepare(base: bigint, total: number, inner: bigint, innerLength: number, onFault: boolean): number;
   /** munlock of the inner pages (failure ignored: munmap unlocks too), then munmap: 0 or munmap's errno. */
   release(inner: bigint, innerLength: number, base: bigint, total: number): number;
-  /** munlock: 0 or the errno. */
-  unlock(address: bigint, length: number): number;
   /** madvise: 0 or the errno. */
   advise(address: bigint, length: number, advice: number): number;
   /** explicit_bzero of writable memory. */
@@ -83,8 +77,6 @@ export interface Addon {
   sealFrom(state: bigint, source: Uint8Array, box: Uint8Array, id: number): number;
   /** Checks and decrypts `box`, bound to the container `id`, into the memory at `destination`: 0; 1 when the tag fails; -1. */
   open(state: bigint, box: Uint8Array, destination: bigint, id: number): number;
-  /** Mappings this thread's environment has listed (made and not unmapped): wiped and unmapped when it ends. */
-  liveMappings(): number;
   /** True only in the test build (native/extra), which has the fault seam; false in the release addon. */
   readonly TEST_SEAM: boolean;
   /** Bytes of the key state: pre-key, right part, key, hashes, scratch. */
