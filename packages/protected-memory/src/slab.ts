@@ -11,7 +11,7 @@
 import { ErrorCode, SecureMemoryError, isSecureMemoryError } from '@secure-memory/core';
 import type { RegionLocation, SecretRegion } from '@secure-memory/core/backend';
 import { BACKEND, systemError } from './errors.js';
-import { type Libc, PROT_NONE } from './libc.js';
+import { type Libc, MADV_RANDOM, PROT_NONE } from './libc.js';
 import { mapBudget } from './map-budget.js';
 import { type Mapping, ViewRegion } from './region.js';
 import { CANARY_BYTES, MAX_SLAB_BYTES, SLOT_STRIDES, SIZE_CLASSES, Slab, sizeClassOf } from './slab-slots.js';
@@ -41,9 +41,6 @@ export interface SlabStats {
   /** Slots of closed secrets in shared slabs, wiped, kept from reuse while a view of them may be reachable (not counted in `slots`). */
   retiredSlots: number;
 }
-
-/** madvise(2) MADV_RANDOM (asm-generic/mman-common.h): sets VM_RAND_READ, which only steers readahead (none for locked anonymous memory). */
-const MADV_RANDOM = 1;
 
 /**
  * Makes each page of a shared slab a mapping (VMA) of its own: every other page, by address, is

@@ -25,6 +25,8 @@ export const MAP_SHARED = 0x01;
 export const MAP_PRIVATE = 0x02;
 export const MAP_ANONYMOUS = 0x20;
 const MAP_FIXED = 0x10;
+/** madvise(2) MADV_RANDOM: sets VM_RAND_READ, which only steers readahead (none for locked anonymous memory). */
+export const MADV_RANDOM = 1;
 export const MADV_DONTFORK = 10;
 export const MADV_DONTDUMP = 16;
 export const MADV_WIPEONFORK = 18;
