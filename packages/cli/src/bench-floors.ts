@@ -145,6 +145,39 @@ export const ACCESS_MEMGUARD = {
   } satisfies FloorScript,
 };
 
+/**
+ * An access in enclave mode, to a secret that keeps its region (memguard's warm list): the region
+ * made writable, the 32-byte box decrypted into it (OpenSSL's ChaCha20-Poly1305, tag checked), made
+ * read-only, read, made writable, wiped and made inaccessible again (four mprotect). The box lies in
+ * an ordinary page of the same mapping (in memguard it is on the heap).
+ */
+export const ACCESS_ENCLAVE = {
+  name: 'enclave access (open into a kept guarded page)',
+  script: {
+    prologue: [
+      { call: 'mmap', pages: 4, prot: 'none' },
+      rw(1),
+      { call: 'mlock', page: 1, pages: 1 },
+      { call: 'madvise', page: 0, pages: 3, advice: 'dontdump' },
+      { call: 'madvise', page: 0, pages: 3, advice: 'wipeonfork' },
+      rw(3),
+      { call: 'write', offset: 3 * PAGE, bytes: 32 },
+      { call: 'sealBytes', offset: 3 * PAGE, bytes: 32 },
+      none(1),
+    ],
+    body: [
+      rw(1),
+      { call: 'openBytes', offset: 3 * PAGE, bytes: 32, to: 2 * PAGE - 32 },
+      { call: 'mprotect', page: 1, pages: 1, prot: 'read' },
+      { call: 'read', page: 1, pages: 1 },
+      rw(1),
+      { call: 'wipe', offset: 2 * PAGE - 32, bytes: 32 },
+      none(1),
+    ],
+    epilogue: [{ call: 'munmap' }],
+  } satisfies FloorScript,
+};
+
 /** What each matrix column is, by its module and options. */
 export function variantOf(target: MatrixTarget): Variant {
   const options = (target.options ?? {}) as Record<string, unknown>;
@@ -155,7 +188,7 @@ export function variantOf(target: MatrixTarget): Variant {
     return { backend, mode: 'page', allocFloor: { name: 'protected-memory page', script: PROTECTED_PAGE }, accessFloor: ACCESS_1 };
   }
   if (backend === 'memguard') {
-    if (options.mode === 'enclave') return { backend, mode: 'enclave', accessFloor: ACCESS_MEMGUARD };
+    if (options.mode === 'enclave') return { backend, mode: 'enclave', accessFloor: ACCESS_ENCLAVE };
     return { backend, mode: 'locked', allocFloor: { name: 'memguard locked buffer', script: MEMGUARD_LOCKED }, accessFloor: ACCESS_MEMGUARD };
   }
   if (backend === 'sodium') return { backend, mode: 'default', allocFloor: { name: 'sodium_malloc + noaccess pair + sodium_free', script: sodiumFloor(true) }, accessFloor: ACCESS_1 };

@@ -76,12 +76,60 @@ const arenas = new Set<WeakRef<BoxArena>>();
 /** The size of {@link arenas} at which the next arena made first drops those collected. */
 let pruneArenasAt = 64;
 
+/** The most idle secrets of one factory that keep the region of their last access (see {@link WarmRegions}). */
+export const WARM_MAX = 8;
+/** The largest region (inner pages, in bytes) an idle secret keeps. */
+export const WARM_MAX_BYTES = 16 * 1024;
+
+/** A secret's region that can be given back (wiped already, inaccessible). */
+interface Warm {
+  cool(): void;
+}
+
+/**
+ * The idle secrets of one factory that keep the region of their last access, wiped and `PROT_NONE`,
+ * most recently used last: opening one again decrypts into that region and hands out the same view,
+ * instead of leasing a region and making an external ArrayBuffer for every access (whose view, still
+ * held by V8, keeps the region from going back to the pool until a garbage collection). Beyond
+ * {@link WARM_MAX} the oldest gives its region back. A secret in an access is not listed, so it is
+ * never the one to go.
+ */
+export class WarmRegions {
+  readonly #idle = new Set<Warm>();
+
+  /** True when a region of `innerLength` bytes may be kept. */
+  admits(innerLength: number): boolean {
+    return innerLength <= WARM_MAX_BYTES;
+  }
+
+  /** Lists `region` as the most recently used; the oldest beyond {@link WARM_MAX} cools. */
+  add(region: Warm): void {
+    this.#idle.delete(region);
+    this.#idle.add(region);
+    if (this.#idle.size <= WARM_MAX) return;
+    const oldest = this.#idle.values().next().value as Warm;
+    this.#idle.delete(oldest);
+    oldest.cool();
+  }
+
+  delete(region: Warm): void {
+    this.#idle.delete(region);
+  }
+
+  /** How many are listed (for tests). */
+  get size(): number {
+    return this.#idle.size;
+  }
+}
+
 /** The boxes of one enclave-mode factory. */
 export class BoxArena {
   /** Bytes a box adds to its plaintext (nonce and tag). */
   readonly overhead: number;
   /** The factory's ledger, which counts the regions its secrets' accesses lease. */
   readonly ledger: Ledger;
+  /** The idle secrets that keep their last access's region. */
+  readonly warm = new WarmRegions();
   /** Bytes of the boxes in use (what `ciphertextBytes` reports). */
   ciphertextBytes = 0;
   readonly #classes = new Map<number, SizeClass>();

@@ -34,7 +34,8 @@ export type FloorAdvice = 'dontdump' | 'dodump' | 'wipeonfork' | 'dontfork';
  * fixed pattern in, `wipe` zeroes with explicit_bzero, `read` reads one byte of each page; `seal`
  * encrypts the pages in place with ChaCha20-Poly1305 (OpenSSL, memguard's cipher, a fixed key and
  * nonce: not a secret) and keeps the tag, `open` decrypts them into the pages from `to` and checks
- * the tag of the last seal.
+ * the tag of the last seal; `sealBytes` and `openBytes` do the same on `bytes` bytes at byte offsets
+ * (at most 4096), for a small secret's box.
  */
 export type FloorStep =
   | { readonly call: 'mmap'; readonly pages: number; readonly prot: FloorProtection }
@@ -45,7 +46,9 @@ export type FloorStep =
   | { readonly call: 'write' | 'wipe'; readonly offset: number; readonly bytes: number }
   | { readonly call: 'read'; readonly page: number; readonly pages: number }
   | { readonly call: 'seal'; readonly page: number; readonly pages: number }
-  | { readonly call: 'open'; readonly page: number; readonly pages: number; readonly to: number };
+  | { readonly call: 'open'; readonly page: number; readonly pages: number; readonly to: number }
+  | { readonly call: 'sealBytes'; readonly offset: number; readonly bytes: number }
+  | { readonly call: 'openBytes'; readonly offset: number; readonly bytes: number; readonly to: number };
 
 /** A floor: the prologue once, the body per iteration (timed), the epilogue once. */
 export interface FloorScript {
@@ -86,7 +89,7 @@ const floors = loadFloors();
 /** The page size the floors map with. */
 export const FLOOR_PAGE_SIZE: number = floors.PAGE_SIZE;
 
-const CODE = { mmap: 0, munmap: 1, mprotect: 2, mlock: 3, munlock: 4, madvise: 5, write: 6, wipe: 7, read: 8, seal: 9, open: 10 } as const;
+const CODE = { mmap: 0, munmap: 1, mprotect: 2, mlock: 3, munlock: 4, madvise: 5, write: 6, wipe: 7, read: 8, seal: 9, open: 10, sealBytes: 11, openBytes: 12 } as const;
 const PROT: Record<FloorProtection, number> = { none: 0, read: 1, readwrite: 3 };
 const ADVICE: Record<FloorAdvice, number> = { dontdump: 16, dodump: 17, wipeonfork: 18, dontfork: 10 };
 
@@ -105,6 +108,11 @@ function encode(steps: readonly FloorStep[] | undefined, label: string, mapped: 
   list.forEach((step: FloorStep, i) => {
     if (typeof step !== 'object' || step === null) invalid(`${label}[${i}]`, 'not an object');
     const at = `${label}[${i}]`;
+    const bytes = (offset: number, count: number): void => {
+      assertInRange(offset, `${at}.offset`, 0, MAX_PAGES * FLOOR_PAGE_SIZE);
+      assertInRange(count, `${at}.bytes`, 0, MAX_BYTES);
+      if (mapped === 0 || offset + count > mapped * FLOOR_PAGE_SIZE) invalid(at, 'the bytes are outside the mapping');
+    };
     const pages = (page: number, count: number): void => {
       assertInRange(page, `${at}.page`, 0, MAX_PAGES - 1);
       assertInRange(count, `${at}.pages`, 1, MAX_PAGES);
@@ -148,10 +156,14 @@ function encode(steps: readonly FloorStep[] | undefined, label: string, mapped: 
         break;
       case 'write':
       case 'wipe':
-        assertInRange(step.offset, `${at}.offset`, 0, MAX_PAGES * FLOOR_PAGE_SIZE);
-        assertInRange(step.bytes, `${at}.bytes`, 0, MAX_BYTES);
-        if (mapped === 0 || step.offset + step.bytes > mapped * FLOOR_PAGE_SIZE) invalid(at, 'the bytes are outside the mapping');
+      case 'sealBytes':
+        bytes(step.offset, step.bytes);
         [a, b] = [step.offset, step.bytes];
+        break;
+      case 'openBytes':
+        bytes(step.offset, step.bytes);
+        bytes(step.to, step.bytes);
+        [a, b, c] = [step.offset, step.bytes, step.to];
         break;
       default:
         invalid(at, `unknown call ${String((step as { call?: unknown }).call)}`);

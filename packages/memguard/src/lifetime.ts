@@ -74,9 +74,23 @@ export function track(owner: object, region: GuardedRegion | undefined, kind: st
   else registry.register(owner, held);
 }
 
+/**
+ * Destroys `region` when `owner` is garbage-collected, until {@link untrackRegion} of `region`: for a
+ * region an owner keeps for a while and gives back while it lives (its other watch stays).
+ */
+export function trackRegion(owner: object, region: GuardedRegion): void {
+  installExitHook();
+  registry.register(owner, { region, kind: 'secret', stack: undefined }, region);
+}
+
 /** Stops watching `owner` (it was destroyed explicitly). */
 export function untrack(owner: object): void {
   registry.unregister(owner);
+}
+
+/** Stops the watch {@link trackRegion} set on `region`. */
+export function untrackRegion(region: GuardedRegion): void {
+  registry.unregister(region);
 }
 
 let exitHookInstalled = false;

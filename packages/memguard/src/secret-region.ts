@@ -9,7 +9,7 @@ import type { RegionLocation, SecretRegion } from '@secure-memory/core/backend';
 import type { BoxSlab } from './box-arena.js';
 import { destroyed, integrityError } from './errors.js';
 import { isCurrent, openInto } from './key.js';
-import { track, untrack } from './lifetime.js';
+import { track, trackRegion, untrack, untrackRegion } from './lifetime.js';
 import type { Ledger } from './mapping.js';
 import { forget } from './open-secrets.js';
 import { GuardedRegion } from './region.js';
@@ -107,13 +107,20 @@ export class LockedRegion implements SecretRegion {
 /** Bits of {@link EnclaveRegion}'s flags. */
 const ANCHORED = 1;
 const DAMAGED = 2;
+/** The region of the last access is kept, idle, in the arena's warm list. */
+const WARM = 4;
 
 /**
  * One enclave-mode secret, as core drives it. At rest it is a sealed box in a slot of its factory's
- * arena (box-arena.ts) and nothing else: this object holds the slab and the slot number, and the
- * region of an access in progress. An access leases a guarded region from the pool, decrypts into
- * it, makes it read-only and hands out a view; when the access ends the region is wiped and made
- * inaccessible, and goes back to the pool once V8 releases the view (canary checked, data wiped).
+ * arena (box-arena.ts): this object holds the slab and the slot number, and the region of an access
+ * in progress. An access leases a guarded region from the pool, decrypts into it, makes it read-only
+ * and hands out a view; when the access ends the region is wiped and made inaccessible.
+ *
+ * The region is then kept for the next access while the secret is among its factory's few most
+ * recently used idle secrets (`WarmRegions`, box-arena.ts): the next access decrypts into the same
+ * region and hands out the same view, as a locked-mode secret does. Pushed out of that list, the
+ * region goes back to the pool once V8 releases the view (canary checked, data wiped). Either way
+ * nothing is left readable between accesses: the ciphertext at rest, and a wiped `PROT_NONE` page.
  *
  * A native probe that asks where the data is (`location()`) while the secret is idle anchors a
  * region to it: from then on every access decrypts into that same region, which is wiped and made
@@ -124,18 +131,28 @@ const DAMAGED = 2;
 export class EnclaveRegion implements SecretRegion {
   /** The slab of the sealed box; `undefined` once wiped. */
   #slab: BoxSlab | undefined;
-  readonly #slot: number;
-  /** The region of the current access, or the anchored one. */
+  /** The region of the current access, or the anchored or warm one. */
   #lease: GuardedRegion | undefined;
-  /** {@link ANCHORED}, {@link DAMAGED} (a canary was found damaged when an access ended: close() reports it). */
-  #flags = 0;
+  /**
+   * The view handed to every access while the region is kept (anchored or warm), made once as a
+   * locked-mode secret's is. Held here, not by the region: an error thrown by a region's method
+   * keeps the region (as its stack's receiver) for as long as the error lives, and must not keep a
+   * view whose memory waits for V8 to release it.
+   */
+  #view: Uint8Array | undefined;
+  /** The slot number times 8, plus the flags {@link ANCHORED}, {@link DAMAGED} (a canary was found damaged: close() reports it) and {@link WARM}. */
+  #state: number;
 
   constructor(slab: BoxSlab, slot: number) {
     this.#slab = slab;
-    this.#slot = slot;
+    this.#state = slot * 8;
   }
 
-  /** The secret it belongs to (weakly held by its slot), to watch an anchored region for garbage collection. */
+  get #slot(): number {
+    return this.#state >>> 3;
+  }
+
+  /** The secret it belongs to (weakly held by its slot), to watch a kept region for garbage collection. */
   get owner(): object | undefined {
     const owner = this.#slab?.owners[this.#slot];
     return owner instanceof WeakRef ? owner.deref() : undefined;
@@ -155,21 +172,26 @@ export class EnclaveRegion implements SecretRegion {
     const lease = this.#lease;
     if (lease !== undefined && !lease.alive) {
       this.#lease = undefined;
-      this.#flags &= ~ANCHORED;
+      this.#view = undefined;
+      this.#state &= ~(ANCHORED | WARM);
     }
     return this.#lease;
   }
 
-  /** Decrypts into a region (the anchored one, or one from the pool), makes it read-only, hands out a view. */
+  /** Decrypts into a region (the kept one, or one from the pool), makes it read-only, hands out a view. */
   protectRead(): Uint8Array {
     const slab = this.#slab;
     const sealed = slab?.sealed(this.#slot);
     // Purged: the key it was sealed under is gone; as in locked mode, a purged secret is closed.
     if (slab === undefined || sealed === undefined || !isCurrent(sealed)) throw destroyed();
-    const anchored = this.#current();
-    const lease = anchored ?? GuardedRegion.lease(sealed.size, slab.arena.ledger);
+    const kept = this.#current();
+    // In an access the region is not listed: it cannot be pushed out while its view is in use.
+    if ((this.#state & WARM) !== 0) slab.arena.warm.delete(this);
+    const lease = kept ?? GuardedRegion.lease(sealed.size, slab.arena.ledger);
+    this.#lease = lease;
+    if (kept === undefined) this.#view = undefined;
     try {
-      if (anchored !== undefined) lease.protect('readwrite');
+      if (kept !== undefined) lease.protect('readwrite');
       openInto(sealed, lease.data);
       lease.protect('read');
     } catch (error) {
@@ -180,15 +202,17 @@ export class EnclaveRegion implements SecretRegion {
       }
       throw error;
     }
-    this.#lease = lease;
-    return lease.view();
+    const view = this.#view;
+    // Made again when transfer() moved its memory away.
+    if (view !== undefined && view.byteLength === lease.size) return view;
+    this.#view = lease.view();
+    return this.#view;
   }
 
   /**
-   * Revokes the view; the region is wiped and goes back to the pool (or, anchored, is wiped and made
-   * inaccessible). When it cannot be made writable to be wiped it is unmapped unwiped and the error
-   * is thrown; the secret stays usable (its ciphertext is intact) and the next access leases
-   * another region.
+   * Ends the access: the region is wiped and made inaccessible, and kept (warm or anchored) or given
+   * back. When it cannot be made writable to be wiped it is unmapped unwiped and the error is thrown;
+   * the secret stays usable (its ciphertext is intact) and the next access leases another region.
    */
   protectIdle(view: Uint8Array): void {
     const lease = this.#current();
@@ -198,31 +222,73 @@ export class EnclaveRegion implements SecretRegion {
   }
 
   /**
-   * Ends the use of `lease`: wipes it back into the pool, or scrubs the anchored region. An anchored
-   * region that cannot be scrubbed is released (wiped, or unmapped unwiped) and the secret is no
-   * longer anchored (a later probe anchors a new region).
+   * Ends the use of `lease`: scrubs a region the secret keeps (anchored, already warm, or one the
+   * warm list admits), else gives it back to the pool. A kept region that cannot be scrubbed is
+   * released (wiped, or unmapped unwiped) and no longer kept.
    * @throws {SecureMemoryError} `ERR_PROTECTION_FAILED` when mprotect failed (after the release).
    */
   #end(lease: GuardedRegion): void {
-    if ((this.#flags & ANCHORED) !== 0) {
-      let intact: boolean;
-      try {
-        intact = lease.scrub();
-      } catch (error) {
-        this.#lease = undefined;
-        this.#flags &= ~ANCHORED;
-        try {
-          if (!lease.destroy()) this.#flags |= DAMAGED;
-        } catch {
-          // unmapped unwiped, or (munmap failing too) left listed for purge and exit to retry
-        }
-        throw error;
-      }
-      if (!intact) this.#flags |= DAMAGED;
+    const slab = this.#slab as BoxSlab;
+    const owner = this.owner;
+    const keep = (this.#state & (ANCHORED | WARM)) !== 0 || (owner !== undefined && slab.arena.warm.admits(lease.innerLength));
+    if (!keep) {
+      this.#lease = undefined;
+      this.#view = undefined;
+      if (!lease.destroy()) this.#state |= DAMAGED;
       return;
     }
+    let intact: boolean;
+    try {
+      intact = lease.scrub();
+    } catch (error) {
+      this.#drop(lease);
+      throw error;
+    }
+    if (!intact) this.#state |= DAMAGED;
+    if ((this.#state & ANCHORED) !== 0) return;
+    if ((this.#state & WARM) === 0) {
+      this.#state |= WARM;
+      // A secret collected without close() gives its kept region back then.
+      trackRegion(owner as object, lease);
+    }
+    slab.arena.warm.add(this);
+  }
+
+  /** Releases a kept region that failed to be scrubbed: it is no longer kept. */
+  #drop(lease: GuardedRegion): void {
+    this.#unlist();
     this.#lease = undefined;
-    if (!lease.destroy()) this.#flags |= DAMAGED;
+    try {
+      if (!lease.destroy()) this.#state |= DAMAGED;
+    } catch {
+      // unmapped unwiped, or (munmap failing too) left listed for purge and exit to retry
+    }
+  }
+
+  /** Takes the secret off the warm list and stops watching it; its region (if any) is the caller's. */
+  #unlist(): void {
+    if ((this.#state & WARM) !== 0) this.#slab?.arena.warm.delete(this);
+    if ((this.#state & WARM) !== 0 && this.#lease !== undefined) untrackRegion(this.#lease);
+    this.#state &= ~(ANCHORED | WARM);
+    this.#view = undefined;
+  }
+
+  /**
+   * Gives the warm region back (the warm list pushed it out; it is idle, wiped and inaccessible): it
+   * goes back to the pool once V8 releases its view.
+   */
+  cool(): void {
+    const lease = this.#current();
+    if ((this.#state & WARM) === 0 || lease === undefined) return;
+    untrackRegion(lease);
+    this.#state &= ~WARM;
+    this.#lease = undefined;
+    this.#view = undefined;
+    try {
+      if (!lease.destroy()) this.#state |= DAMAGED;
+    } catch {
+      // it was wiped when its last access ended: unmapped as it is, or left listed for purge and exit
+    }
   }
 
   /** Drops the ciphertext: its slot is zero-filled and freed (there is no plaintext at rest). */
@@ -231,33 +297,39 @@ export class EnclaveRegion implements SecretRegion {
     if (slab === undefined) return;
     const owner = this.owner;
     if (owner !== undefined) untrack(owner);
+    this.#unlist();
     this.#slab = undefined;
     slab.arena.release(slab, this.#slot);
   }
 
-  /** Releases an anchored region; throws `ERR_INTEGRITY` afterwards when a canary was found damaged. */
+  /** Releases a kept region; throws `ERR_INTEGRITY` afterwards when a canary was found damaged. */
   free(): void {
     const owner = this.owner;
     if (owner !== undefined) untrack(owner);
     const lease = this.#current();
+    this.#unlist();
     this.#lease = undefined;
-    this.#flags &= ~ANCHORED;
-    if (lease !== undefined && !lease.destroy()) this.#flags |= DAMAGED;
+    if (lease !== undefined && !lease.destroy()) this.#state |= DAMAGED;
     const slab = this.#slab;
     this.#slab = undefined;
     if (slab !== undefined) slab.arena.release(slab, this.#slot);
-    if ((this.#flags & DAMAGED) !== 0) throw integrityError();
+    if ((this.#state & DAMAGED) !== 0) throw integrityError();
   }
 
   /**
    * During an access, the region holding the plaintext. While idle, anchors a region (see the class
-   * comment) and says where it is.
+   * comment: a warm one becomes anchored) and says where it is.
    */
   location(): RegionLocation {
     const slab = this.#slab;
     if (slab === undefined) throw destroyed();
     const size = slab.boxLength - slab.arena.overhead;
     let lease = this.#current();
+    if (lease !== undefined && (this.#state & WARM) !== 0 && lease.protection === 'none') {
+      // idle and warm: anchored from now on (still watched for garbage collection)
+      slab.arena.warm.delete(this);
+      this.#state = (this.#state & ~WARM) | ANCHORED;
+    }
     if (lease === undefined) {
       lease = GuardedRegion.lease(size, this.#ledger);
       try {
@@ -267,7 +339,8 @@ export class EnclaveRegion implements SecretRegion {
         throw error;
       }
       this.#lease = lease;
-      this.#flags |= ANCHORED;
+      this.#view = undefined;
+      this.#state |= ANCHORED;
       const owner = this.owner;
       if (owner !== undefined) track(owner, lease, 'secret', false);
     }

@@ -16,6 +16,7 @@ import {
   purge,
 } from '@secure-memory/memguard';
 import { runFloor, threadCpuNs, type FloorScript } from '@secure-memory/memguard/bench';
+import { WARM_MAX, WARM_MAX_BYTES } from '../src/box-arena.js';
 import { testHooks } from '../src/testing.js';
 import { PAGE, code, locate, mappingsAt, peekSelf, pokeSelf } from './helpers.js';
 
@@ -95,7 +96,7 @@ describe('secrets', () => {
     secret.close();
   });
 
-  it.each(['enclave', 'locked'] as const)('%s: hand out a view per access (locked: the same one, the data never moves; enclave: a fresh one over a fresh region); when the access ends its memory is PROT_NONE, not detached (also nested, async and thrown)', async (mode) => {
+  it.each(['enclave', 'locked'] as const)('%s: hand the same view to every access (locked: the data never moves; enclave: while the secret keeps its region warm); when the access ends its memory is PROT_NONE, not detached (also nested, async and thrown)', async (mode) => {
     const factory = createFactory({ mode });
     const secret = factory.new(Uint8Array.of(1, 2, 3, 4));
     const kept: Uint8Array[] = [];
@@ -129,17 +130,12 @@ describe('secrets', () => {
     expect(sum).toBe(10);
     expect(kept[2]?.byteLength).toBe(4);
     expect(mappingsAt(addresses[2] as bigint)[0]?.perms).toBe('---p');
-    if (mode === 'enclave') {
-      // Each access had its own region: a kept view's memory is never reused while the view lives.
-      expect(new Set(addresses).size).toBe(3);
-      for (const address of addresses) expect(peekSelf(address)).toBe(0); // wiped
-      expect(new Set(kept).size).toBe(3);
-    } else {
-      // One view serves every access: a view kept from an earlier access would read the same bytes
-      // during a later one, and fault while idle, whether it is the same object or not.
-      expect(new Set(addresses).size).toBe(1);
-      expect(new Set(kept).size).toBe(1);
-    }
+    // One view serves every access: a view kept from an earlier access would read the same bytes
+    // during a later one, and fault while idle, whether it is the same object or not.
+    expect(new Set(addresses).size).toBe(1);
+    expect(new Set(kept).size).toBe(1);
+    // Enclave mode: the kept region holds nothing between accesses.
+    if (mode === 'enclave') expect(peekSelf(addresses[0] as bigint)).toBe(0);
     expect(secret.equals(Uint8Array.of(1, 2, 3, 4))).toBe(true);
     secret.close();
   });
@@ -294,7 +290,7 @@ describe('native floor', () => {
 });
 
 describe("enclave mode: a secret is an Enclave at rest, opened into a pooled region per access", () => {
-  it('costs no locked memory at rest: only ciphertext on the heap; one locked region during an access', () => {
+  it('costs no locked memory at rest but the wiped regions its few most recently read secrets keep: only ciphertext on the heap; one locked region during an access', () => {
     const factory = createFactory();
     const secrets = [factory.createRandom(32), factory.new(new Uint8Array(100).fill(7)), factory.createRandom(3000)];
     expect(factory.stats()).toMatchObject({
@@ -309,9 +305,51 @@ describe("enclave mode: a secret is an Enclave at rest, opened into a pooled reg
       expect([...bytes.subarray(0, 3)]).toEqual([7, 7, 7]);
       expect(factory.stats()).toMatchObject({ lockedBytes: PAGE, buffers: 1, mappings: 3 });
     });
+    // The region stays, wiped and PROT_NONE, for the next access of the same secret.
+    expect(factory.stats()).toMatchObject({ lockedBytes: PAGE, buffers: 1 });
+    secrets[1]?.close();
     expect(factory.stats()).toMatchObject({ lockedBytes: 0, buffers: 0 });
     for (const s of secrets) s.close();
     expect(factory.stats()).toMatchObject({ inUse: 0, ciphertextBytes: 0, lockedBytes: 0 });
+  });
+
+  it(`keeps the regions of at most ${WARM_MAX} idle secrets; one pushed out gives its region back, and a view kept from it faults until V8 releases it, never showing another secret`, async () => {
+    const factory = createFactory();
+    const first = factory.new(new Uint8Array(32).fill(0x11));
+    let keptView: Uint8Array | undefined;
+    let keptAddress = 0n;
+    first.withBytes((view) => {
+      keptView = view;
+      keptAddress = locate(first).address;
+    });
+    const others = Array.from({ length: WARM_MAX + 3 }, (_, i) => factory.new(new Uint8Array(32).fill(i + 1)));
+    for (const other of others) other.withBytes((view) => view[0]);
+    // The regions kept: the last WARM_MAX secrets read; `first` was pushed out first.
+    expect(factory.stats()).toMatchObject({ lockedBytes: WARM_MAX * PAGE, buffers: WARM_MAX });
+    // Its region is a tombstone while the view lives: wiped and PROT_NONE (the view faults), not reused.
+    expect(mappingsAt(keptAddress)[0]?.perms).toBe('---p');
+    expect(peekSelf(keptAddress)).toBe(0);
+    let again = 0n;
+    first.withBytes((view) => {
+      // (not `expect(view).not.toBe(keptView)`: vitest compares the two arrays' contents, which reads the tombstone)
+      expect(view === keptView).toBe(false);
+      expect(view[0]).toBe(0x11);
+      again = locate(first).address;
+    });
+    expect(again).not.toBe(keptAddress);
+    expect(keptView?.byteLength).toBe(32);
+    for (const s of [first, ...others]) s.close();
+    expect(factory.stats()).toMatchObject({ lockedBytes: 0, buffers: 0, inUse: 0 });
+    keptView = undefined;
+    expect(await testHooks.settleViews()).toBe(0);
+  });
+
+  it('a larger secret than a kept region may be is given back at the end of each access', () => {
+    const factory = createFactory();
+    const big = factory.createRandom(WARM_MAX_BYTES + 1);
+    big.withBytes((view) => view[0]);
+    expect(factory.stats()).toMatchObject({ lockedBytes: 0, buffers: 0 });
+    big.close();
   });
 
   it('during an access the plaintext is in a read-only, locked, undumped, wiped-on-fork mapping between guard pages; after it, that memory is wiped', () => {

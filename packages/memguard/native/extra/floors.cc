@@ -35,6 +35,8 @@ enum Step : int32_t {
   kRead = 8,      // a first page, b pages: a read of one byte of every page
   kSeal = 9,      // a first page, b pages: ChaCha20-Poly1305 encryption in place (OpenSSL EVP), tag kept
   kOpen = 10,     // a first page, b pages, c first page of the output: decryption and tag check
+  kSealBytes = 11,  // a offset, b bytes: kSeal of bytes (at most 4096)
+  kOpenBytes = 12,  // a offset, b bytes, c offset of the output: kOpen of bytes (at most 4096)
   kStepCount = 11
 };
 
@@ -152,6 +154,18 @@ int Run(Region& r, const int32_t* steps, size_t count) {
       case kOpen: {
         if (!InPages(r, a, b) || !InPages(r, c, b)) return -EINVAL;
         const int status = Crypt(false, r.base + a * page, r.base + c * page, b * page);
+        if (status != 0) return status;
+        break;
+      }
+      case kSealBytes: {
+        if (!InBytes(r, a, b)) return -EINVAL;
+        const int status = Crypt(true, r.base + a, r.base + a, static_cast<size_t>(b));
+        if (status != 0) return status;
+        break;
+      }
+      case kOpenBytes: {
+        if (!InBytes(r, a, b) || !InBytes(r, c, b)) return -EINVAL;
+        const int status = Crypt(false, r.base + a, r.base + c, static_cast<size_t>(b));
         if (status != 0) return status;
         break;
       }
