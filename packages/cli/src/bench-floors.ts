@@ -65,15 +65,9 @@ const MEMGUARD_NEW: FloorStep[] = [
   none(1),
 ];
 
-/** memguard, locked: its new buffer; close: mprotect RW, wipe, munlock, munmap (9 calls). */
+/** memguard, locked: its new buffer; close: mprotect RW, wipe, munmap (8 calls: munmap unlocks). */
 const MEMGUARD_LOCKED: FloorScript = {
-  body: [
-    ...MEMGUARD_NEW,
-    rw(1),
-    { call: 'wipe', offset: PAGE, bytes: PAGE },
-    { call: 'munlock', page: 1, pages: 1 },
-    { call: 'munmap' },
-  ],
+  body: [...MEMGUARD_NEW, rw(1), { call: 'wipe', offset: PAGE, bytes: PAGE }, { call: 'munmap' }],
 };
 
 /**

@@ -111,13 +111,17 @@ Napi::Value Prepare(const Napi::CallbackInfo& info) {
   return Status(info.Env(), 0);
 }
 
-// release(inner, innerLength, base, total): munlock of the inner pages (its failure is ignored:
-// munmap unlocks too), then munmap of the whole mapping: 0 or munmap's errno.
+// release(inner, innerLength, base, total): munmap of the whole mapping, which unlocks it too; only
+// when that fails, munlock of the inner pages (its failure is ignored), so that a mapping left for a
+// later retry holds no locked memory: 0 or munmap's errno.
 Napi::Value Release(const Napi::CallbackInfo& info) {
-  SeamMunlock(AddressOf(info[0]), LengthOf(info[1]));
   uint8_t* base = AddressOf(info[2]);
   int error = ErrnoOf(SeamMunmap(base, LengthOf(info[3])));
-  if (error == 0) Unlisted(info.Env(), base);
+  if (error == 0) {
+    Unlisted(info.Env(), base);
+  } else {
+    SeamMunlock(AddressOf(info[0]), LengthOf(info[1]));
+  }
   return Status(info.Env(), error);
 }
 

@@ -187,12 +187,12 @@ function prepareError(status: number, innerLength: number, total: number): Error
 }
 
 /**
- * Unlocks and unmaps a mapping whose inner pages hold nothing secret any more. When munmap fails
- * (false), the pages are made `PROT_NONE` (best effort) and the munmap is retried later, counted
- * in `ledger.leaked` until then. A failed munlock is ignored: munmap unlocks too.
+ * Unmaps a mapping whose inner pages hold nothing secret any more (munmap unlocks them). When munmap
+ * fails (false), the inner pages are unlocked, made `PROT_NONE` (best effort) and the munmap is
+ * retried later, counted in `ledger.leaked` until then.
  */
 export function unmapMapping(lib: Addon, map: Mapping, ledger?: Ledger): boolean {
-  // munlock first (in the same call), so that a failed munmap leaves nothing locked
+  // a failed munmap is followed by munlock in the same call: what is left holds nothing locked
   if (lib.release(map.inner, map.innerLength, map.base, map.total) === 0) {
     mapBudget.removed();
     return true;

@@ -380,6 +380,15 @@ describe('faults that persist', () => {
     expectNothingLeft(before, await snapshot(), 'persistent munmap');
   });
 
+  it('a destroy that works makes no munlock (munmap unlocks); one whose munmap fails unlocks before the retry', () => {
+    const buffer = newBufferFromBytes(known(64, 85));
+    testHooks.countCalls();
+    buffer.destroy();
+    const calls = testHooks.faultCalls();
+    testHooks.clearFaults();
+    expect({ munmap: calls.munmap, munlock: calls.munlock }).toEqual({ munmap: 1, munlock: 0 });
+  });
+
   it('mprotect and munmap both failing: a frozen buffer that can be neither wiped nor unmapped stays alive, and destroy() works once they do', async () => {
     const before = await snapshot();
     const frozen = newBufferFromBytes(known(32, 90));
