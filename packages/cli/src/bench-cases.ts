@@ -9,7 +9,18 @@ import { randomBytes } from 'node:crypto';
 import { loadBackend, type Secret, type SecretFactory } from '@secure-memory/core';
 import type { FloorScript, FloorTiming } from '@secure-memory/memguard/bench';
 import { type AeadFn, cryptoCases, nodeCryptoCases } from './bench-crypto-cases.js';
-import { ACCESS_1, ACCESS_MEMGUARD, floorCase, OPEN_1MIB, SEAL_1MIB, sodiumFloor, type Variant, variantOf } from './bench-floors.js';
+import {
+  ACCESS_1,
+  ACCESS_MEMGUARD,
+  floorCase,
+  OPEN_1MIB,
+  OPEN_1MIB_SAME_WORK,
+  SEAL_1MIB,
+  SEAL_1MIB_SAME_WORK,
+  sodiumFloor,
+  type Variant,
+  variantOf,
+} from './bench-floors.js';
 import type { BenchCase, Runner } from './bench-harness.js';
 import type { MatrixTarget } from './matrix.js';
 
@@ -168,6 +179,7 @@ function enclaveCases(mg: EnclaveModule): BenchCase[] {
       id: 'memguard|seal1MiB',
       operation: 'seal1MiB',
       floor: `floor:${SEAL_1MIB.name}`,
+      sameWork: `floor:${SEAL_1MIB_SAME_WORK.name}`,
       bytes: MiB,
       setup: () => {
         const source = new Uint8Array(MiB); // zero-filled by each seal, as seal's contract says
@@ -179,6 +191,7 @@ function enclaveCases(mg: EnclaveModule): BenchCase[] {
       id: 'memguard|open1MiB',
       operation: 'open1MiB',
       floor: `floor:${OPEN_1MIB.name}`,
+      sameWork: `floor:${OPEN_1MIB_SAME_WORK.name}`,
       bytes: MiB,
       setup: () => {
         const enclave = newEnclaveRandom(MiB);
@@ -247,6 +260,8 @@ export async function buildCases(
       addFloor(ACCESS_MEMGUARD);
       addFloor(SEAL_1MIB);
       addFloor(OPEN_1MIB);
+      addFloor(SEAL_1MIB_SAME_WORK);
+      addFloor(OPEN_1MIB_SAME_WORK);
     }
     cases.push(...enclave);
   }
@@ -263,6 +278,7 @@ export async function buildCases(
   for (const c of cases) {
     if (c.floor !== undefined && !ids.has(c.floor)) delete c.floor;
     if (c.peer !== undefined && !ids.has(c.peer)) delete c.peer;
+    if (c.sameWork !== undefined && !ids.has(c.sameWork)) delete c.sameWork;
   }
   return { cases: [...floors.values(), ...cases], loaded };
 }

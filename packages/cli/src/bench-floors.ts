@@ -119,6 +119,32 @@ export const OPEN_1MIB = {
   } satisfies FloorScript,
 };
 
+/**
+ * The same work as memguard's seal and open of 1 MiB, where the floors above do less: a seal reads
+ * the source and writes the box elsewhere, then wipes the source (`newEnclave` wipes its argument);
+ * an open's destroy wipes the opened pages. Not linked to a case: the bench's JSON lists them among
+ * the floors, to say what the in-place floors leave out.
+ */
+export const SEAL_1MIB_SAME_WORK = {
+  name: 'OpenSSL seal 1 MiB into other pages, and wipe of the source',
+  script: {
+    prologue: [{ call: 'mmap', pages: (2 * MiB) / PAGE, prot: 'readwrite' }],
+    body: [
+      { call: 'sealTo', page: 0, pages: MiB / PAGE, to: MiB / PAGE },
+      { call: 'wipe', offset: 0, bytes: MiB },
+    ],
+    epilogue: [{ call: 'munmap' }],
+  } satisfies FloorScript,
+};
+export const OPEN_1MIB_SAME_WORK = {
+  name: 'OpenSSL open 1 MiB, and wipe of the opened pages',
+  script: {
+    prologue: OPEN_1MIB.script.prologue,
+    body: [...OPEN_1MIB.script.body, { call: 'wipe', offset: MiB, bytes: MiB }],
+    epilogue: [{ call: 'munmap' }],
+  } satisfies FloorScript,
+};
+
 /** A backend's variant: its name in results, and the floors of its new+close and of its access. */
 export interface Variant {
   backend: string;

@@ -26,7 +26,7 @@ export function formatBench(report: BenchReport): string {
     r.operation,
     ns(r.medianNs),
     ns(r.medianWallNs),
-    ratio(r.ratioToFloor, r.ratioSpread),
+    r.ratioToSameWork === undefined ? ratio(r.ratioToFloor, r.ratioSpread) : `${ratio(r.ratioToFloor, r.ratioSpread)} (all its work: ${ratio(r.ratioToSameWork)})`,
     ratio(r.ratioToFloorWall),
     r.peer === null ? '-' : ratio(r.ratioToPeer, r.ratioToPeerSpread),
     r.syscallsPerOp === null ? '-' : r.syscallsPerOp.toFixed(2),

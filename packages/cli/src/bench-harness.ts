@@ -33,6 +33,8 @@ export interface BenchCase {
   role: Role;
   /** The id of the floor case doing the same work in C, if any. */
   floor?: string;
+  /** Where `floor` does less than the operation (OpenSSL in place), the id of a floor doing all of its work. */
+  sameWork?: string;
   /** The id of the peer case doing the same operation, if any. */
   peer?: string;
   /** For a floor: its script (calls listed in the report). */

@@ -56,6 +56,12 @@ export interface BenchResult {
   ratioSpread: number | null;
   /** The same in wall time. */
   ratioToFloorWall: number | null;
+  /**
+   * Where the floor does less than the operation (memguard's 1 MiB seal and open against OpenSSL in
+   * place), the floor doing all of its work, and the median of the per-round ratios to it; else null.
+   */
+  sameWorkFloor?: string;
+  ratioToSameWork?: number;
   /** The peer's name, and the median of per-round ratios to it (CPU time). */
   peer: string | null;
   ratioToPeer: number | null;
@@ -153,7 +159,8 @@ function describeCalls(script: FloorScript): string[] {
       case 'seal':
         return `seal in place(pages ${s.page}..${s.page + s.pages - 1})`;
       case 'open':
-        return `open(pages ${s.page}..${s.page + s.pages - 1} into ${s.to}..${s.to + s.pages - 1})`;
+      case 'sealTo':
+        return `${s.call}(pages ${s.page}..${s.page + s.pages - 1} into ${s.to}..${s.to + s.pages - 1})`;
       default:
         return `${s.call} ${s.bytes} B`;
     }
@@ -213,6 +220,8 @@ export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan
     const toFloor = ratios(s.cpuNs, floorSamples?.cpuNs);
     const toFloorWall = ratios(s.wallNs, floorSamples?.wallNs);
     const toPeer = ratios(s.cpuNs, peerSamples?.cpuNs);
+    const sameWork = c.sameWork === undefined ? undefined : byId.get(c.sameWork);
+    const toSameWork = ratios(s.cpuNs, sameWork === undefined ? undefined : samples.get(sameWork.id)?.cpuNs);
     const count = syscalls.get(c.id);
     const medianNs = median(s.cpuNs);
     results.push({
@@ -235,7 +244,21 @@ export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan
       syscallsPerOp: count?.perOp ?? null,
       syscalls: count?.byName ?? null,
       ...(c.bytes === undefined ? {} : { throughputMBps: (c.bytes / medianNs) * 1000 }),
+      ...(sameWork === undefined || toSameWork === null ? {} : { sameWorkFloor: sameWork.operation, ratioToSameWork: toSameWork.median }),
     });
+    const sameWorkSamples = sameWork === undefined ? undefined : samples.get(sameWork.id);
+    if (sameWork !== undefined && sameWorkSamples !== undefined) {
+      floors.push({
+        backend: c.backend,
+        mode: c.mode,
+        operation: c.operation,
+        floor: sameWork.operation,
+        calls: describeCalls(sameWork.script as FloorScript),
+        medianNs: median(sameWorkSamples.cpuNs),
+        medianWallNs: median(sameWorkSamples.wallNs),
+        syscallsPerOp: syscalls.get(sameWork.id)?.perOp ?? null,
+      });
+    }
     const floor = c.floor === undefined ? undefined : byId.get(c.floor);
     if (floor !== undefined && floorSamples !== undefined) {
       floors.push({

@@ -82,6 +82,17 @@ describe('secure-memory bench --short --json', () => {
         expect(Number.isFinite(floor?.medianNs) && (floor?.medianNs as number) > 0).toBe(true);
       }
     }
+    // memguard's enclave mode: an access against the same work in C (four mprotect around an open and a wipe).
+    const enclave = report.floors.find((f) => f.backend === 'memguard' && f.mode === 'enclave' && f.operation === 'withBytes');
+    expect(enclave?.calls).toEqual([
+      'mprotect(page 1, readwrite)',
+      'openBytes 32 B',
+      'mprotect(page 1, read)',
+      'read(page 1)',
+      'mprotect(page 1, readwrite)',
+      'wipe 32 B',
+      'mprotect(page 1, none)',
+    ]);
     // An access floor reads its page between the protections; an allocation floor maps and unmaps.
     const access = report.floors.find((f) => f.floor === 'access (1 page)');
     expect(access?.calls).toEqual(['mprotect(page 0, read)', 'read(page 0)', 'mprotect(page 0, none)']);
@@ -123,6 +134,10 @@ describe('secure-memory bench --short --json', () => {
       // against OpenSSL's ChaCha20-Poly1305 on 1 MiB in C, in the same rounds
       expect(r.floor, r.operation).toMatch(/^OpenSSL (seal|open) 1 MiB/);
       expect(r.ratioToFloor).toBeGreaterThan(0);
+      // and against a floor doing all of its work (out of place, with the wipe), in the same rounds
+      expect(r.sameWorkFloor, r.operation).toMatch(/^OpenSSL (seal|open) 1 MiB.*wipe/);
+      expect(r.ratioToSameWork).toBeGreaterThan(0);
+      expect(report.floors.some((f) => f.operation === r.operation && f.floor === r.sameWorkFloor)).toBe(true);
     }
   });
 

@@ -19,7 +19,7 @@ import { packageRoot } from './native.js';
 const MAX_ITERATIONS = 10_000_000;
 /** The largest mapping a script may make, in pages. */
 const MAX_PAGES = 4096;
-/** The most bytes one `write` or `wipe` step covers. */
+/** The most bytes one `write`, `sealBytes` or `openBytes` step covers. */
 const MAX_BYTES = 4096;
 /** The most steps in one part of a script. */
 const MAX_STEPS = 64;
@@ -34,8 +34,9 @@ export type FloorAdvice = 'dontdump' | 'dodump' | 'wipeonfork' | 'dontfork';
  * fixed pattern in, `wipe` zeroes with explicit_bzero, `read` reads one byte of each page; `seal`
  * encrypts the pages in place with ChaCha20-Poly1305 (OpenSSL, memguard's cipher, a fixed key and
  * nonce: not a secret) and keeps the tag, `open` decrypts them into the pages from `to` and checks
- * the tag of the last seal; `sealBytes` and `openBytes` do the same on `bytes` bytes at byte offsets
- * (at most 4096), for a small secret's box.
+ * the tag of the last seal, `sealTo` encrypts them into the pages from `to`; `sealBytes` and
+ * `openBytes` do the same on `bytes` bytes at byte offsets (at most 4096), for a small secret's box.
+ * `write` covers at most 4096 bytes, `wipe` any part of the mapping.
  */
 export type FloorStep =
   | { readonly call: 'mmap'; readonly pages: number; readonly prot: FloorProtection }
@@ -46,7 +47,7 @@ export type FloorStep =
   | { readonly call: 'write' | 'wipe'; readonly offset: number; readonly bytes: number }
   | { readonly call: 'read'; readonly page: number; readonly pages: number }
   | { readonly call: 'seal'; readonly page: number; readonly pages: number }
-  | { readonly call: 'open'; readonly page: number; readonly pages: number; readonly to: number }
+  | { readonly call: 'open' | 'sealTo'; readonly page: number; readonly pages: number; readonly to: number }
   | { readonly call: 'sealBytes'; readonly offset: number; readonly bytes: number }
   | { readonly call: 'openBytes'; readonly offset: number; readonly bytes: number; readonly to: number };
 
@@ -89,7 +90,7 @@ const floors = loadFloors();
 /** The page size the floors map with. */
 export const FLOOR_PAGE_SIZE: number = floors.PAGE_SIZE;
 
-const CODE = { mmap: 0, munmap: 1, mprotect: 2, mlock: 3, munlock: 4, madvise: 5, write: 6, wipe: 7, read: 8, seal: 9, open: 10, sealBytes: 11, openBytes: 12 } as const;
+const CODE = { mmap: 0, munmap: 1, mprotect: 2, mlock: 3, munlock: 4, madvise: 5, write: 6, wipe: 7, read: 8, seal: 9, open: 10, sealBytes: 11, openBytes: 12, sealTo: 13 } as const;
 const PROT: Record<FloorProtection, number> = { none: 0, read: 1, readwrite: 3 };
 const ADVICE: Record<FloorAdvice, number> = { dontdump: 16, dodump: 17, wipeonfork: 18, dontfork: 10 };
 
@@ -108,9 +109,9 @@ function encode(steps: readonly FloorStep[] | undefined, label: string, mapped: 
   list.forEach((step: FloorStep, i) => {
     if (typeof step !== 'object' || step === null) invalid(`${label}[${i}]`, 'not an object');
     const at = `${label}[${i}]`;
-    const bytes = (offset: number, count: number): void => {
+    const bytes = (offset: number, count: number, most = MAX_BYTES): void => {
       assertInRange(offset, `${at}.offset`, 0, MAX_PAGES * FLOOR_PAGE_SIZE);
-      assertInRange(count, `${at}.bytes`, 0, MAX_BYTES);
+      assertInRange(count, `${at}.bytes`, 0, most);
       if (mapped === 0 || offset + count > mapped * FLOOR_PAGE_SIZE) invalid(at, 'the bytes are outside the mapping');
     };
     const pages = (page: number, count: number): void => {
@@ -150,12 +151,16 @@ function encode(steps: readonly FloorStep[] | undefined, label: string, mapped: 
         [a, b] = [step.page, step.pages];
         break;
       case 'open':
+      case 'sealTo':
         pages(step.page, step.pages);
         pages(step.to, step.pages);
         [a, b, c] = [step.page, step.pages, step.to];
         break;
-      case 'write':
       case 'wipe':
+        bytes(step.offset, step.bytes, MAX_PAGES * FLOOR_PAGE_SIZE);
+        [a, b] = [step.offset, step.bytes];
+        break;
+      case 'write':
       case 'sealBytes':
         bytes(step.offset, step.bytes);
         [a, b] = [step.offset, step.bytes];

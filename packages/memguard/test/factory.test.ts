@@ -268,6 +268,21 @@ describe('native floor', () => {
     expect(runFloor(crypt, 5).cpuNs).toBeGreaterThan(0);
     const forged: FloorScript = { ...crypt, prologue: [{ call: 'mmap', pages: 4, prot: 'readwrite' }, { call: 'seal', page: 0, pages: 2 }, { call: 'write', offset: 0, bytes: 1 }] };
     expect(code(() => runFloor(forged, 1))).toBe('ERR_PROTECTION_FAILED');
+    // The same on bytes (a small box), into other pages, and a wipe of more than a page.
+    const small: FloorScript = {
+      prologue: [{ call: 'mmap', pages: 4, prot: 'readwrite' }, { call: 'write', offset: 100, bytes: 32 }, { call: 'sealBytes', offset: 100, bytes: 32 }],
+      body: [{ call: 'openBytes', offset: 100, bytes: 32, to: 3 * PAGE - 32 }],
+      epilogue: [{ call: 'munmap' }],
+    };
+    expect(runFloor(small, 5).cpuNs).toBeGreaterThan(0);
+    const sealTo: FloorScript = {
+      prologue: [{ call: 'mmap', pages: 4, prot: 'readwrite' }],
+      body: [{ call: 'sealTo', page: 0, pages: 2, to: 2 }, { call: 'wipe', offset: 0, bytes: 2 * PAGE }],
+      epilogue: [{ call: 'munmap' }],
+    };
+    expect(runFloor(sealTo, 5).cpuNs).toBeGreaterThan(0);
+    const forgedSmall: FloorScript = { ...small, prologue: [...(small.prologue ?? []), { call: 'write', offset: 100, bytes: 1 }] };
+    expect(code(() => runFloor(forgedSmall, 1))).toBe('ERR_PROTECTION_FAILED');
     const before = threadCpuNs();
     runFloor(alloc, 200);
     expect(threadCpuNs()).toBeGreaterThan(before);
@@ -282,6 +297,9 @@ describe('native floor', () => {
       { prologue: access.prologue, body: [{ call: 'munmap' }] }, // the body unmaps
       { prologue: access.prologue, body: access.body }, // never unmapped
       { body: [{ call: 'mmap', pages: 1, prot: 'none' }, { call: 'write', offset: 4090, bytes: 32 }, { call: 'munmap' }] },
+      { body: [{ call: 'mmap', pages: 1, prot: 'none' }, { call: 'openBytes', offset: 0, bytes: 32, to: 4080 }, { call: 'munmap' }] },
+      { body: [{ call: 'mmap', pages: 2, prot: 'none' }, { call: 'sealTo', page: 0, pages: 2, to: 1 }, { call: 'munmap' }] },
+      { body: [{ call: 'mmap', pages: 2, prot: 'none' }, { call: 'wipe', offset: 1, bytes: 2 * 4096 }, { call: 'munmap' }] },
       { body: [{ call: 'syscall' } as never] },
     ];
     for (const script of bad) expect(code(() => runFloor(script, 1))).toBe('ERR_INVALID_ARG_TYPE');

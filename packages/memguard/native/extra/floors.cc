@@ -37,6 +37,7 @@ enum Step : int32_t {
   kOpen = 10,     // a first page, b pages, c first page of the output: decryption and tag check
   kSealBytes = 11,  // a offset, b bytes: kSeal of bytes (at most 4096)
   kOpenBytes = 12,  // a offset, b bytes, c offset of the output: kOpen of bytes (at most 4096)
+  kSealTo = 13,     // a first page, b pages, c first page of the output: kSeal into other pages
   kStepCount = 11
 };
 
@@ -94,6 +95,11 @@ bool InBytes(const Region& r, int32_t offset, int32_t length) {
          static_cast<size_t>(offset) + static_cast<size_t>(length) <= r.pages * PageSize();
 }
 
+// Any number of bytes inside the mapping (a wipe).
+bool InMapping(const Region& r, int32_t offset, int32_t length) {
+  return r.base != nullptr && offset >= 0 && length >= 0 && static_cast<size_t>(offset) + static_cast<size_t>(length) <= r.pages * PageSize();
+}
+
 // Runs `count` steps; 0 or a negative errno.
 int Run(Region& r, const int32_t* steps, size_t count) {
   const size_t page = PageSize();
@@ -137,7 +143,7 @@ int Run(Region& r, const int32_t* steps, size_t count) {
         memcpy(r.base + a, gPattern, static_cast<size_t>(b));
         break;
       case kWipe:
-        if (!InBytes(r, a, b)) return -EINVAL;
+        if (!InMapping(r, a, b)) return -EINVAL;
         explicit_bzero(r.base + a, static_cast<size_t>(b));
         break;
       case kRead:
@@ -154,6 +160,12 @@ int Run(Region& r, const int32_t* steps, size_t count) {
       case kOpen: {
         if (!InPages(r, a, b) || !InPages(r, c, b)) return -EINVAL;
         const int status = Crypt(false, r.base + a * page, r.base + c * page, b * page);
+        if (status != 0) return status;
+        break;
+      }
+      case kSealTo: {
+        if (!InPages(r, a, b) || !InPages(r, c, b)) return -EINVAL;
+        const int status = Crypt(true, r.base + a * page, r.base + c * page, b * page);
         if (status != 0) return status;
         break;
       }
