@@ -205,11 +205,11 @@ export class MemguardSecretFactory extends SecretFactoryBase {
     const locked = this.#made;
     this.#made = undefined;
     if (locked instanceof LockedRegion) {
-      remember(secret);
-      locked.owner = secret;
+      locked.owner = remember(secret);
       // The region is reached through the LockedRegion, which the secret holds: the registry's
-      // held value (the GuardedRegion) does not keep the secret alive.
-      track(secret, locked.region, 'secret', this.#debug);
+      // held value (the GuardedRegion) does not keep the secret alive. Registered without an
+      // unregister token (a fifth of the cost): after close() the callback finds the region destroyed.
+      track(secret, locked.region, 'secret', this.#debug, false);
     } else if (locked !== undefined) {
       // Nothing native at rest: only the debug warning, and an anchored region later (location()).
       // Its slot holds it weakly, which is how a purge finds it to close it (not remember()).

@@ -12,21 +12,21 @@ import { arenaSecrets } from './box-arena.js';
  * a purge destroys their memory, and closing them makes `closed` true (as memguard's IsClosed()).
  */
 const openSecrets = new Set<WeakRef<Secret>>();
-const refOf = new WeakMap<object, WeakRef<Secret>>();
 let pruneAt = 1024;
 
-export function remember(secret: Secret): void {
+/** Lists `secret` (weakly) until {@link forget}; the region keeps the reference it returns. */
+export function remember(secret: Secret): WeakRef<Secret> {
   const ref = new WeakRef(secret);
-  refOf.set(secret, ref);
   openSecrets.add(ref);
   if (openSecrets.size >= pruneAt) {
     for (const r of openSecrets) if (r.deref() === undefined) openSecrets.delete(r);
     pruneAt = Math.max(1024, openSecrets.size * 2);
   }
+  return ref;
 }
 
-export function forget(owner: object | undefined): void {
-  const ref = owner === undefined ? undefined : refOf.get(owner);
+/** Takes a closed secret off the list, by the reference {@link remember} returned. */
+export function forget(ref: WeakRef<Secret> | undefined): void {
   if (ref !== undefined) openSecrets.delete(ref);
 }
 

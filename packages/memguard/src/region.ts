@@ -192,7 +192,8 @@ export class GuardedRegion {
     // An internal view is detached by revoke() or destroy(): V8 need not report its release.
     const token = internal ? 0 : newViewToken();
     const buffer = externalView(this.#lib, this.data, this.size, token);
-    setViewOwner(buffer, this);
+    // Only views handed out are looked up by their buffer (views.ts): an internal one never leaves.
+    if (!internal) setViewOwner(buffer, this);
     if (internal) {
       this.#views ??= new Set();
       this.#views.add(buffer);

@@ -19,8 +19,8 @@ export class LockedRegion implements SecretRegion {
   readonly #region: GuardedRegion;
   /** The canary was found damaged when the region failed closed: free() reports it. */
   #damaged = false;
-  /** The secret it belongs to, to stop watching it for garbage collection once freed. */
-  owner: object | undefined;
+  /** The secret it belongs to, weakly: the list a purge closes secrets through (open-secrets.ts). */
+  owner: WeakRef<Secret> | undefined;
   /**
    * The view handed to every access: the data never moves, so one view serves them all. A view
    * made per access would promise nothing more (a view kept from an earlier access reads the same
@@ -91,7 +91,8 @@ export class LockedRegion implements SecretRegion {
   /** Checks the canary, wipes, unlocks, unmaps; throws `ERR_INTEGRITY` afterwards when the canary was damaged. */
   free(): void {
     forget(this.owner);
-    if (this.owner !== undefined) untrack(this.owner);
+    // Its watch for garbage collection stays (registered without a token: cheaper, see lifetime.ts)
+    // and finds the region destroyed.
     this.#view = undefined; // its memory is released once V8 releases it (a tombstone until then)
     if (this.#region.alive && !this.#region.destroy()) this.#damaged = true;
     if (this.#damaged) throw integrityError();
