@@ -116,6 +116,14 @@ export class WarmRegions {
     this.#idle.delete(region);
   }
 
+  /** Gives every kept region back; returns how many. */
+  coolAll(): number {
+    const all = [...this.#idle];
+    this.#idle.clear();
+    for (const region of all) region.cool();
+    return all.length;
+  }
+
   /** How many are listed (for tests). */
   get size(): number {
     return this.#idle.size;
@@ -222,6 +230,16 @@ export class BoxArena {
       }
     }
   }
+}
+
+/**
+ * Gives back the regions every factory of this thread keeps warm (when the memlock or mapping limit
+ * refuses a new mapping, region.ts); returns how many.
+ */
+export function coolAllWarm(): number {
+  let cooled = 0;
+  for (const ref of arenas) cooled += ref.deref()?.warm.coolAll() ?? 0;
+  return cooled;
 }
 
 /** The secrets owning a slot in any arena of this thread (for a purge, which closes them). */

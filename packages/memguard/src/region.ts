@@ -23,6 +23,7 @@
  * @module
  */
 import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
+import { coolAllWarm } from './box-arena.js';
 import { BACKEND, destroyed, systemError } from './errors.js';
 import { mapBudget } from './map-budget.js';
 import { type Addon, addon } from './native.js';
@@ -49,8 +50,8 @@ function externalView(lib: Addon, address: bigint, length: number, token: number
 }
 
 /**
- * As {@link mapFresh}; when the memlock or mapping limit refuses it, revokes what tombstones it can
- * and drains the pool once, and tries again.
+ * As {@link mapFresh}; when the memlock or mapping limit refuses it, gives back the regions enclave-mode
+ * secrets keep warm, revokes what tombstones it can and drains the pool once, and tries again.
  */
 function mapWithRoom(lib: Addon, innerLength: number, onFault: boolean): Mapping {
   try {
@@ -58,6 +59,7 @@ function mapWithRoom(lib: Addon, innerLength: number, onFault: boolean): Mapping
   } catch (error) {
     const code = (error as { code?: unknown }).code;
     if (code !== ErrorCode.MEMLOCK_LIMIT && code !== ErrorCode.MAP_LIMIT) throw error;
+    coolAllWarm(); // each becomes a tombstone, revoked just below
     const freed = forceReclaim(lib, 0);
     if (pool.drain() + freed > 0) return mapFresh(lib, innerLength, onFault);
     throw error;

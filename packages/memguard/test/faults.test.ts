@@ -380,6 +380,20 @@ describe('faults that persist', () => {
     expectNothingLeft(before, await snapshot(), 'persistent munmap');
   });
 
+  it('a mapping refused by the memlock limit first takes back the regions enclave-mode secrets keep warm', () => {
+    const secrets = [1, 2, 3].map((seed) => enclaveFactory.new(known(32, 100 + seed)));
+    for (const s of secrets) s.withBytes((view) => view[0]);
+    expect(enclaveFactory.stats().lockedBytes).toBeGreaterThanOrEqual(3 * PAGE); // kept warm
+    testHooks.drainPool(); // nothing else to take back: no free mapping, no tombstone
+    testHooks.setFault('mlock', ENOMEM);
+    const buffer = newBuffer(32); // refused once, then made in the room the warm regions left
+    testHooks.clearFaults();
+    expect(buffer.isAlive).toBe(true);
+    buffer.destroy();
+    for (const [i, s] of secrets.entries()) expect(s.equals(known(32, 101 + i))).toBe(true);
+    for (const s of secrets) s.close();
+  });
+
   it('a destroy that works makes no munlock (munmap unlocks); one whose munmap fails unlocks before the retry', () => {
     const buffer = newBufferFromBytes(known(64, 85));
     testHooks.countCalls();
