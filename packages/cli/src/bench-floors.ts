@@ -171,7 +171,7 @@ export const ACCESS_MEMGUARD = {
  * read-only, read, made writable, wiped and made inaccessible again (four mprotect). The box lies in
  * an ordinary page of the same mapping (in memguard it is on the heap).
  */
-export const ACCESS_ENCLAVE = {
+const ACCESS_ENCLAVE = {
   name: 'enclave access (open into a kept guarded page)',
   script: {
     prologue: [

@@ -94,7 +94,7 @@ interface Warm {
  * {@link WARM_MAX} the oldest gives its region back. A secret in an access is not listed, so it is
  * never the one to go.
  */
-export class WarmRegions {
+class WarmRegions {
   readonly #idle = new Set<Warm>();
 
   /** True when a region of `innerLength` bytes may be kept. */
