@@ -88,6 +88,7 @@ describe('secure-memory bench --short --json', () => {
     const alloc = report.floors.find((f) => f.floor === 'protected-memory page');
     expect(alloc?.calls[0]).toBe('mmap(1 pages, readwrite)');
     expect(alloc?.calls.at(-1)).toBe('munmap');
+    expect(alloc?.calls.some((c) => c.startsWith('munlock'))).toBe(false); // protected-memory's close: munmap unlocks
   });
 
   it.runIf(haveStrace)('counts system calls: new+close makes some, and the peer\'s deferred sodium_free runs inside the counted batch', () => {
@@ -101,6 +102,9 @@ describe('secure-memory bench --short --json', () => {
     expect(peer?.syscalls?.munmap ?? 0).toBeGreaterThan(0.5);
     // An access is the protection pair and nothing else, for every page-based backend.
     expect(result('protected-memory', 'withBytes')?.syscalls?.mprotect).toBeGreaterThan(0);
+    // protected-memory's close unmaps without munlock (munmap unlocks), as its floor does.
+    expect(result('protected-memory', 'newClose')?.syscalls?.munmap).toBeGreaterThan(0.5);
+    expect(result('protected-memory', 'newClose')?.syscalls?.munlock).toBeUndefined();
   });
 
   it('runs the crypto workload per backend against node:crypto with a heap key', () => {

@@ -52,20 +52,23 @@ export class MappingTable {
     this.#live.add(mapping);
   }
 
-  /** Unlocks and unmaps `mapping`; when munmap fails, keeps it (inaccessible) for a later retry. */
+  /** Unmaps `mapping` (which unlocks it); when munmap fails, unlocks it and keeps it (inaccessible) for a later retry. */
   release(lib: Libc, mapping: Mapping): void {
-    // munmap unlocks as well; munlock first, as Asherah does, so that a mapping whose munmap is
-    // deferred does not hold locked memory. A failed munlock changes nothing that munmap won't.
-    if (mapping.locked && !mapping.kernelLocked && lib.munlock(mapping.address, mapping.length) === 0) {
-      mapping.locked = false;
-    }
     // Unregistered first: once unmapped, the addresses may be another thread's, which no reaper may touch.
     unregister(mapping.registration ?? -1);
     mapping.registration = -1;
+    // No munlock first (Asherah makes one): munmap unlocks the pages it unmaps and gives their
+    // RLIMIT_MEMLOCK charge back (mlock(2): "a memory lock on an address range is automatically
+    // removed if the address range is unmapped"), and the wipe was made while they were locked.
     if (lib.munmap(mapping.address, mapping.length) === 0) {
       this.#live.delete(mapping);
       this.#deferred.delete(mapping);
       return;
+    }
+    // The kernel refused: unlock now, so that a mapping whose munmap waits holds no locked memory
+    // (a failed munlock changes nothing that the later munmap won't).
+    if (mapping.locked && !mapping.kernelLocked && lib.munlock(mapping.address, mapping.length) === 0) {
+      mapping.locked = false;
     }
     if (!this.#deferred.has(mapping)) {
       this.#deferred.add(mapping);
