@@ -185,7 +185,8 @@ export class Slab {
     const group = this.group(slot);
     const start = this.offset(slot);
     this.#writable(group);
-    const view = this.#lib.view(this.dataAddress(slot), size);
+    // A view into the slab's own (never handed out): no native call and no ArrayBuffer per secret.
+    const view = this.#memory.subarray(start + CANARY_BYTES, start + CANARY_BYTES + size);
     try {
       this.#memory.set(this.#canary, start);
       fill(view);

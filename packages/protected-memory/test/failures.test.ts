@@ -58,7 +58,7 @@ vi.mock('../src/libc.js', async (importOriginal) => {
           faults.calls.push({ name, args, failed: false, result });
           return result;
         };
-      const names = ['mmap', 'munmap', 'mprotect', 'mlock', 'munlock', 'madvise', 'ftruncate', 'close', 'memfdSecret'] as const;
+      const names = ['mmap', 'munmap', 'mprotect', 'mlock', 'munlock', 'madvise', 'ftruncate', 'close', 'memfdSecret', 'view'] as const;
       wrapped = {
         ...lib,
         ...Object.fromEntries(names.map((name) => [name, intercept(name)])),
@@ -217,6 +217,44 @@ describe.each(['off', 'require'] as const)("secretMemory '%s'", (secretMemory) =
     expect(writable).toBeGreaterThanOrEqual(0);
     expect(unmap).toBeGreaterThan(writable);
     expect(factory.stats()).toMatchObject({ inUse: 0, mappings: 0, lockedBytes: 0 });
+  });
+});
+
+describe.each(['off', 'require'] as const)("views of the memory, secretMemory '%s'", (secretMemory) => {
+  it('a secret mapped where the last one was unmapped takes over its view (no native view made); the bytes land in the new mapping', () => {
+    const factory = createFactory({ secretMemory });
+    let reused = 0;
+    let unmappedAt: unknown;
+    for (let i = 0; i < 20; i += 1) {
+      faults.calls.length = 0;
+      const bytes = new Uint8Array(32).fill(i + 1);
+      const secret = factory.new(bytes.slice());
+      const address = calls('mmap').find((c) => !c.failed)?.result as bigint;
+      const same = address === unmappedAt;
+      if (same) reused += 1;
+      expect(calls('view'), `cycle ${i}`).toHaveLength(same ? 0 : 1);
+      // Read from outside the view (anonymous memory only: /proc/self/mem cannot read secret memory).
+      if (secretMemory === 'off') expect(readMem(address, 32)).toEqual(Buffer.from(bytes));
+      expect(secret.equals(bytes)).toBe(true);
+      secret.close();
+      unmappedAt = calls('munmap')[0]?.args[0];
+    }
+    expect(reused).toBeGreaterThan(0); // the kernel handed a hole back at least once
+  });
+
+  it('a secret placed in a slab that is already mapped makes no native view', () => {
+    const factory = createFactory({ secretMemory, packing: 'slab' });
+    const first = factory.new(Uint8Array.of(1, 2, 3));
+    faults.calls.length = 0;
+    const second = factory.new(Uint8Array.of(4, 5, 6));
+    expect(calls('view')).toHaveLength(0);
+    expect(calls('mmap')).toHaveLength(0);
+    const address = (second as unknown as Record<symbol, () => { address: bigint }>)[Symbol.for('secure-memory.region')]?.().address as bigint;
+    if (secretMemory === 'off') expect([...readMem(address, 3)]).toEqual([4, 5, 6]);
+    expect(second.equals(Uint8Array.of(4, 5, 6))).toBe(true);
+    expect(first.equals(Uint8Array.of(1, 2, 3))).toBe(true);
+    first.close();
+    second.close();
   });
 });
 
