@@ -30,8 +30,8 @@ export const MAX_SLAB_BYTES = 64 * 1024;
 
 /** The size class index for `size` bytes, or `undefined` when it needs its own mapping. */
 export function sizeClassOf(size: number): number | undefined {
-  const index = SIZE_CLASSES.findIndex((capacity) => size <= capacity);
-  return index === -1 ? undefined : index;
+  for (let index = 0; index < SIZE_CLASSES.length; index += 1) if (size <= (SIZE_CLASSES[index] as number)) return index;
+  return undefined;
 }
 
 /**

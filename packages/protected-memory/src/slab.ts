@@ -197,6 +197,7 @@ export class SlabAllocator {
 
   /** Retries what failed before: protections to set back and wipes of freed slots. */
   retry(): void {
+    if (this.#unsettled.size === 0 && this.#pendingWipes.size === 0) return; // the common case, before every allocation and close
     for (const slab of this.#unsettled) if (slab.retrySettle()) this.#unsettled.delete(slab);
     for (const [slab, slots] of this.#pendingWipes) {
       for (const slot of slots) {
