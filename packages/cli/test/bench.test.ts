@@ -107,6 +107,20 @@ describe('secure-memory bench --short --json', () => {
     expect(result('protected-memory', 'newClose')?.syscalls?.munlock).toBeUndefined();
   });
 
+  it("measures raw sodium-native's new+close among as many live buffers as the sodium backend's, and links the backend's rows to them", () => {
+    expect(report.plan.liveSecrets.length).toBeGreaterThan(0);
+    for (const count of report.plan.liveSecrets) {
+      const operation = `newClose@${count}live`;
+      const peer = result('peer:sodium-native', operation);
+      expect(peer, operation).toBeDefined();
+      expect(peer?.floor, operation).toBe('sodium_malloc + sodium_free');
+      expect(peer?.ratioToFloor, operation).toBeGreaterThan(0);
+      const backend = result('sodium', operation);
+      expect(backend?.peer, operation).toBe('peer:sodium-native');
+      expect(backend?.ratioToPeer, operation).toBeGreaterThan(0);
+    }
+  });
+
   it('runs the crypto workload per backend against node:crypto with a heap key', () => {
     for (const operation of ['seal100B', 'open100B', 'seal10KiB', 'open10KiB', 'envelopeRecord']) {
       expect(result('peer:node:crypto', operation), operation).toBeDefined();
