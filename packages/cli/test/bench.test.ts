@@ -23,6 +23,26 @@ describe('the harness statistics', () => {
   });
 });
 
+describe('the harness calibration', () => {
+  it("sizes a case's batches by its own operations, not by work an earlier case left for a later turn", async () => {
+    const { measureRounds } = await import('../dist/bench-harness.js');
+    const busy = (ms: number): void => {
+      const end = performance.now() + ms;
+      while (performance.now() < end) {
+        // what sodium-native's deferred frees of 10,000 live buffers did to the next case: 0.2 s on a later turn
+      }
+    };
+    const leaves = { id: 'a', name: 'a', backend: 'a', mode: 'x', operation: 'leaves work', role: 'backend' as const, setup: () => ({ kind: 'sync' as const, op: () => 0, teardown: () => void setImmediate(() => busy(50)) }) };
+    const next = { id: 'b', name: 'b', backend: 'b', mode: 'x', operation: 'cheap', role: 'backend' as const, setup: () => ({ kind: 'sync' as const, op: () => 0, teardown: () => {} }) };
+    const plan = { rounds: 1, batchMs: 5, warmupMs: 5, liveSecrets: [], syscallOps: 0, capacityCap: 0 };
+    const clocks = { cpu: () => Number(process.hrtime.bigint()), cpuClock: 'process' as const };
+    await measureRounds([leaves], plan, clocks, () => {});
+    const samples = await measureRounds([next], plan, clocks, () => {});
+    // Calibrated on the 50 ms left behind, the batch would be one operation.
+    expect(samples.get('b')?.batch).toBeGreaterThan(1);
+  });
+});
+
 describe('secure-memory bench --short --json', () => {
   let report: BenchReport;
   let stderr: string;
