@@ -36,7 +36,7 @@ function contractCases(target: MatrixTarget, factory: SecretFactory, variant: Va
   const one: CaseOf = (operation, floor, setup) => ({
     ...base,
     ...floor,
-    ...(peer && !operation.includes('@') ? { peer: `peer:sodium-native|${operation}` } : {}),
+    ...(peer ? { peer: `peer:sodium-native|${operation}` } : {}),
     id: `${target.name}|${operation}`,
     operation,
     setup,
@@ -94,8 +94,13 @@ interface SodiumNative {
   randombytes_buf(buffer: Buffer): void;
 }
 
-/** Raw sodium-native: what a careful user would write by hand. Its frees run on a later turn: the harness drains them inside the timing. */
-function sodiumPeerCases(sodium: SodiumNative, floors: boolean): BenchCase[] {
+/**
+ * Raw sodium-native: what a careful user would write by hand. Its frees run on a later turn: the
+ * harness drains them inside the timing. `live`: the numbers of live buffers (made by
+ * sodium_malloc, idle and inaccessible, freed at teardown) among which its new+close is measured
+ * too, as the sodium backend's is: whether raw libsodium's cost grows with them the same way.
+ */
+function sodiumPeerCases(sodium: SodiumNative, floors: boolean, live: readonly number[]): BenchCase[] {
   const one: CaseOf = (operation, floor, setup) => ({
     name: 'peer:sodium-native',
     backend: 'sodium-native',
@@ -120,6 +125,25 @@ function sodiumPeerCases(sodium: SodiumNative, floors: boolean): BenchCase[] {
     fill(buffer);
     sodium.sodium_free(buffer);
   };
+  /** A new+close among `count` live buffers (none: the plain new+close). */
+  const newClose = (count: number) => (): Runner => {
+    const buffers: Buffer[] = [];
+    try {
+      for (let i = 0; i < count; i += 1) buffers.push(held());
+    } catch (error) {
+      for (const b of buffers) sodium.sodium_free(b);
+      throw error;
+    }
+    const bytes = randomBytes(32);
+    return {
+      kind: 'sync',
+      op: newFree((buffer) => buffer.set(bytes)),
+      teardown: () => {
+        bytes.fill(0);
+        for (const b of buffers) sodium.sodium_free(b);
+      },
+    };
+  };
   return [
     one('withBytes', access, () => {
       const buffer = held();
@@ -143,10 +167,8 @@ function sodiumPeerCases(sodium: SodiumNative, floors: boolean): BenchCase[] {
       };
       return { kind: 'async', op, teardown: () => sodium.sodium_free(buffer) };
     }),
-    one('newClose', alloc, () => {
-      const pattern = randomBytes(32);
-      return { kind: 'sync', op: newFree((buffer) => buffer.set(pattern)), teardown: () => pattern.fill(0) };
-    }),
+    one('newClose', alloc, newClose(0)),
+    ...live.map((count) => one(`newClose@${count}live`, alloc, newClose(count))),
     one('createRandomClose', alloc, () => ({ kind: 'sync', op: newFree((buffer) => sodium.randombytes_buf(buffer)), teardown: () => {} })),
   ];
 }
@@ -220,7 +242,7 @@ export interface CaseSet {
 /**
  * Every case of a run over `targets`: floors first (when `runFloor` is given), then the backends'
  * contract and crypto operations, memguard's Enclave operations, and the peers. `liveSecrets`: the
- * numbers of live secrets the sodium backend's new+close is also measured among.
+ * numbers of live secrets the sodium backend's new+close, and raw sodium-native's, are also measured among.
  */
 export async function buildCases(
   targets: readonly MatrixTarget[],
@@ -268,7 +290,7 @@ export async function buildCases(
   if (sodium !== undefined) {
     addFloor(ACCESS_1);
     addFloor({ name: 'sodium_malloc + sodium_free', script: sodiumFloor(false) });
-    cases.push(...sodiumPeerCases(sodium, runFloor !== undefined));
+    cases.push(...sodiumPeerCases(sodium, runFloor !== undefined, liveSecrets));
   } else {
     log('peer:sodium-native: skipped (sodium-native is not installed)');
   }

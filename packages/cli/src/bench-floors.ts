@@ -31,17 +31,9 @@ const PROTECTED_MAP: FloorStep[] = [
   { call: 'madvise', page: 0, pages: 1, advice: 'wipeonfork' },
 ];
 
-/** protected-memory, one page per secret: mmap, mlock, two madvise, mprotect NONE; close: mprotect RW, wipe, munlock, munmap (8 calls). */
+/** protected-memory, one page per secret: mmap, mlock, two madvise, mprotect NONE; close: mprotect RW, wipe, munmap (7 calls; munmap unlocks). */
 const PROTECTED_PAGE: FloorScript = {
-  body: [
-    ...PROTECTED_MAP,
-    { call: 'write', offset: 0, bytes: 32 },
-    none(0),
-    rw(0),
-    { call: 'wipe', offset: 0, bytes: 32 },
-    { call: 'munlock', page: 0, pages: 1 },
-    { call: 'munmap' },
-  ],
+  body: [...PROTECTED_MAP, { call: 'write', offset: 0, bytes: 32 }, none(0), rw(0), { call: 'wipe', offset: 0, bytes: 32 }, { call: 'munmap' }],
 };
 
 /** protected-memory slab packing, on a slab that is already mapped and locked: the slot's page opened and closed twice (4 calls). */

@@ -23,6 +23,26 @@ describe('the harness statistics', () => {
   });
 });
 
+describe('the harness calibration', () => {
+  it("sizes a case's batches by its own operations, not by work an earlier case left for a later turn", async () => {
+    const { measureRounds } = await import('../dist/bench-harness.js');
+    const busy = (ms: number): void => {
+      const end = performance.now() + ms;
+      while (performance.now() < end) {
+        // what sodium-native's deferred frees of 10,000 live buffers did to the next case: 0.2 s on a later turn
+      }
+    };
+    const leaves = { id: 'a', name: 'a', backend: 'a', mode: 'x', operation: 'leaves work', role: 'backend' as const, setup: () => ({ kind: 'sync' as const, op: () => 0, teardown: () => void setImmediate(() => busy(50)) }) };
+    const next = { id: 'b', name: 'b', backend: 'b', mode: 'x', operation: 'cheap', role: 'backend' as const, setup: () => ({ kind: 'sync' as const, op: () => 0, teardown: () => {} }) };
+    const plan = { rounds: 1, batchMs: 5, warmupMs: 5, liveSecrets: [], syscallOps: 0, capacityCap: 0 };
+    const clocks = { cpu: () => Number(process.hrtime.bigint()), cpuClock: 'process' as const };
+    await measureRounds([leaves], plan, clocks, () => {});
+    const samples = await measureRounds([next], plan, clocks, () => {});
+    // Calibrated on the 50 ms left behind, the batch would be one operation.
+    expect(samples.get('b')?.batch).toBeGreaterThan(1);
+  });
+});
+
 describe('secure-memory bench --short --json', () => {
   let report: BenchReport;
   let stderr: string;
@@ -99,6 +119,7 @@ describe('secure-memory bench --short --json', () => {
     const alloc = report.floors.find((f) => f.floor === 'protected-memory page');
     expect(alloc?.calls[0]).toBe('mmap(1 pages, readwrite)');
     expect(alloc?.calls.at(-1)).toBe('munmap');
+    expect(alloc?.calls.some((c) => c.startsWith('munlock'))).toBe(false); // protected-memory's close: munmap unlocks
   });
 
   it.runIf(haveStrace)('counts system calls: new+close makes some, and the peer\'s deferred sodium_free runs inside the counted batch', () => {
@@ -112,6 +133,23 @@ describe('secure-memory bench --short --json', () => {
     expect(peer?.syscalls?.munmap ?? 0).toBeGreaterThan(0.5);
     // An access is the protection pair and nothing else, for every page-based backend.
     expect(result('protected-memory', 'withBytes')?.syscalls?.mprotect).toBeGreaterThan(0);
+    // protected-memory's close unmaps without munlock (munmap unlocks), as its floor does.
+    expect(result('protected-memory', 'newClose')?.syscalls?.munmap).toBeGreaterThan(0.5);
+    expect(result('protected-memory', 'newClose')?.syscalls?.munlock).toBeUndefined();
+  });
+
+  it("measures raw sodium-native's new+close among as many live buffers as the sodium backend's, and links the backend's rows to them", () => {
+    expect(report.plan.liveSecrets.length).toBeGreaterThan(0);
+    for (const count of report.plan.liveSecrets) {
+      const operation = `newClose@${count}live`;
+      const peer = result('peer:sodium-native', operation);
+      expect(peer, operation).toBeDefined();
+      expect(peer?.floor, operation).toBe('sodium_malloc + sodium_free');
+      expect(peer?.ratioToFloor, operation).toBeGreaterThan(0);
+      const backend = result('sodium', operation);
+      expect(backend?.peer, operation).toBe('peer:sodium-native');
+      expect(backend?.ratioToPeer, operation).toBeGreaterThan(0);
+    }
   });
 
   it('runs the crypto workload per backend against node:crypto with a heap key', () => {

@@ -231,7 +231,7 @@ export class ProtectedMemorySecretFactory extends SecretFactoryBase {
     const mapping = this.#map(length);
     let view: Uint8Array | undefined;
     try {
-      view = lib.view(mapping.address, size);
+      view = this.#table.viewAt(lib, mapping.address, size);
       fill(view);
       if (lib.mprotect(mapping.address, length, PROT_NONE) !== 0) {
         throw systemError(ErrorCode.PROTECTION_FAILED, 'mprotect', lib.errno(), length);

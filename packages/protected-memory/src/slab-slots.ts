@@ -30,8 +30,8 @@ export const MAX_SLAB_BYTES = 64 * 1024;
 
 /** The size class index for `size` bytes, or `undefined` when it needs its own mapping. */
 export function sizeClassOf(size: number): number | undefined {
-  const index = SIZE_CLASSES.findIndex((capacity) => size <= capacity);
-  return index === -1 ? undefined : index;
+  for (let index = 0; index < SIZE_CLASSES.length; index += 1) if (size <= (SIZE_CLASSES[index] as number)) return index;
+  return undefined;
 }
 
 /**
@@ -185,7 +185,8 @@ export class Slab {
     const group = this.group(slot);
     const start = this.offset(slot);
     this.#writable(group);
-    const view = this.#lib.view(this.dataAddress(slot), size);
+    // A view into the slab's own (never handed out): no native call and no ArrayBuffer per secret.
+    const view = this.#memory.subarray(start + CANARY_BYTES, start + CANARY_BYTES + size);
     try {
       this.#memory.set(this.#canary, start);
       fill(view);

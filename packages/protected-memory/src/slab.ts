@@ -23,7 +23,7 @@ export interface SlabHost {
   readonly lib: Libc;
   /** Maps `length` bytes, locked and advised per the factory's policy (and map headroom); releases what it took when it throws. */
   map(length: number): Mapping;
-  /** Unlocks and unmaps (or defers the unmap of) a mapping from {@link SlabHost.map}. */
+  /** Unmaps (which unlocks; or defers the unmap of) a mapping from {@link SlabHost.map}. */
   release(mapping: Mapping): void;
   /** Replaces a wiped mapping by an inaccessible, unlocked, empty reservation of its addresses. */
   retire(mapping: Mapping): void;
@@ -146,7 +146,7 @@ export class SlabAllocator {
       this.#open[slab.sizeClass]?.delete(slab);
       this.#count[slab.sizeClass] = (this.#count[slab.sizeClass] as number) - 1;
     }
-    this.#host.release(slab.mapping); // the slots are all zero: munlock and munmap
+    this.#host.release(slab.mapping); // the slots are all zero: munmap (which unlocks)
   }
 
   /** Returns a slot; unmaps the slab when it is empty (a shared slab at the end of this turn: see {@link flush}). */
@@ -197,6 +197,7 @@ export class SlabAllocator {
 
   /** Retries what failed before: protections to set back and wipes of freed slots. */
   retry(): void {
+    if (this.#unsettled.size === 0 && this.#pendingWipes.size === 0) return; // the common case, before every allocation and close
     for (const slab of this.#unsettled) if (slab.retrySettle()) this.#unsettled.delete(slab);
     for (const [slab, slots] of this.#pendingWipes) {
       for (const slot of slots) {
