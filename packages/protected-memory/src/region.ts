@@ -7,6 +7,7 @@ import { type RegionLocation, type SecretRegion, secretClosed } from '@secure-me
 import { BACKEND, systemError } from './errors.js';
 import { register, unregister } from './threads.js';
 import { type Libc, MAP_ANONYMOUS, MAP_PRIVATE, PROT_NONE, PROT_READ, PROT_WRITE } from './libc.js';
+import { mapBudget } from './map-budget.js';
 
 /** A page-rounded mapping holding one secret at its first byte. */
 export interface Mapping {
@@ -82,6 +83,7 @@ export class MappingTable {
     // RLIMIT_MEMLOCK charge back (mlock(2): "a memory lock on an address range is automatically
     // removed if the address range is unmapped"), and the wipe was made while they were locked.
     if (lib.munmap(mapping.address, mapping.length) === 0) {
+      mapBudget.removed(); // one mapping's share (a slab split into one per page gives back one: under, never over)
       this.#live.delete(mapping);
       this.#deferred.delete(mapping);
       if (view !== undefined) {
