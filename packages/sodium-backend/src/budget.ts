@@ -9,48 +9,38 @@
  * @module
  */
 import { ErrorCode, SecureMemoryError } from '@secure-memory/core';
-import { MAP_BUDGET_CONCURRENCY, MapBudget, mapReserve, readMapCount, readMaxMapCount } from '@secure-memory/core/backend';
+import { MapBudget, mapReserve, readMapCount, readMaxMapCount } from '@secure-memory/core/backend';
 import { BACKEND, MAPPINGS_PER_SECRET } from './native.js';
 
 const budget = new MapBudget(BACKEND, MAPPINGS_PER_SECRET);
 
-/**
- * Mappings that frees have given back (libsodium has unmapped them), not yet taken again: the next
- * allocations take these first, without drawing on the budget's credit, so that a steady rate of
- * new and close never counts /proc/self/maps again (a count costs about 20 ms at 40,000 mappings).
- * At most {@link REFUND_CAP}: each budget of the process may then pass what it counted by that much,
- * and all of them together by no more than the reserve kept under `vm.max_map_count`.
- */
-let refunded = 0;
-/** Mappings of frees libsodium has not run yet (its free runs on a later turn of the event loop). */
+/** Allocations whose frees libsodium has not run yet (its free runs on a later turn of the event loop). */
 let pending = 0;
 let scheduled = false;
-const REFUND_CAP = Math.floor(mapReserve(readMaxMapCount() ?? 65_530) / (MAP_BUDGET_CONCURRENCY + 1));
 
 /**
- * Takes the mappings of one allocation: from what frees gave back, else from the budget.
+ * Takes the mappings of one allocation from the budget (whose credit frees give back, see
+ * {@link releaseMappings}).
  * @throws {SecureMemoryError} `ERR_MAP_LIMIT` when the allocation would pass the ceiling.
  */
 export function takeMappings(): void {
-  if (refunded >= MAPPINGS_PER_SECRET) {
-    refunded -= MAPPINGS_PER_SECRET;
-    return;
-  }
   budget.assertHeadroom();
 }
 
 /**
- * After `sodium_free`: the allocation's mappings go back once libsodium has unmapped them, two
- * turns of the event loop later (sodium-native's finalizer runs on the next one).
+ * After `sodium_free`: the allocation's mappings go back to the budget's credit once libsodium has
+ * unmapped them, two turns of the event loop later (sodium-native's finalizer runs on the next one).
+ * So a steady rate of new and close never counts /proc/self/maps again (a count costs about 70 ms at
+ * 40,000 mappings here); within one synchronous run the frees are still pending, the mappings still
+ * there, and the budget counts them when its credit runs out.
  */
 export function releaseMappings(): void {
-  pending += MAPPINGS_PER_SECRET;
+  pending += 1;
   if (scheduled) return;
   scheduled = true;
   setImmediate(() =>
     setImmediate(() => {
-      refunded = Math.min(REFUND_CAP, refunded + pending);
-      pending = 0;
+      for (; pending > 0; pending -= 1) budget.removed();
       scheduled = false;
     }).unref(),
   ).unref();
@@ -66,7 +56,6 @@ export function kernelMapLimit(errno: number, enomem: number): SecureMemoryError
   const count = readMapCount();
   if (max === undefined || count === undefined || !Number.isFinite(max) || count + MAPPINGS_PER_SECRET < max) return undefined;
   budget.recount();
-  refunded = 0;
   const ceiling = max - mapReserve(max);
   return new SecureMemoryError(
     ErrorCode.MAP_LIMIT,
