@@ -67,10 +67,12 @@ function mapWithRoom(lib: Addon, innerLength: number, onFault: boolean): Mapping
 }
 
 /**
- * Revokes (detaches) the views of every tombstone that can be, frees those, then unmaps every free
- * mapping of the pool (they hold nothing secret); returns how many mappings of the pool were unmapped.
+ * Gives back the regions enclave-mode secrets keep warm, revokes (detaches) the views of every
+ * tombstone that can be, frees those, then unmaps every free mapping of the pool (they hold nothing
+ * secret); returns how many mappings of the pool were unmapped.
  */
 export function drainPool(): number {
+  coolAllWarm();
   forceReclaim(addon(), 0);
   return pool.drain();
 }

@@ -15,6 +15,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 import { type Addon, packageRoot, useAddon } from './native.js';
+import { coolAllWarm } from './box-arena.js';
 import { drainPool } from './region.js';
 import { forceReclaim, reclaimViews, tombstoneCount } from './views.js';
 
@@ -136,8 +137,10 @@ export const testHooks: Readonly<{
   enclaveBox(enclave: Enclave): Uint8Array;
   /** Where the next key keeps its state: `'locked-memory'` forces the fallback; `'auto'` is the default. */
   setKeyStorage(storage: 'auto' | 'locked-memory'): void;
-  /** Unmaps every free mapping of the pool (and retries failed munmaps); returns how many. */
+  /** Gives back warm regions, unmaps every free mapping of the pool (and retries failed munmaps); returns how many. */
   drainPool(): number;
+  /** Gives back the regions enclave-mode secrets keep warm (they become tombstones until V8 releases their views). */
+  coolWarm(): number;
   /**
    * Collects garbage, lets V8 release the views it can, and
    * frees their tombstones; then revokes (detaches) the views of the tombstones left, when `force`.
@@ -160,6 +163,7 @@ export const testHooks: Readonly<{
   enclaveBox,
   setKeyStorage,
   drainPool,
+  coolWarm: coolAllWarm,
   settleViews: async (force = false) => {
     // The collector, without --expose-gc on the command line (which worker threads refuse to inherit).
     setFlagsFromString('--expose-gc');
