@@ -14,28 +14,60 @@ const WARNING_TYPE = 'SecureMemoryWarning';
 /** The `code` of the warning for a secret the garbage collector wiped and released because nobody closed it. */
 const UNRELEASED_WARNING = 'SECURE_MEMORY_UNRELEASED';
 
+/** What a factory's secrets share: the backend's name, and the factory's counter of freed secrets. */
+interface Issuer {
+  readonly backend: string;
+  readonly onFree: () => void;
+}
+
+/** Bits of {@link Lifetime.flags}. */
+const RETIRED = 1;
+const PINNED = 2;
+const RELEASED = 4;
+
 /**
  * What is needed to release one secret's region, kept apart from the secret so that the garbage
  * collector can release it (a held value must not reach the secret or the views it handed out).
+ * Five fields: a million live secrets hold a million of these.
  */
 export interface Lifetime {
-  readonly backend: string;
+  readonly issuer: Issuer;
   readonly size: number;
   region: SecretRegion | undefined;
-  readonly onFree: () => void;
   /** Views handed out (their ArrayBuffers) that the garbage collector has not collected yet. */
   liveViews: number;
-  /** True once wiped and retired, waiting for `liveViews` to reach 0 before `free`. */
-  retired: boolean;
-  /** True when a handed-out buffer was detached: the addresses are never released. */
-  pinned: boolean;
-  /** True once `release` ran (by close() or by the garbage collector). */
-  released: boolean;
+  /**
+   * {@link RETIRED}: wiped and retired, waiting for `liveViews` to reach 0 before `free`;
+   * {@link PINNED}: a handed-out buffer was detached, the addresses are never released;
+   * {@link RELEASED}: `release` ran (by close() or by the garbage collector).
+   */
+  flags: number;
+}
+
+/** Marks that a handed-out buffer was detached: the region's addresses are never released. */
+export function pinLifetime(life: Lifetime): void {
+  life.flags |= PINNED;
+}
+
+/** The backend's short name of a secret, for its errors and its redacted form. */
+export function backendOf(life: Lifetime): string {
+  return life.issuer.backend;
+}
+
+/** One issuer per factory (by its counter callback), so that each lifetime holds one reference for both. */
+const issuers = new WeakMap<() => void, Issuer>();
+
+function issuerOf(backend: string, onFree: () => void): Issuer {
+  const known = issuers.get(onFree);
+  if (known !== undefined && known.backend === backend) return known;
+  const issuer = { backend, onFree };
+  issuers.set(onFree, issuer);
+  return issuer;
 }
 
 function freeRetired(life: Lifetime): void {
   const region = life.region;
-  if (region === undefined || !life.retired || life.pinned || life.liveViews > 0) return;
+  if (region === undefined || (life.flags & RETIRED) === 0 || (life.flags & PINNED) !== 0 || life.liveViews > 0) return;
   life.region = undefined;
   workerSecrets?.delete(life);
   try {
@@ -54,7 +86,7 @@ const bufferRegistry = new FinalizationRegistry<Lifetime>((life) => {
 
 /** Wipes and releases the region of a secret that became unreachable without close(). */
 const secretRegistry = new FinalizationRegistry<Lifetime>((life) => {
-  if (life.released) return;
+  if ((life.flags & RELEASED) !== 0) return;
   let failure: unknown;
   try {
     release(life);
@@ -62,7 +94,7 @@ const secretRegistry = new FinalizationRegistry<Lifetime>((life) => {
     failure = error;
   }
   process.emitWarning(
-    `A ${life.size}-byte secret of ${life.backend} was garbage-collected without close(); its memory was wiped and released`,
+    `A ${life.size}-byte secret of ${life.issuer.backend} was garbage-collected without close(); its memory was wiped and released`,
     {
       type: WARNING_TYPE,
       code: UNRELEASED_WARNING,
@@ -86,7 +118,7 @@ function trackInWorker(life: Lifetime): void {
     process.once('exit', () => {
       for (const each of [...live]) {
         each.liveViews = 0; // the thread's views end with it
-        each.pinned = false;
+        each.flags &= ~PINNED;
         try {
           release(each);
           freeRetired(each);
@@ -106,14 +138,14 @@ function trackInWorker(life: Lifetime): void {
  */
 function release(life: Lifetime): void {
   const region = life.region;
-  if (region === undefined || life.released) return;
-  life.released = true;
+  if (region === undefined || (life.flags & RELEASED) !== 0) return;
+  life.flags |= RELEASED;
   try {
     region.wipe();
   } finally {
     try {
-      if (region.retire !== undefined && (life.liveViews > 0 || life.pinned)) {
-        life.retired = true;
+      if (region.retire !== undefined && (life.liveViews > 0 || (life.flags & PINNED) !== 0)) {
+        life.flags |= RETIRED;
         region.retire();
       } else {
         life.region = undefined;
@@ -121,14 +153,14 @@ function release(life: Lifetime): void {
         region.free();
       }
     } finally {
-      life.onFree();
+      life.issuer.onFree();
     }
   }
 }
 
 /** A new secret's lifetime; one whose region can be retired is released by the garbage collector and at its worker's end too. */
 export function startLifetime(owner: object, backend: string, region: SecretRegion, size: number, onFree: () => void): Lifetime {
-  const life: Lifetime = { backend, size, region, onFree, liveViews: 0, retired: false, pinned: false, released: false };
+  const life: Lifetime = { issuer: issuerOf(backend, onFree), size, region, liveViews: 0, flags: 0 };
   // Only regions that can be retired are released by core: the held value reaches the region,
   // and an older region (memguard's) holds its secret and releases itself when it is collected.
   if (region.retire !== undefined) {

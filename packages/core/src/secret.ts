@@ -8,7 +8,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { assertFunction, describeType, invalidThis } from './assert.js';
 import { assertBytes, byteLengthOf, copyBytes, handOutView, isEmptied, isProtectedView, isUint8Array, markProtectedView, wipeBytes } from './bytes.js';
 import { ErrorCode, SecureMemoryError, SecureMemoryTypeError, secretClosed } from './errors.js';
-import { type Lifetime, countHandedView, endLifetime, startLifetime } from './lifetime.js';
+import { type Lifetime, backendOf, countHandedView, endLifetime, pinLifetime, startLifetime } from './lifetime.js';
 import { Redacted } from './redacted.js';
 import type { SecretRegion } from './region.js';
 import { REGION_PROBE, type RegionLocation, type Secret, type SecretReader, type SyncResult } from './types.js';
@@ -115,7 +115,7 @@ export class ManagedSecret extends Redacted implements Secret {
   }
 
   get #backend(): string {
-    return this.#life.backend;
+    return backendOf(this.#life);
   }
 
   get #size(): number {
@@ -151,7 +151,7 @@ export class ManagedSecret extends Redacted implements Secret {
   #checkHanded(): void {
     const handed = this.#handed;
     if (handed === undefined || !isEmptied(handed)) return;
-    this.#life.pinned = true;
+    pinLifetime(this.#life);
     this.#handed = undefined;
   }
 
