@@ -123,11 +123,6 @@ class WarmRegions {
     for (const region of all) region.cool();
     return all.length;
   }
-
-  /** How many are listed (for tests). */
-  get size(): number {
-    return this.#idle.size;
-  }
 }
 
 /** The boxes of one enclave-mode factory. */

@@ -255,7 +255,7 @@ export class EnclaveRegion implements SecretRegion {
     slab.arena.warm.add(this);
   }
 
-  /** Releases a kept region that failed to be scrubbed: it is no longer kept. */
+  /** Releases a kept region (one that failed to be scrubbed, or a warm one pushed out): it is no longer kept. */
   #drop(lease: GuardedRegion): void {
     this.#unlist();
     this.#lease = undefined;
@@ -268,8 +268,10 @@ export class EnclaveRegion implements SecretRegion {
 
   /** Takes the secret off the warm list and stops watching it; its region (if any) is the caller's. */
   #unlist(): void {
-    if ((this.#state & WARM) !== 0) this.#slab?.arena.warm.delete(this);
-    if ((this.#state & WARM) !== 0 && this.#lease !== undefined) untrackRegion(this.#lease);
+    if ((this.#state & WARM) !== 0) {
+      this.#slab?.arena.warm.delete(this);
+      if (this.#lease !== undefined) untrackRegion(this.#lease);
+    }
     this.#state &= ~(ANCHORED | WARM);
     this.#view = undefined;
   }
@@ -280,16 +282,7 @@ export class EnclaveRegion implements SecretRegion {
    */
   cool(): void {
     const lease = this.#current();
-    if ((this.#state & WARM) === 0 || lease === undefined) return;
-    untrackRegion(lease);
-    this.#state &= ~WARM;
-    this.#lease = undefined;
-    this.#view = undefined;
-    try {
-      if (!lease.destroy()) this.#state |= DAMAGED;
-    } catch {
-      // it was wiped when its last access ended: unmapped as it is, or left listed for purge and exit
-    }
+    if ((this.#state & WARM) !== 0 && lease !== undefined) this.#drop(lease);
   }
 
   /** Drops the ciphertext: its slot is zero-filled and freed (there is no plaintext at rest). */

@@ -38,7 +38,6 @@ enum Step : int32_t {
   kSealBytes = 11,  // a offset, b bytes: kSeal of bytes (at most 4096)
   kOpenBytes = 12,  // a offset, b bytes, c offset of the output: kOpen of bytes (at most 4096)
   kSealTo = 13,     // a first page, b pages, c first page of the output: kSeal into other pages
-  kStepCount = 11
 };
 
 struct Region {
@@ -90,14 +89,14 @@ bool InPages(const Region& r, int32_t first, int32_t count) {
   return r.base != nullptr && first >= 0 && count > 0 && static_cast<size_t>(first) + static_cast<size_t>(count) <= r.pages;
 }
 
-bool InBytes(const Region& r, int32_t offset, int32_t length) {
-  return r.base != nullptr && offset >= 0 && length >= 0 && length <= static_cast<int32_t>(sizeof gPattern) &&
-         static_cast<size_t>(offset) + static_cast<size_t>(length) <= r.pages * PageSize();
-}
-
 // Any number of bytes inside the mapping (a wipe).
 bool InMapping(const Region& r, int32_t offset, int32_t length) {
   return r.base != nullptr && offset >= 0 && length >= 0 && static_cast<size_t>(offset) + static_cast<size_t>(length) <= r.pages * PageSize();
+}
+
+// At most a pattern's worth of bytes inside the mapping (a write, a small seal or open).
+bool InBytes(const Region& r, int32_t offset, int32_t length) {
+  return length <= static_cast<int32_t>(sizeof gPattern) && InMapping(r, offset, length);
 }
 
 // Runs `count` steps; 0 or a negative errno.
