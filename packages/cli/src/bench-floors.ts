@@ -114,8 +114,8 @@ export const OPEN_1MIB = {
 /**
  * The same work as memguard's seal and open of 1 MiB, where the floors above do less: a seal reads
  * the source and writes the box elsewhere, then wipes the source (`newEnclave` wipes its argument);
- * an open's destroy wipes the opened pages. Not linked to a case: the bench's JSON lists them among
- * the floors, to say what the in-place floors leave out.
+ * an open's destroy wipes the opened pages. The seal and open cases name them as their `sameWork`
+ * floor, beside the in-place one: the JSON's `ratioToSameWork` says what the in-place floors leave out.
  */
 export const SEAL_1MIB_SAME_WORK = {
   name: 'OpenSSL seal 1 MiB into other pages, and wipe of the source',

@@ -13,7 +13,7 @@ import { cpus, release } from 'node:os';
 import { unprivileged } from '@secure-memory/testkit';
 import type { FloorScript } from '@secure-memory/memguard/bench';
 import { buildCases } from './bench-cases.js';
-import { countSyscalls, haveStrace, loadClocks, measureRounds, quantile, ratios, type BenchPlan, type SyscallCount } from './bench-harness.js';
+import { countSyscalls, haveStrace, loadClocks, measureRounds, quantile, ratios, type BenchCase, type BenchPlan, type SyscallCount } from './bench-harness.js';
 import type { MatrixTarget } from './matrix.js';
 
 export type { BenchPlan } from './bench-harness.js';
@@ -210,6 +210,17 @@ export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan
     if (floor !== undefined) floorSamplesOf.set(c.id, own.get(floor.id));
   }
   const median = (xs: number[]): number => quantile(xs, 0.5);
+  /** The floors entry of case `c` measured against `floor`. */
+  const floorEntry = (c: BenchCase, floor: BenchCase, measured: { cpuNs: number[]; wallNs: number[] }): BenchFloor => ({
+    backend: c.backend,
+    mode: c.mode,
+    operation: c.operation,
+    floor: floor.operation,
+    calls: describeCalls(floor.script as FloorScript),
+    medianNs: median(measured.cpuNs),
+    medianWallNs: median(measured.wallNs),
+    syscallsPerOp: syscalls.get(floor.id)?.perOp ?? null,
+  });
   const results: BenchResult[] = [];
   const floors: BenchFloor[] = [];
   for (const c of cases) {
@@ -221,7 +232,8 @@ export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan
     const toFloorWall = ratios(s.wallNs, floorSamples?.wallNs);
     const toPeer = ratios(s.cpuNs, peerSamples?.cpuNs);
     const sameWork = c.sameWork === undefined ? undefined : byId.get(c.sameWork);
-    const toSameWork = ratios(s.cpuNs, sameWork === undefined ? undefined : samples.get(sameWork.id)?.cpuNs);
+    const sameWorkSamples = sameWork === undefined ? undefined : samples.get(sameWork.id);
+    const toSameWork = ratios(s.cpuNs, sameWorkSamples?.cpuNs);
     const count = syscalls.get(c.id);
     const medianNs = median(s.cpuNs);
     results.push({
@@ -246,32 +258,9 @@ export async function runBench(targets: readonly MatrixTarget[], plan: BenchPlan
       ...(c.bytes === undefined ? {} : { throughputMBps: (c.bytes / medianNs) * 1000 }),
       ...(sameWork === undefined || toSameWork === null ? {} : { sameWorkFloor: sameWork.operation, ratioToSameWork: toSameWork.median }),
     });
-    const sameWorkSamples = sameWork === undefined ? undefined : samples.get(sameWork.id);
-    if (sameWork !== undefined && sameWorkSamples !== undefined) {
-      floors.push({
-        backend: c.backend,
-        mode: c.mode,
-        operation: c.operation,
-        floor: sameWork.operation,
-        calls: describeCalls(sameWork.script as FloorScript),
-        medianNs: median(sameWorkSamples.cpuNs),
-        medianWallNs: median(sameWorkSamples.wallNs),
-        syscallsPerOp: syscalls.get(sameWork.id)?.perOp ?? null,
-      });
-    }
+    if (sameWork !== undefined && sameWorkSamples !== undefined) floors.push(floorEntry(c, sameWork, sameWorkSamples));
     const floor = c.floor === undefined ? undefined : byId.get(c.floor);
-    if (floor !== undefined && floorSamples !== undefined) {
-      floors.push({
-        backend: c.backend,
-        mode: c.mode,
-        operation: c.operation,
-        floor: floor.operation,
-        calls: describeCalls(floor.script as FloorScript),
-        medianNs: median(floorSamples.cpuNs),
-        medianWallNs: median(floorSamples.wallNs),
-        syscallsPerOp: syscalls.get(floor.id)?.perOp ?? null,
-      });
-    }
+    if (floor !== undefined && floorSamples !== undefined) floors.push(floorEntry(c, floor, floorSamples));
   }
   return {
     machine: {
